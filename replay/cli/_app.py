@@ -1,0 +1,87 @@
+"""Parse the command line, dispatch to a sub-command, turn errors into one line and an exit code.
+
+A sub-command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; register it in `_COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_DIVERGED = 1  # a verdict other than pass, or validation problems
+EXIT_USAGE = 2  # bad arguments or bad input (corpus, warp, key file...)
+EXIT_UNREACHABLE = 3  # the target could not be reached
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0  everything passed / the file is valid
+  1  a replay diverged from its recording, or validation found problems
+  2  usage or input error (bad file, warp, key, option)
+  3  the target could not be reached
+"""
+
+# Sub-command modules, in the order `--help` lists them.
+_COMMANDS = ("show", "validate")
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsreplay",
+        description="Record WebSocket sessions and replay them on a timeline you control.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for name in _COMMANDS:
+        module = importlib.import_module(f"{__package__}.{name}")
+        sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP,
+                                  epilog=EPILOG,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `wsreplay` console script."""
+    from corpus import CorpusError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        print("wsreplay: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CorpusError, UsageError) as error:
+        return fail(error)
+    except BrokenPipeError:  # `wsreplay show FILE | head`
+        return EXIT_OK
+    except OSError as error:  # missing file, permission denied...
+        where = f"{error.filename}: " if error.filename else ""
+        return fail(f"{where}{error.strerror or error}")
+
+
+def fail(error: object, code: int = EXIT_USAGE) -> int:
+    print(f"wsreplay: error: {error}", file=sys.stderr)
+    return code
+
+
+def _version() -> str:
+    from corpus import tool_version
+
+    return tool_version()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

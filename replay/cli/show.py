@@ -1,0 +1,151 @@
+"""`wsreplay show FILE`: a recording as a readable timeline, or as JSON Lines."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from typing import Any
+
+NAME = "show"
+HELP = "print a recording as a timeline (or JSON Lines with --json)"
+
+PREVIEW = 72
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="corpus file (.wsr)")
+    parser.add_argument("--session", "-s", type=int, action="append", metavar="N",
+                        help="only this session (repeatable)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per line: header, records, trailer")
+    parser.add_argument("--full", action="store_true", help="do not shorten payloads")
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpus import CorpusReader
+
+    wanted = set(args.session) if args.session else None
+    with CorpusReader(args.file) as reader:
+        emit = _JsonLines() if args.json else _Timeline(args.file, full=args.full)
+        emit.header(reader.header)
+        for record in reader:
+            if wanted is None or record.session in wanted:
+                emit.record(record)
+        emit.trailer(reader.trailer)
+    return 0
+
+
+class _JsonLines:
+    def header(self, header: Any) -> None:
+        self._out({"kind": "header", "version": header.version, "created_at": header.created_at,
+                   "epoch_ns": header.epoch_ns, "tool_version": header.tool_version,
+                   "source": dict(header.source), "redaction": header.redaction})
+
+    def record(self, record: Any) -> None:
+        self._out(record_to_json(record))
+
+    def trailer(self, trailer: Any) -> None:
+        if trailer is not None:
+            self._out({"kind": "trailer",
+                       "messages": {str(k): v for k, v in trailer.messages.items()}})
+
+    @staticmethod
+    def _out(obj: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def record_to_json(record: Any) -> dict[str, Any]:
+    """A record as a JSON-ready dict (binary payloads in base64)."""
+    from corpus import Handshake, Message
+
+    base = {"session": record.session, "t_ns": record.t, "t_ms": record.t / 1e6}
+    if type(record) is Message:
+        out = {"kind": "msg", **base, "direction": record.direction.value,
+               "opcode": record.opcode.name.lower(), "size": _size(record.payload)}
+        if isinstance(record.payload, str):
+            out["payload"] = record.payload
+        else:
+            out["payload_b64"] = base64.b64encode(record.payload).decode()
+        if record.injected:
+            out["injected"] = True
+        if record.dropped:
+            out["dropped"] = True
+        return out
+    if type(record) is Handshake:
+        return {"kind": "open", **base, "url": record.url, "status": record.status,
+                "t_response_ns": record.t_response, "subprotocol": record.subprotocol,
+                "request_headers": [list(p) for p in record.request_headers],
+                "response_headers": [list(p) for p in record.response_headers],
+                "client_addr": record.client_addr, "server_addr": record.server_addr}
+    return {"kind": "close", **base, "by": record.by.value, "code": record.code,
+            "reason": record.reason}
+
+
+class _Timeline:
+    def __init__(self, path: str, *, full: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.path = path
+        self.full = full
+        self.counts: dict[str, int] = {"sessions": 0, "messages": 0}
+
+    def header(self, header: Any) -> None:
+        source = " ".join(f"{k}={v}" for k, v in header.source.items()) or "unknown source"
+        redacted = "redacted" if header.redaction else "not redacted"
+        self.console.print(f"[bold]{_esc(self.path)}[/] · wsreplay corpus v{header.version} · "
+                           f"recorded {header.created_at} · {_esc(source)} · {redacted}")
+        self.console.print("[dim]        ms  session[/]")
+
+    def record(self, record: Any) -> None:
+        from corpus import Handshake, Message
+
+        when = f"{record.t / 1e6:10.3f}  [cyan]s{record.session:<5}[/]"
+        if type(record) is Message:
+            self.counts["messages"] += 1
+            color = "green" if record.direction.value == "c2s" else "magenta"
+            flags = "".join(f" [red]{f}[/]" for f, on in
+                            (("injected", record.injected), ("dropped", record.dropped)) if on)
+            self.console.print(
+                f"{when} [{color}]{record.direction.arrow}[/] {record.opcode.name.lower():6} "
+                f"{_size(record.payload):>7} B  {_esc(preview(record.payload, self.full))}{flags}")
+        elif type(record) is Handshake:
+            self.counts["sessions"] += 1
+            status = f"[green]{record.status}[/]" if record.accepted else f"[red]{record.status}[/]"
+            proto = f" {record.subprotocol}" if record.subprotocol else ""
+            took = (record.t_response - record.t) / 1e6
+            self.console.print(f"{when} [bold]⇢ open[/]   GET {_esc(record.url)} → {status}"
+                               f"{_esc(proto)}  (handshake {took:.3f} ms)")
+        else:
+            code = "" if record.code is None else f" {record.code}"
+            reason = f" {record.reason!r}" if record.reason else ""
+            self.console.print(f"{when} [bold]⇠ close[/]  by {record.by.value}{code}"
+                               f"{_esc(reason)}")
+
+    def trailer(self, trailer: Any) -> None:
+        state = "complete" if trailer is not None else "[yellow]no trailer (incomplete)[/]"
+        self.console.print(f"[dim]{self.counts['sessions']} sessions, "
+                           f"{self.counts['messages']} messages shown · {state}[/]")
+
+
+def preview(payload: str | bytes, full: bool = False) -> str:
+    """A one-line preview: text with line breaks shown as ⏎, binary as hex."""
+    if isinstance(payload, str):
+        text = payload.replace("\r", "").replace("\n", "⏎")
+    else:
+        text = "0x" + payload[: PREVIEW // 2].hex()
+    if not full and len(text) > PREVIEW:
+        text = text[: PREVIEW - 1] + "…"
+    return text
+
+
+def _size(payload: str | bytes) -> int:
+    return len(payload.encode()) if isinstance(payload, str) else len(payload)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,28 @@
+"""`wsreplay validate FILE...`: check structure and invariants, one line per problem."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "validate"
+HELP = "check corpus files: structure, per-session time order, trailer counts"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="corpus files (.wsr)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpus import validate
+
+    bad = 0
+    for path in args.files:
+        problems = validate(path)
+        for problem in problems:
+            print(problem)
+        if problems:
+            bad += 1
+        elif not args.quiet:
+            print(f"{path}: ok")
+    return 1 if bad else 0
