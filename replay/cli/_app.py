@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wsreplay` console script."""
     from corpus import CorpusError
+    from replay._errors import ReplayError, TargetUnreachable
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wsreplay: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CorpusError, UsageError) as error:
+    except TargetUnreachable as error:
+        return fail(error, EXIT_UNREACHABLE)
+    except (CorpusError, ReplayError, UsageError) as error:
         return fail(error)
     except BrokenPipeError:  # `wsreplay show FILE | head`
         return EXIT_OK

@@ -1,0 +1,120 @@
+"""The boundary between the runner and the world: a `Target` opens `Connection`s.
+
+Like httpx's transport, this is the one seam: the runner is the same code whatever is on
+the other side. Two implementations ship: live ``ws://``/``wss://`` over the network on
+the real clock, and an in-process ASGI app on Trio's virtual clock. Tests may pass a plain
+async handler instead (see `replay.testing`).
+
+Rules every target keeps:
+- Time is read only through ``trio.current_time()``; waiting only through Trio, so a
+  virtual clock drives everything.
+- `connect()` raises `HandshakeRejected` for a non-101 answer and `TargetUnreachable`
+  when nothing answered; `send()`/`receive()` raise `ConnectionClosed` after a close.
+- Anything the target notices out of band (an in-process app raising) is handed to the
+  `report` callback given to `connect()`, as a transcript event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, Self, TypeVar
+
+from corpus import Headers
+
+from ._transcript import Event
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkModel:
+    """Timing of the network between runner and app, in nanoseconds.
+
+    In-process targets apply all of it. Live targets have a real network: they may add the
+    message latencies as extra delay but cannot shorten anything; accept latency there is
+    whatever the server does.
+    """
+
+    accept_latency: int = 0
+    """From the app sending ``websocket.accept`` until the client sees the 101 — the
+    50-150 ms window of a cold cloud instance. The app's accept is in flight meanwhile."""
+    handshake_latency: int = 0
+    """From the client sending the upgrade request until the app sees ``websocket.connect``."""
+    c2s_latency: int = 0
+    """Client-to-server delivery time of each message."""
+    s2c_latency: int = 0
+    """Server-to-client delivery time of each message."""
+    jitter: int = 0
+    """Up to this much extra delay per delivery, drawn from `seed`."""
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRequest:
+    """What to open: the recorded request, already rewritten for the replay."""
+
+    url: str
+    """The recorded URL; a target keeps its path and query and supplies its own host."""
+    headers: Headers = ()
+    """Request headers to send (hop-by-hop and WebSocket-key headers already removed)."""
+    subprotocols: tuple[str, ...] = ()
+    network: NetworkModel = NetworkModel()
+
+
+Report = Callable[[Event], None]
+"""Called by a target with out-of-band events (e.g. `AppError`) as they happen."""
+
+
+class Connection(Protocol):
+    """One open WebSocket, seen from the client side."""
+
+    subprotocol: str | None
+    response_headers: Headers
+
+    async def send(self, payload: str | bytes) -> None:
+        """Send a text (`str`) or binary (`bytes`) message."""
+
+    async def receive(self) -> str | bytes:
+        """The next server message; raises `ConnectionClosed` once closed."""
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close from the client side; returns once the close handshake is done."""
+
+    def waiting_for(self) -> str:
+        """What the server side is blocked on, for `Stuck` findings ('' if unknown)."""
+
+
+class Target:
+    """Base of targets. Subclasses implement `connect`; the rest has working defaults.
+
+    A target is an async context manager around a whole run (an ASGI app's lifespan runs
+    there), and it owns the event loop: `run()` is how a synchronous caller (CLI, plugin)
+    drives an async function against it — plain ``trio.run`` here, a virtual clock with
+    seeded same-instant ordering in the in-process target.
+    """
+
+    clock: Literal["real", "virtual"] = "real"
+
+    def describe(self) -> str:
+        """Short text naming the target, for reports and reproduce-commands."""
+        return type(self).__name__
+
+    async def connect(self, request: ConnectRequest, report: Report) -> Connection:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+        import trio
+
+        return trio.run(async_fn)
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"
+
+

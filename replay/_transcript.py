@@ -1,0 +1,107 @@
+"""What a replay observed: per-session events with the replay's own times.
+
+Times are integer nanoseconds from the start of the replay run (virtual or real clock),
+the same unit as the corpus. These are plain records; the oracle compares them with the
+recording, the CLI and the pytest plugin print them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corpus import Closer, Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The handshake completed (HTTP 101)."""
+
+    t: int
+    subprotocol: str | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The server answered the upgrade with another status (401, 403, 500...)."""
+
+    t: int
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    """No connection could be made (refused, TLS failure...)."""
+
+    t: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The runner sent recorded client message `index` (position among the session's
+    client-to-server messages)."""
+
+    t: int
+    index: int
+    payload: str | bytes
+    scheduled: int
+    """When the schedule wanted it out; `t - scheduled` is the runner's lateness."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A server message arrived."""
+
+    t: int
+    payload: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The WebSocket closed, by whom and how (code None: no close frame, e.g. TCP drop)."""
+
+    t: int
+    by: Closer
+    code: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AppError:
+    """The application under test raised (in-process targets only)."""
+
+    t: int
+    type: str
+    """Qualified exception type, e.g. ``RuntimeError``."""
+    message: str
+    """Exactly the text the app raised, e.g. Starlette's
+    ``WebSocket is not connected. Need to call "accept" first.``"""
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """No progress by the deadline; says what each side was waiting for."""
+
+    t: int
+    waiting: str
+
+
+Event = Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTranscript:
+    session: int
+    """The recorded session id this replays."""
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    sessions: tuple[SessionTranscript, ...]
+    clock: str = "real"
+    """``real`` or ``virtual``: what the times mean."""
