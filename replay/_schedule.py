@@ -103,3 +103,6 @@ class Schedule:
     sessions: tuple[SessionPlan, ...]
     pacing: Pacing = "causal"
     network: NetworkModel = field(default_factory=NetworkModel)
+    token_expiry: int | None = None
+    """Re-minted JWTs expire this many ns after their session's connect starts (may be
+    negative: already expired); None keeps each token's recorded lifetime."""
