@@ -1,0 +1,195 @@
+"""Sidecar files: how a corpus file runs as a test (`NAME.wsr.toml`, or `wsreplay.toml`
+for every file in its folder). Pure: TOML text in, a checked `Sidecar` out.
+
+```toml
+target = "asgi:scripts/racy_chat.py:app"     # or ws://... / wss://...
+pacing = "causal"                            # or "absolute"
+seed = 0
+timeout = "30s"
+ignore_paths = ["$.id", "$.ts"]              # JSON paths the oracle ignores
+unordered = false
+jwt_secret_env = "CHAT_JWT_SECRET"           # or jwt_secret = "..." / jwt_key_file = "k.pem"
+warps = ["", "scale=0.1"]                    # shorthand: each must pass
+
+[[cases]]                                    # the full form, one test each
+id = "accept-race"
+warp = "accept=120ms,gap[open->first-send]=0ms"
+expect = "xfail"                             # "pass" (default) or "xfail"
+finding = "app-error"                        # the finding kind an xfail expects
+match = 'Need to call "accept" first'        # ...and a substring of its text
+reason = "race 1: not fixed yet"
+```
+
+A file-level sidecar overrides the folder's keys one by one; its `warps`/`cases`, when
+given, replace the folder's.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ._errors import ReplayError
+from ._verdict import FindingKind
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+class SidecarError(ReplayError):
+    """A sidecar that cannot be used; names the file and the key."""
+
+    def __init__(self, path: str, key: str | None, message: str) -> None:
+        self.path, self.key = path, key
+        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One test: a warp and what the replay must conclude under it."""
+
+    warp: str = ""
+    expect: Literal["pass", "xfail"] = "pass"
+    finding: str | None = None
+    match: str | None = None
+    reason: str = ""
+    id: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.id or self.warp or "recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    target: str | None = None
+    pacing: Literal["causal", "absolute"] = "causal"
+    seed: int = 0
+    timeout_ns: int = 30_000_000_000
+    ignore_paths: tuple[str, ...] = ()
+    unordered: bool = False
+    jwt_secret: str | None = None
+    jwt_secret_env: str | None = None
+    jwt_key_file: str | None = None
+    cases: tuple[Case, ...] = (Case(),)
+    sources: tuple[str, ...] = field(default=())
+    """The sidecar files this was read from, folder first."""
+
+    def with_overrides(self, *, target: str | None = None, warp: str | None = None) -> Sidecar:
+        """Command-line overrides: a target, and/or one warp replacing every case."""
+        out = self
+        if target is not None:
+            out = replace(out, target=target)
+        if warp is not None:
+            out = replace(out, cases=(Case(warp=warp),))
+        return out
+
+
+_SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
+            "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str}
+_CASE_KEYS = {"id", "warp", "expect", "finding", "match", "reason"}
+_FINDINGS = {kind.value for kind in FindingKind}
+
+
+def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidecar:
+    """Parse sidecar TOML on top of `base` (the folder's sidecar, if any)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as bad:
+        raise SidecarError(path, None, f"not valid TOML ({bad})") from None
+    sidecar = base or Sidecar()
+    changes: dict[str, Any] = {"sources": (*sidecar.sources, path)}
+    for key, value in data.items():
+        if key in _SCALARS:
+            _expect_type(path, key, value, _SCALARS[key])
+            changes.update(_scalar(path, key, value))
+        elif key == "ignore_paths":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SidecarError(path, key, "expected a list of JSON paths like \"$.id\"")
+            changes["ignore_paths"] = tuple(value)
+        elif key == "warps":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SidecarError(path, key, "expected a list of warp strings")
+            changes["cases"] = tuple(Case(warp=w) for w in value)
+        elif key == "cases":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise SidecarError(path, key, "expected [[cases]] tables")
+            changes["cases"] = tuple(_case(path, i, c) for i, c in enumerate(value))
+        else:
+            known = ", ".join(sorted([*_SCALARS, "ignore_paths", "warps", "cases"]))
+            raise SidecarError(path, key, f"unknown key (known keys: {known})")
+    if "warps" in data and "cases" in data:
+        changes["cases"] = (*(Case(warp=w) for w in data["warps"]),
+                            *(_case(path, i, c) for i, c in enumerate(data["cases"])))
+    names = [case.name for case in changes.get("cases", sidecar.cases)]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SidecarError(path, "cases", f"two cases named {duplicates[0]!r}: give them ids")
+    return replace(sidecar, **changes)
+
+
+def read_sidecar(path: str | os.PathLike[str], *, base: Sidecar | None = None) -> Sidecar:
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as file:
+        return parse_sidecar(file.read(), path=path, base=base)
+
+
+def parse_duration(text: str) -> int:
+    """'30s', '150ms', '0' → nanoseconds; raises ValueError naming the expected form."""
+    text = text.strip()
+    for unit in ("ns", "us", "ms", "s"):
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            break
+    else:
+        unit, number = "ns", text
+        if text not in ("0", ""):
+            raise ValueError(f"expected a duration like 150ms or 30s, got {text!r}")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"expected a duration like 150ms or 30s, got {text!r}") from None
+    return round(value * _DURATION_UNITS[unit])
+
+
+def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
+    if key == "pacing" and value not in ("causal", "absolute"):
+        raise SidecarError(path, key, f"expected \"causal\" or \"absolute\", got {value!r}")
+    if key == "timeout":
+        try:
+            return {"timeout_ns": parse_duration(value)}
+        except ValueError as bad:
+            raise SidecarError(path, key, str(bad)) from None
+    return {key: value}
+
+
+def _case(path: str, index: int, table: dict[str, Any]) -> Case:
+    where = f"cases[{index}]"
+    unknown = set(table) - _CASE_KEYS
+    if unknown:
+        raise SidecarError(path, f"{where}.{sorted(unknown)[0]}",
+                           f"unknown key (known: {', '.join(sorted(_CASE_KEYS))})")
+    for key, value in table.items():
+        _expect_type(path, f"{where}.{key}", value, str)
+    expect = table.get("expect", "pass")
+    if expect not in ("pass", "xfail"):
+        raise SidecarError(path, f"{where}.expect",
+                           f"expected \"pass\" or \"xfail\", got {expect!r}")
+    finding = table.get("finding")
+    if finding is not None and finding not in _FINDINGS:
+        raise SidecarError(path, f"{where}.finding",
+                           f"expected one of {', '.join(sorted(_FINDINGS))}, got {finding!r}")
+    if expect == "xfail" and finding is None:
+        raise SidecarError(path, f"{where}.finding",
+                           "an xfail case must name the finding it expects")
+    return Case(warp=table.get("warp", ""), expect=expect, finding=finding,
+                match=table.get("match"), reason=table.get("reason", ""), id=table.get("id", ""))
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _expect_type(path: str, key: str, value: Any, kind: type) -> None:
+    if type(value) is not kind:
+        raise SidecarError(path, key, f"expected {_TYPE_NAMES[kind]}, got {value!r}")
