@@ -1,0 +1,277 @@
+"""pytest plugin: corpus files as regression tests.
+
+Installed with wsreplay through the ``pytest11`` entry point and off until the
+``wsreplay_paths`` ini option names folders (or files): every ``.wsr`` file there becomes
+one test per case of its sidecar (``NAME.wsr.toml`` or the folder's ``wsreplay.toml``).
+A failure shows the first divergence in a timeline diff and the ``wsreplay run`` command
+that reproduces it; the transcript is saved under pytest's temporary directory.
+
+Hand-written tests use the ``wsreplay`` fixture (`Replayer`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._sidecar import Case, Sidecar, SidecarError, read_sidecar
+
+FOLDER_SIDECAR = "wsreplay.toml"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("wsreplay_paths", type="paths", default=[],
+                  help="folders or .wsr files that run as wsreplay regression tests")
+    group = parser.getgroup("wsreplay", "wsreplay corpus tests")
+    group.addoption("--wsreplay-target", metavar="TARGET",
+                    help="replay every corpus test against TARGET (ws://, wss:// or asgi:...)")
+    group.addoption("--wsreplay-warp", metavar="WARP",
+                    help="run every corpus file once under WARP instead of its sidecar's cases")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "wsreplay_race(name): the test pins a timing race (e.g. accept-vs-send)")
+    roots = _roots(config)
+    if roots and config.args_source is not pytest.Config.ArgsSource.ARGS:
+        # Corpus folders usually sit outside `testpaths`; walk them too unless the user
+        # named what to run on the command line.
+        config.args.extend(str(root) for root in roots if str(root) not in config.args)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".wsr" and _wanted(file_path, parent.config):
+        return CorpusFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _roots(config: pytest.Config) -> list[Path]:
+    return [Path(p).resolve() for p in config.getini("wsreplay_paths")]
+
+
+def _wanted(path: Path, config: pytest.Config) -> bool:
+    path = path.resolve()
+    return any(path == root or root in path.parents for root in _roots(config))
+
+
+class CorpusFile(pytest.File):
+    """A ``.wsr`` file: one `CorpusCase` per case of its sidecar."""
+
+    def collect(self) -> Iterator[CorpusCase]:
+        try:
+            sidecar = load_sidecar(self.path).with_overrides(
+                target=self.config.getoption("wsreplay_target"),
+                warp=self.config.getoption("wsreplay_warp"))
+        except (SidecarError, OSError) as bad:
+            raise self.CollectError(str(bad)) from None
+        if not sidecar.target:
+            raise self.CollectError(
+                f"{self.path}: target: no target to replay against; set `target` in "
+                f"{self.path.name}.toml or {FOLDER_SIDECAR}, or pass --wsreplay-target")
+        for case in sidecar.cases:
+            problem = _check_warp(case.warp)
+            if problem:
+                where = sidecar.sources[-1] if sidecar.sources else str(self.path)
+                raise self.CollectError(f"{where}: warp {case.name!r}: {problem}")
+            yield CorpusCase.from_parent(self, name=case.name, sidecar=sidecar, case=case)
+
+
+def load_sidecar(corpus_file: Path) -> Sidecar:
+    """The folder's sidecar, then the file's own on top; defaults when neither exists."""
+    sidecar = Sidecar()
+    folder = corpus_file.parent / FOLDER_SIDECAR
+    own = corpus_file.with_name(corpus_file.name + ".toml")
+    for path in (folder, own):
+        if path.is_file():
+            sidecar = read_sidecar(path, base=sidecar)
+    return sidecar
+
+
+def _check_warp(text: str) -> str | None:
+    from ._errors import WarpError
+    from ._warp import Warp
+
+    try:
+        Warp.parse(text)
+    except WarpError as bad:
+        return str(bad)
+    return None
+
+
+class ReplayFailed(Exception):
+    """The replay's verdict was not what the case expects; the text is the whole report."""
+
+
+class RaceReproduced(ReplayFailed):
+    """An xfail case failed with exactly the finding it expects."""
+
+
+class CorpusCase(pytest.Item):
+    """One corpus file replayed under one warp."""
+
+    def __init__(self, *, sidecar: Sidecar, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sidecar, self.case = sidecar, case
+        self.add_marker(pytest.mark.wsreplay_race(case.name))
+        if case.expect == "xfail":
+            self.add_marker(pytest.mark.xfail(reason=case.reason or f"expects {case.finding}",
+                                              raises=RaceReproduced, strict=True))
+
+    def runtest(self) -> None:
+        result = run_file(self.path, self.sidecar, self.case)
+        self.user_properties.append(("wsreplay_transcript", str(self._save(result))))
+        verdict = result.verdict
+        if self.case.expect == "pass":
+            if not verdict.passed:
+                raise ReplayFailed(self._report(result))
+            return
+        if _has_finding(verdict, self.case.finding, self.case.match):
+            raise RaceReproduced(self._report(result))
+        if not verdict.passed:  # failed, but not the way this case expects
+            raise ReplayFailed(f"expected finding {self.case.finding!r}"
+                               f"{f' matching {self.case.match!r}' if self.case.match else ''}"
+                               f", got another failure\n{self._report(result)}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+        if isinstance(excinfo.value, ReplayFailed):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, Exception) and _is_input_error(excinfo.value):
+            return f"{self.path}: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.path.name}::{self.name}"
+
+    def _report(self, result: Any) -> str:
+        lines = [f"wsreplay: {self.path.name} [{self.case.name}] → {result.verdict.kind}"]
+        lines += [f"  {finding}" for finding in result.verdict.findings]
+        lines += ["", result.diff(), "", "reproduce with:", "  " + self.command()]
+        return "\n".join(lines)
+
+    def command(self) -> str:
+        return reproduce_command(self.path, self.sidecar, self.case)
+
+    def _save(self, result: Any) -> Path:
+        folder = self.config._tmp_path_factory.mktemp("wsreplay", numbered=True)
+        path = folder / f"{self.path.stem}.{_slug(self.case.name)}.transcript.json"
+        path.write_text(json.dumps(result.to_json(), indent=1, ensure_ascii=False) + "\n")
+        return path
+
+
+def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
+    """The `wsreplay run` command line that replays one case the same way."""
+    argv = ["wsreplay", "run", os.path.relpath(path), "--target", sidecar.target or "?"]
+    if case.warp:
+        argv += ["--warp", case.warp]
+    if sidecar.pacing != "causal":
+        argv += ["--pacing", sidecar.pacing]
+    if sidecar.seed:
+        argv += ["--seed", str(sidecar.seed)]
+    for ignored in sidecar.ignore_paths:
+        argv += ["--ignore", ignored]
+    if sidecar.unordered:
+        argv.append("--unordered")
+    return shlex.join(argv)
+
+
+def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
+    return any(str(f.kind) == kind and (match is None or match in f.detail)
+               for f in verdict.findings)
+
+
+def _is_input_error(error: Exception) -> bool:
+    from corpus import CorpusError
+
+    from ._errors import ReplayError
+
+    return isinstance(error, CorpusError | ReplayError)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:60] or "case"
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
+    """Replay one corpus file under one case (synchronously, on the target's own loop)."""
+    from corpus import read_recording
+
+    from ._runner import replay_recording
+    from ._targets import open_target
+
+    recording = read_recording(path)
+    target = open_target(sidecar.target or "")
+    return replay_recording(recording, target, **_replay_options(sidecar, case))
+
+
+def _replay_options(sidecar: Sidecar, case: Case) -> dict[str, Any]:
+    from ._oracle import OracleOptions
+    from ._warp import Warp
+
+    return {
+        "warp": Warp.parse(case.warp), "pacing": sidecar.pacing, "seed": sidecar.seed,
+        "timeout": sidecar.timeout_ns,
+        "oracle_options": OracleOptions(ignore_paths=sidecar.ignore_paths,
+                                        unordered=sidecar.unordered),
+        "jwt_key": _jwt_key(sidecar),
+    }
+
+
+def _jwt_key(sidecar: Sidecar) -> str | None:
+    if sidecar.jwt_secret is not None:
+        return sidecar.jwt_secret
+    if sidecar.jwt_secret_env is not None:
+        value = os.environ.get(sidecar.jwt_secret_env)
+        if value is None:
+            raise SidecarError(sidecar.sources[-1] if sidecar.sources else "sidecar",
+                               "jwt_secret_env", f"environment variable "
+                               f"{sidecar.jwt_secret_env} is not set")
+        return value
+    if sidecar.jwt_key_file is not None:
+        base = Path(sidecar.sources[-1]).parent if sidecar.sources else Path()
+        return (base / sidecar.jwt_key_file).read_text()
+    return None
+
+
+@dataclass
+class Replayer:
+    """The ``wsreplay`` fixture: replay a corpus file from a hand-written test."""
+
+    tmp_path: Path
+
+    def run(self, file: str | os.PathLike[str], *, target: str, warp: str = "",
+            **options: Any) -> Any:
+        """Replay synchronously on the target's own loop (virtual clock for ``asgi:``)."""
+        sidecar, case = self._plan(target, warp, options)
+        return run_file(Path(file), sidecar, case)
+
+    async def replay(self, file: str | os.PathLike[str], *, target: str, warp: str = "",
+                     **options: Any) -> Any:
+        """Replay inside a running Trio test, on that test's clock."""
+        from corpus import read_recording
+
+        from ._runner import replay_recording_async
+        from ._targets import open_target
+
+        sidecar, case = self._plan(target, warp, options)
+        return await replay_recording_async(read_recording(file), open_target(target),
+                                            **_replay_options(sidecar, case))
+
+    @staticmethod
+    def _plan(target: str, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:
+        return Sidecar(target=target, **options), Case(warp=warp)
+
+
+@pytest.fixture
+def wsreplay(tmp_path: Path) -> Replayer:
+    """Replay corpus files in your own tests: ``wsreplay.run(file, target=..., warp=...)``."""
+    return Replayer(tmp_path)
