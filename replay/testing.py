@@ -21,14 +21,15 @@ from __future__ import annotations
 import math
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Literal, Self, TypeVar
+from typing import Literal, TypeVar
 
 import trio
 
 from corpus import Headers
 
 from ._errors import ConnectionClosed, HandshakeRejected
-from ._target import ConnectRequest, Report, Target
+from ._nursery import NurseryTarget
+from ._target import ConnectRequest, Report
 from ._transcript import AppError
 
 T = TypeVar("T")
@@ -153,7 +154,7 @@ class _ClientConnection:
         return self._server._waiting
 
 
-class HandlerTarget(Target):
+class HandlerTarget(NurseryTarget):
     """A target whose server side is `handler(conn)`, run once per connection.
 
     ``virtual_clock=True`` makes `run()` use `trio.testing.MockClock(autojump_threshold=0)`,
@@ -164,30 +165,14 @@ class HandlerTarget(Target):
         self.handler = handler
         self.virtual_clock = virtual_clock
         self.clock = "virtual" if virtual_clock else "real"
-        self._nursery: trio.Nursery | None = None
-        self._scope: trio.CancelScope | None = None
-        self._manager: object = None
 
     def describe(self) -> str:
         return f"handler:{getattr(self.handler, '__qualname__', repr(self.handler))}"
 
-    async def __aenter__(self) -> Self:
-        self._manager = trio.open_nursery()
-        self._nursery = await self._manager.__aenter__()  # type: ignore[attr-defined]
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        nursery, self._nursery = self._nursery, None
-        if nursery is not None:
-            nursery.cancel_scope.cancel()  # handlers still running are the server going away
-        await self._manager.__aexit__(*exc_info)  # type: ignore[attr-defined]
-
     async def connect(self, request: ConnectRequest, report: Report) -> _ClientConnection:
-        if self._nursery is None:
-            raise RuntimeError("HandlerTarget.connect() outside `async with target:`")
         link = _Link()
         server = ServerConnection(request, link)
-        self._nursery.start_soon(self._serve, server, link, report)
+        self.nursery.start_soon(self._serve, server, link, report)
         await server._answered.wait()
         assert server._answer is not None
         status, subprotocol, headers, body = server._answer
