@@ -49,7 +49,11 @@ from ._transcript import (
 if TYPE_CHECKING:
     from corpus import Recording
 
+    from ._auth import SigningKey
+    from ._oracle import OracleOptions
+    from ._schedule import Pacing
     from ._verdict import Verdict
+    from ._warp import Warp
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a session may go without progress (beyond what its schedule plans) before it
@@ -341,31 +345,41 @@ class Result:
     verdict: Verdict
 
 
-def replay_recording(recording: Recording, target: Target, *, warp: object = None,
-                     pacing: str = "causal", oracle_options: object = None,
-                     rewrite: SessionRewrite | None = None, seed: int = 0,
-                     timeout: float = DEFAULT_TIMEOUT, concurrency: int | None = None,
+def replay_recording(recording: Recording, target: Target, *, warp: Warp | None = None,
+                     pacing: Pacing = "causal", oracle_options: OracleOptions | None = None,
+                     key: SigningKey | None = None, allow_alg_change: bool = False,
+                     seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
+                     concurrency: int | None = None,
                      on_event: OnEvent | None = None) -> Result:
-    """Schedule `recording`, bend it with `warp`, replay it on `target`, judge it."""
+    """Schedule `recording`, bend it with `warp`, replay it on `target`, judge it.
+
+    With `key`, every JWT in the recording is re-minted at its session's connect (see
+    `replay._auth`); a token the key must not sign is refused before anything connects.
+    """
     schedule = plan_recording(recording, warp=warp, pacing=pacing)
+    rewrite = None
+    if key is not None:
+        from ._auth import TokenMinter
+
+        rewrite = TokenMinter(key, token_expiry=schedule.token_expiry,
+                              recorded_epoch=recording.header.epoch_ns,
+                              allow_alg_change=allow_alg_change)
+        rewrite.check(schedule)
     transcript = run_sync(schedule, target, seed=seed, timeout=timeout,
                           concurrency=concurrency, on_event=on_event, rewrite=rewrite)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, oracle_options))
 
 
-def plan_recording(recording: Recording, *, warp: object = None,
-                   pacing: str = "causal") -> Schedule:
-    from ._schedule import build_schedule  # type: ignore[attr-defined]
+def plan_recording(recording: Recording, *, warp: Warp | None = None,
+                   pacing: Pacing = "causal") -> Schedule:
+    from ._schedule import build_schedule
 
-    schedule: Schedule = build_schedule(recording, pacing=pacing)
-    if warp is not None:
-        schedule = warp.apply(schedule)  # type: ignore[attr-defined]
-    return schedule
+    schedule = build_schedule(recording, pacing=pacing)
+    return warp.apply(schedule) if warp is not None else schedule
 
 
 def judge_transcript(schedule: Schedule, transcript: Transcript,
-                     oracle_options: object = None) -> Verdict:
-    from ._oracle import OracleOptions, judge  # type: ignore[import-not-found]
+                     oracle_options: OracleOptions | None = None) -> Verdict:
+    from ._oracle import OracleOptions, judge
 
     return judge(schedule, transcript, options=oracle_options or OracleOptions())
-
