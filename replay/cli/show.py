@@ -21,12 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per line: header, records, trailer")
     parser.add_argument("--full", action="store_true", help="do not shorten payloads")
+    parser.add_argument("--timeline", metavar="OUT", help="draw the sessions as lanes into "
+                        "OUT (.svg, .png or .pdf) instead of printing them")
 
 
 def run(args: argparse.Namespace) -> int:
     from corpus import CorpusReader
 
     wanted = set(args.session) if args.session else None
+    if args.timeline:
+        return _draw(args, wanted)
     with CorpusReader(args.file) as reader:
         emit = _JsonLines() if args.json else _Timeline(args.file, full=args.full)
         emit.header(reader.header)
@@ -34,6 +38,25 @@ def run(args: argparse.Namespace) -> int:
             if wanted is None or record.session in wanted:
                 emit.record(record)
         emit.trailer(reader.trailer)
+    return 0
+
+
+def _draw(args: argparse.Namespace, wanted: set[int] | None) -> int:
+    from corpus import Recording, read_recording
+    from replay._timeline import lanes_from_recording, plot_timeline
+
+    from ._app import UsageError
+
+    recording = read_recording(args.file)
+    if wanted is not None:
+        recording = Recording(recording.header,
+                              tuple(s for s in recording.sessions if s.id in wanted))
+    try:
+        plot_timeline(args.timeline, [(f"recorded: {args.file}",
+                                       lanes_from_recording(recording))])
+    except ValueError as bad:
+        raise UsageError(f"--timeline: {bad}") from None
+    print(f"wrote {args.timeline}")
     return 0
 
 
