@@ -133,7 +133,8 @@ def plot_timeline(path: str | os.PathLike[str], panels: Sequence[tuple[str, Sequ
                           xytext=(6, -12), textcoords="offset points")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    axes[0, 0].legend(unique.values(), unique.keys(), loc="upper right", fontsize=8, ncol=6)
+    axes[0, 0].legend(unique.values(), unique.keys(), loc="lower right", fontsize=8, ncol=6,
+                      bbox_to_anchor=(1.0, 1.0), frameon=False)
     axes[-1, 0].set_xlabel("ms")
     if title:
         fig.suptitle(title, fontsize=11)
