@@ -267,7 +267,7 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
         for path in dict.fromkeys(r.path for r in failed):
             print(f"  {reproduce_command(args, path)}")
     sessions = sum(len(r.result.verdict.sessions) for r in runs)
-    bad = sum(not v.kind == VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
+    bad = sum(v.kind != VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
     print(f"\n{sessions - bad} of {sessions} sessions passed against {target}")
 
 
