@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +146,8 @@ class CorpusCase(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.path.name}::{self.name}"
+        # Not "file::case": pytest rewrites dots to "::" in a domain that ends the node id.
+        return self.path, None, f"{self.path.name} [{self.name}]"
 
     def _report(self, result: Any) -> str:
         lines = [f"wsreplay: {self.path.name} [{self.case.name}] → {result.verdict.kind}"]
@@ -187,19 +187,29 @@ def transcript_json(result: Any) -> dict[str, Any]:
 
 
 def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
-    """The `wsreplay run` command line that replays one case the same way."""
-    argv = ["wsreplay", "run", os.path.relpath(path), "--target", sidecar.target or "?"]
+    """The `wsreplay run` command line that replays one case the same way.
+
+    Built by `wsreplay run`'s own parser and printer, so the two cannot drift apart.
+    """
+    from .cli._app import build_parser
+    from .cli.run import reproduce_command as run_command
+
+    where = os.path.relpath(path)
+    argv = ["run", where, "--target", sidecar.target or "?", "--pacing", sidecar.pacing,
+            "--seed", str(sidecar.seed)]
     if case.warp:
         argv += ["--warp", case.warp]
-    if sidecar.pacing != "causal":
-        argv += ["--pacing", sidecar.pacing]
-    if sidecar.seed:
-        argv += ["--seed", str(sidecar.seed)]
+    if sidecar.timeout_ns != Sidecar().timeout_ns:
+        argv += ["--timeout", f"{sidecar.timeout_ns / 1e9:g}"]
     for ignored in sidecar.ignore_paths:
-        argv += ["--ignore", ignored]
+        argv += ["--ignore-path", ignored]
     if sidecar.unordered:
         argv.append("--unordered")
-    return shlex.join(argv)
+    if sidecar.jwt_key_file is not None:
+        argv += ["--jwt-key", sidecar.jwt_key_file]
+    elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
+        argv += ["--jwt-secret", "<from the environment>"]  # printed as an env reference
+    return run_command(build_parser().parse_args(argv), where)
 
 
 def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
