@@ -51,12 +51,13 @@ The five races, each a defect switched off by ``--fix-<race>`` (``--fixed``: all
    with the recorded 400 ms think time), (b) two users' connects start less than 0.5 s
    apart (warp: shift the second session's start onto the first).
 3. ``flush`` — buffer flush vs. new events. Events produced before the connection is
-   ready (``subscribe_time``, 50 ms after accept) are buffered; the defective flush sends a
-   snapshot of the buffer with an await per event (``flush_duration``, 10 ms) and then
+   ready (``subscribe_time``, 100 ms after accept) are buffered; the defective flush sends
+   a snapshot of the buffer with an await per event (``flush_duration``, 10 ms) and then
    clears the buffer, losing every event appended meanwhile (a gap in ``seq``). Fix: pop
    until empty, and only then mark ready, with no await between the check and the flag.
-   Fires when the first ``user_message`` arrives less than ``subscribe_time`` after accept
-   and the agent emits during the flush (warp: first send at 0 ms after open).
+   Fires when the agent is already emitting when the flush starts: the first
+   ``user_message`` sent less than ~60 ms after open (warp: first send at 0 ms after open;
+   the reader only starts after the 50 ms history load, so earlier sends queue until then).
 4. ``state`` — stale cached state. The manager holds the connection state; the router
    (TTL ``router_state_ttl`` 250 ms) and notifier (``notifier_state_ttl`` 150 ms) cache it,
    primed as CONNECTING at registration. Defect: nothing invalidates those caches on
@@ -118,7 +119,7 @@ class Settings:
     auth_cache_ttl: float = 0.5
     user_load_time: float = 0.03
     history_load_time: float = 0.05
-    subscribe_time: float = 0.05
+    subscribe_time: float = 0.1
     flush_duration: float = 0.01
     manager_state_ttl: float = 0.0
     """The manager's view is the source of truth: write-through, never stale."""
