@@ -8,7 +8,8 @@ Point it at the server, or at mitmdump in front of it to record the sample corpu
 Each scenario is an ordinary, well-behaved session (human think times, no race fired on
 its own pacing); its shape is what a warp later bends into the race it is named after:
 
-- ``accept``: one user, ping then a message. Race 1 is the server's own accept latency.
+- ``accept``: one user, two sessions 1.5 s apart (the second finds the server warm;
+  warp ``session[1].start=+2s`` and it meets a cold start).
 - ``auth``: token in the Authorization header, 400 ms think time before the first message
   (warp the token to expire inside that window).
 - ``flush``: 400 ms think time, then two messages (warp the first send to 0 ms).
@@ -58,7 +59,9 @@ class SessionScript:
 
 
 SCENARIOS: dict[str, tuple[SessionScript, ...]] = {
-    "accept": (SessionScript(user="alice", ping=True, think=0.3),),
+    "accept": (SessionScript(user="alice", ping=True, think=0.3),
+               SessionScript(user="alice", start=1.5, think=0.3,
+                             messages=("And tomorrow?",))),
     "auth": (SessionScript(user="bob", header_auth=True, think=0.4,
                            messages=("Summarise my inbox",)),),
     "flush": (SessionScript(user="carol", think=0.4, between=0.05,

@@ -330,6 +330,22 @@ async def test_race_accept_reader_starts_before_a_slow_accept(autojump_clock, nu
         assert client.app_error is None
 
 
+@pytest.mark.parametrize(("broken", "idle", "second_fails"), [
+    (frozenset({"accept"}), 2.5, True),  # idle > idle_timeout: cold start 120 ms > 50 ms
+    (frozenset({"accept"}), 1.0, False),
+    (frozenset(), 2.5, False),
+])
+async def test_race_accept_fires_on_the_cold_start_after_the_instance_went_idle(
+        autojump_clock, nursery, broken, idle, second_fails):
+    app = racy.make_app(settings(broken))
+    _, got = await chat(app, nursery, "alice", first_send=0.3)
+    assert types(got) == AGENT_EVENTS  # the first connection finds the instance warm
+    await trio.sleep(idle)
+    second = AppClient(app, nursery, query=f"token={token('alice')}")
+    assert await second.connect() != second_fails
+    assert error_texts(second.app_error) == ([NOT_ACCEPTED] if second_fails else [])
+
+
 @pytest.mark.parametrize("connect_delay", [0.0, 0.01])
 async def test_race_accept_stays_silent_when_accept_beats_the_history_load(
         autojump_clock, nursery, connect_delay):
