@@ -29,13 +29,19 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import jwt
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+
+from corpus import Close, Closer, CorpusWriter, Direction, Handshake, Message, new_header
 
 DEFAULT_SECRET = "racy-chat-demo-secret-not-for-production"  # racy_chat.DEFAULT_SECRET
 AGENT_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed",
@@ -91,66 +97,189 @@ def mint(user: str, *, secret: str, issued: float) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+class Channel(Protocol):
+    """One open WebSocket as the scripts use it: text in, text out."""
+
+    async def send(self, text: str) -> None: ...
+
+    async def receive(self) -> str: ...
+
+
+Opener = Callable[[str, list[tuple[str, str]]], AbstractAsyncContextManager[Channel]]
+"""Opens a WebSocket to (url, request headers); closes it (code 1000) on exit."""
+
+
+class Rejected(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"handshake rejected with HTTP {status}")
+        self.status = status
+
+
+class _LiveChannel:
+    def __init__(self, ws: object) -> None:
+        self.ws = ws
+
+    async def send(self, text: str) -> None:
+        await self.ws.send_message(text)  # type: ignore[attr-defined]
+
+    async def receive(self) -> str:
+        message = await self.ws.get_message()  # type: ignore[attr-defined]
+        return message if isinstance(message, str) else message.decode()
+
+
+@asynccontextmanager
+async def open_live(url: str, headers: list[tuple[str, str]]) -> AsyncIterator[Channel]:
+    """The real network, through trio-websocket."""
+    raw = [(name.encode(), value.encode()) for name, value in headers]
+    try:
+        async with open_websocket_url(url, extra_headers=raw) as ws:
+            yield _LiveChannel(ws)
+    except ConnectionRejected as exc:
+        raise Rejected(exc.status_code) from None
+
+
+class Recorder:
+    """Writes what the client saw as a corpus file (client-side view, times from trio's clock).
+
+    The capture addon is the real way to record; this makes the same shape of file without
+    a proxy (tests, quick experiments)."""
+
+    def __init__(self, path: str | Path, *, url: str, overwrite: bool = False) -> None:
+        self._t0 = trio.current_time()
+        epoch_ns = time.time_ns()
+        self.writer = CorpusWriter(path, new_header(
+            epoch_ns=epoch_ns, source={"mode": "client", "upstream": url}), overwrite=overwrite)
+        self._next_session = 1
+
+    def now(self) -> int:
+        return round((trio.current_time() - self._t0) * 1e9)
+
+    def new_session(self) -> int:
+        self._next_session += 1
+        return self._next_session - 1
+
+    def opened(self, session: int, url: str, headers: list[tuple[str, str]], t: int,
+               status: int) -> None:
+        self.writer.write(Handshake(session=session, t=t, url=url,
+                                    request_headers=tuple(headers), status=status,
+                                    t_response=self.now()))
+
+    def message(self, session: int, direction: Direction, text: str) -> None:
+        self.writer.write(Message(session=session, t=self.now(), direction=direction,
+                                  payload=text))
+
+    def closed(self, session: int, by: Closer, code: int | None) -> None:
+        self.writer.write(Close(session=session, t=self.now(), by=by, code=code))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass(slots=True)
+class _Session:
+    """One scripted session's bookkeeping: checks and (optionally) the recording."""
+
+    script: SessionScript
+    result: Result
+    recorder: Recorder | None
+    id: int = 0
+    seq: int = 0
+
+    @property
+    def tag(self) -> str:
+        return f"{self.script.user}@{self.script.start:g}s"
+
+    async def send(self, channel: Channel, message: dict[str, object]) -> None:
+        text = json.dumps(message)
+        if self.recorder is not None:
+            self.recorder.message(self.id, Direction.CLIENT_TO_SERVER, text)
+        await channel.send(text)
+
+    async def expect(self, channel: Channel, kind: str) -> None:
+        with trio.fail_after(REPLY_TIMEOUT):
+            text = await channel.receive()
+        if self.recorder is not None:
+            self.recorder.message(self.id, Direction.SERVER_TO_CLIENT, text)
+        message = json.loads(text)
+        self.result.messages += 1
+        self.seq += 1
+        problems = self.result.problems
+        if message.get("type") != kind:
+            problems.append(f"{self.tag}: expected {kind}, got {message.get('type')}")
+        if message.get("seq") != self.seq:
+            problems.append(f"{self.tag}: {kind} has seq {message.get('seq')}, "
+                            f"expected {self.seq}")
+        if message.get("user") != self.script.user:
+            problems.append(f"{self.tag}: {kind} is for user {message.get('user')!r}")
+
+
 async def run_session(url: str, script: SessionScript, token: str, pace: float,
-                      result: Result) -> None:
+                      result: Result, *, opener: Opener = open_live,
+                      recorder: Recorder | None = None) -> None:
     await trio.sleep(script.start * pace)
-    tag = f"{script.user}@{script.start:g}s"
-    headers = [(b"Authorization", f"Bearer {token}".encode())] if script.header_auth else []
+    session = _Session(script, result, recorder)
+    headers = [("Authorization", f"Bearer {token}")] if script.header_auth else []
     joiner = "&" if urlsplit(url).query else "?"
     target = url if script.header_auth else f"{url}{joiner}token={token}"
-    seq = 0
-
-    async def expect(kind: str) -> dict[str, object]:
-        nonlocal seq
-        with trio.fail_after(REPLY_TIMEOUT):
-            message = json.loads(await ws.get_message())
-        result.messages += 1
-        seq += 1
-        if message.get("type") != kind:
-            result.problems.append(f"{tag}: expected {kind}, got {message.get('type')}")
-        if message.get("seq") != seq:
-            result.problems.append(f"{tag}: {kind} has seq {message.get('seq')}, expected {seq}")
-        if message.get("user") != script.user:
-            result.problems.append(f"{tag}: {kind} is for user {message.get('user')!r}")
-        return message
-
+    if recorder is not None:
+        session.id = recorder.new_session()
+    t_request = recorder.now() if recorder is not None else 0
     try:
-        async with open_websocket_url(target, extra_headers=headers) as ws:
+        async with opener(target, headers) as channel:
+            if recorder is not None:
+                recorder.opened(session.id, target, headers, t_request, 101)
             if script.ping:
                 await trio.sleep(0.05 * pace)
-                await ws.send_message(json.dumps({"type": "ping"}))
-                await expect("pong")
+                await session.send(channel, {"type": "ping"})
+                await session.expect(channel, "pong")
             await trio.sleep(script.think * pace)
             for index, text in enumerate(script.messages):
                 if index:
                     await trio.sleep(script.between * pace)
-                await ws.send_message(json.dumps({"type": "user_message", "text": text}))
+                await session.send(channel, {"type": "user_message", "text": text})
                 for kind in AGENT_EVENTS:
-                    await expect(kind)
+                    await session.expect(channel, kind)
             await trio.sleep(0.1 * pace)
+            if recorder is not None:
+                recorder.closed(session.id, Closer.CLIENT, 1000)
+    except Rejected as exc:
+        if recorder is not None:
+            recorder.opened(session.id, target, headers, t_request, exc.status)
+        result.problems.append(f"{session.tag}: {exc}")
     except trio.TooSlowError:
-        result.problems.append(f"{tag}: no reply within {REPLY_TIMEOUT}s")
+        result.problems.append(f"{session.tag}: no reply within {REPLY_TIMEOUT}s")
     except ConnectionClosed as exc:
-        result.problems.append(f"{tag}: closed by the server: {exc.reason}")
+        result.problems.append(f"{session.tag}: closed by the server: {exc.reason}")
     except OSError as exc:
-        result.problems.append(f"{tag}: {exc}")
+        result.problems.append(f"{session.tag}: {exc}")
 
 
 async def run_scenario(url: str, name: str, *, secret: str = DEFAULT_SECRET,
-                       pace: float = 1.0) -> Result:
+                       pace: float = 1.0, opener: Opener = open_live,
+                       recorder: Recorder | None = None) -> Result:
     result = Result(name)
     issued = time.time()  # one instant for all tokens: same expiry second (multi_user)
     async with trio.open_nursery() as nursery:
         for script in SCENARIOS[name]:
             token = mint(script.user, secret=secret, issued=issued)
-            nursery.start_soon(run_session, url, script, token, pace, result)
+            nursery.start_soon(partial(run_session, url, script, token, pace, result,
+                                       opener=opener, recorder=recorder))
     return result
 
 
 async def run_scenarios(url: str, names: Iterable[str], *, secret: str = DEFAULT_SECRET,
-                        pace: float = 1.0) -> list[Result]:
-    """Run the named scenarios one after another (each may open several sockets)."""
-    return [await run_scenario(url, name, secret=secret, pace=pace) for name in names]
+                        pace: float = 1.0, opener: Opener = open_live,
+                        record: str | Path | None = None) -> list[Result]:
+    """Run the named scenarios one after another (each may open several sockets).
+
+    With `record`, also write everything the client saw to that corpus file."""
+    recorder = Recorder(record, url=url) if record is not None else None
+    try:
+        return [await run_scenario(url, name, secret=secret, pace=pace, opener=opener,
+                                   recorder=recorder) for name in names]
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,14 +290,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--secret", default=os.environ.get("RACY_CHAT_SECRET", DEFAULT_SECRET))
     parser.add_argument("--pace", type=float, default=1.0,
                         help="multiply every client-side gap (0.5 = twice as fast)")
+    parser.add_argument("--record", metavar="FILE.wsr",
+                        help="also write what the client saw as a corpus file (no proxy needed)")
     args = parser.parse_args(argv)
     if not args.url.startswith(("ws://", "wss://")):
         parser.error(f"url: expected ws://... or wss://..., got {args.url!r}")
     if args.pace < 0:
         parser.error(f"--pace: expected a factor >= 0, got {args.pace}")
     names = args.scenario or list(SCENARIOS)
-    results = trio.run(lambda: run_scenarios(args.url, names, secret=args.secret,
-                                             pace=args.pace))
+    if args.record and Path(args.record).exists():
+        parser.error(f"--record: {args.record} already exists; refusing to overwrite it")
+    results = trio.run(partial(run_scenarios, args.url, names, secret=args.secret,
+                               pace=args.pace, record=args.record))
     for result in results:
         status = "ok" if not result.problems else "FAILED"
         print(f"{result.scenario:<11} {status:<6} {result.messages} server messages")
