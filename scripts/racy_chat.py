@@ -95,6 +95,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import jwt
+import trio  # served on Trio (hypercorn's trio worker); also picks the trio loop in-process
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
@@ -536,10 +537,8 @@ async def _reject(ws: WebSocket, reason: str) -> None:
 def _loop_token() -> object:
     """An object that identifies the running event loop (one per trio.run)."""
     try:
-        import trio
-
         return trio.lowlevel.current_root_task()
-    except (ImportError, RuntimeError):
+    except RuntimeError:  # not under Trio: anyio on asyncio (e.g. uvicorn)
         import asyncio
 
         return asyncio.get_running_loop()
@@ -648,7 +647,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Iterable[str] | None = None, *,
          on_ready: Callable[[str], None] | None = None) -> int:
-    import trio
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
