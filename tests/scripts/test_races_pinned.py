@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,29 +72,16 @@ CROSS_USER = Race("multi_user", "session[2].start=50ms", VerdictKind.DIVERGED,
                   FindingKind.CHANGED, "frank")
 
 
-class _Channel:
-    def __init__(self, conn: object) -> None:
-        self.conn = conn
-
-    async def send(self, text: str) -> None:
-        await self.conn.send(text)  # type: ignore[attr-defined]
-
-    async def receive(self) -> str:
-        message = await self.conn.receive()  # type: ignore[attr-defined]
-        assert isinstance(message, str)
-        return message
-
-
 def _opener(target: AsgiTarget) -> chat_client.Opener:
     @contextlib.asynccontextmanager
-    async def open_(url: str, headers: list[tuple[str, str]]) -> AsyncIterator[_Channel]:
+    async def open_(url: str, headers: list[tuple[str, str]]) -> AsyncIterator[Any]:
         try:
             conn = await target.connect(ConnectRequest(url=url, headers=tuple(headers)),
                                         lambda event: None)
         except HandshakeRejected as exc:
             raise chat_client.Rejected(exc.status) from None
         try:
-            yield _Channel(conn)
+            yield conn  # already a chat_client.Channel: send(text), receive() -> text
         finally:
             with contextlib.suppress(ConnectionClosed):
                 await conn.close()
