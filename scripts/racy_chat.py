@@ -20,7 +20,7 @@ on virtual time; per-event-loop state is created lazily, so one app object can s
 ``trio.run``s without leaking state between them.
 
 Connection flow (fixed): authenticate -> register with the manager (per-user slot; router
-and notifier prime their state caches) -> [load history || accept after ``accept_latency``]
+and notifier prime their state caches) -> [load history || pre-accept work, then accept]
 -> start the reader once both are done -> after ``subscribe_time`` flush the events
 buffered so far and mark the connection ready.
 
@@ -35,7 +35,7 @@ The five races, each a defect switched off by ``--fix-<race>`` (``--fixed``: all
    task waits for the accept before it starts the reader. Fires when the app calls accept
    later than ``history_load_time`` (50 ms) after registering: on a cold start (the first
    connection after the instance sat with no open socket for ``idle_timeout``, 2 s, pays
-   ``cold_start``, 120 ms: the 50-150 ms cold cloud window; warp: ``session[1].start=+2s``
+   ``cold_start``, 120 ms: the 50-150 ms cold cloud window; warp: ``session[2].start=+2s``
    on the two-session ``accept`` recording), or always with a server accept latency over
    50 ms (``--accept-latency 120ms``). Not by network latency after the accept: Starlette
    1.10 marks the socket CONNECTED *before* it sends the accept, and a client cannot send
@@ -48,9 +48,11 @@ The five races, each a defect switched off by ``--fix-<race>`` (``--fixed``: all
    within ``auth_cache_ttl`` (0.5 s) of each other share one identity: the second one's
    events carry the first one's ``user`` and name (a cross-user leak). Fix: identity is
    settled once, at connect; the cache is keyed by the whole token. Fires when (a) the
-   token expires after connect but before the first send (warp: token expiry 100-300 ms
-   with the recorded 400 ms think time), (b) two users' connects start less than 0.5 s
-   apart (warp: shift the second session's start onto the first).
+   token expires after connect but before the first send (warp: ``exp=200ms`` with the
+   recorded 400 ms think time; close 4401), (b) the second user's cache lookup comes after
+   the first user's validation is stored (>= 6 ms later) and less than 0.5 s after it,
+   with both tokens expiring in the same second (warp: ``session[2].start=50ms`` on the
+   ``multi_user`` recording; the second user's events then name the first user).
 3. ``flush`` — buffer flush vs. new events. Events produced before the connection is
    ready (``subscribe_time``, 100 ms after accept) are buffered; the defective flush sends
    a snapshot of the buffer with an await per event (``flush_duration``, 10 ms) and then
@@ -72,7 +74,8 @@ The five races, each a defect switched off by ``--fix-<race>`` (``--fixed``: all
    a new slot — overwriting one another socket of the same user stored meanwhile. The
    earlier socket is orphaned: the router finds no route for it and its events go nowhere.
    Fix: ``setdefault`` after the await keeps the first slot. Fires when two sockets of one
-   user connect less than 30 ms apart (warp: shift the second session onto the first).
+   user connect less than 30 ms apart (warp: ``session[2].start=10ms`` on the ``slots``
+   recording orphans the first; at the very same instant, the seed decides which one).
 """
 
 from __future__ import annotations
