@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -448,3 +449,41 @@ async def test_with_every_race_broken_the_recorded_pacing_of_the_client_is_clean
     app = racy.make_app(replace(settings(), broken=frozenset(racy.RACES)))
     _, got = await chat(app, nursery, "alice", first_send=0.4)
     assert types(got) == AGENT_EVENTS
+
+
+# --- as a program ----------------------------------------------------------------------------
+
+
+def test_settings_come_from_the_environment_for_the_importable_app():
+    env = {"RACY_CHAT_BROKEN": "flush,slots", "RACY_CHAT_ACCEPT_LATENCY": "120ms",
+           "RACY_CHAT_SECRET": "s" * 32}
+    configured = racy.Settings.from_env(env)
+    assert (configured.broken, configured.accept_latency, configured.secret) == (
+        {"flush", "slots"}, pytest.approx(0.12), "s" * 32)
+    assert racy.Settings.from_env({"RACY_CHAT_FIXED": "1"}).broken == frozenset()
+    with pytest.raises(ValueError, match="RACY_CHAT_COLD_START"):
+        racy.Settings.from_env({"RACY_CHAT_COLD_START": "soon"})
+
+
+async def test_the_script_serves_on_the_port_it_prints_and_the_client_script_passes():
+    command = [sys.executable, str(SCRIPTS / "racy_chat.py"), "--port", "0", "--fixed"]
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        banner = b""
+        with trio.fail_after(30):  # waits on the subprocess starting, not on a race
+            while b"\n" not in banner:
+                chunk = await process.stdout.receive_some()
+                assert chunk, "racy_chat.py exited before printing its URL"
+                banner += chunk
+        url = banner.decode().split(" on ", 1)[1].split()[0]
+        assert banner.decode().endswith("(broken: none)\n")
+        client = await trio.run_process(
+            [sys.executable, str(SCRIPTS / "chat_client.py"), url, "--scenario", "auth",
+             "--pace", "0.1"], capture_stdout=True, check=False)
+        assert client.returncode == 0, client.stdout.decode()
+        assert client.stdout.decode().startswith("auth        ok")
+    finally:
+        process.terminate()
+        await process.wait()
