@@ -368,7 +368,8 @@ def _judge_close(plan: SessionPlan, closed: Closed | None) -> str | None:
 # How each kind of unmatched pair reads: (finding kind, what happened to server message #e
 # or to received message #g). Matched pairs are not findings.
 _FINDING_OF: dict[Status, tuple[FindingKind, str]] = {
-    "missing": (FindingKind.MISSING, "server message #{e} never arrived (recorded at {at})"),
+    "missing": (FindingKind.MISSING,
+                "server message #{e} never arrived (recorded {at} after open)"),
     "extra": (FindingKind.EXTRA, "unexpected server message (received #{g})"),
     "duplicated": (FindingKind.DUPLICATED, "server message #{e} arrived again (received #{g})"),
     "reordered": (FindingKind.REORDERED,
@@ -392,7 +393,8 @@ def _message_findings(plan: SessionPlan, received: Sequence[Received],
         expect = expects[pair.expected] if pair.expected is not None else None
         got = received[pair.got] if pair.got is not None else None
         head = template.format(e=pair.expected, g=pair.got,
-                               at=_ms(expect.recorded_t) if expect is not None else "")
+                               at=_ms(expect.recorded_t - plan.handshake_time)
+                               if expect is not None else "")
         if expect is not None and got is not None and pair.status == "changed":
             tail = describe_change(expect.payload, got.payload, options)
         else:

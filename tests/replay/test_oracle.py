@@ -63,7 +63,7 @@ def test_one_lost_message_is_one_missing_finding_not_a_cascade() -> None:
     got = MESSAGES[:2] + MESSAGES[3:]
     (finding,) = verdict_for(chat(MESSAGES), got).findings
     assert (finding.kind, finding.expected, finding.got) == (FindingKind.MISSING, 2, None)
-    assert finding.detail == ('server message #2 never arrived (recorded at 6.000 ms): '
+    assert finding.detail == ('server message #2 never arrived (recorded 4.000 ms after open): '
                               '{"n": 2, "text": "m2"}')
 
 
