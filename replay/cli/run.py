@@ -28,7 +28,7 @@ Replay each recorded session against --target on the schedule the recording impl
 targets:
   ws://HOST[:PORT][/PATH]    a live server; each session keeps its recorded path and
   wss://HOST[:PORT][/PATH]   query unless the target names a path
-  asgi:MODULE_OR_FILE:ATTR   an ASGI app run in-process on a virtual clock (when available)
+  asgi:MODULE_OR_FILE:ATTR   an ASGI app run in-process on a virtual clock
 
 JWTs in the recording (real or redacted placeholders) are re-minted at each connect
 with --jwt-secret (HS256; or $WSREPLAY_JWT_SECRET) or --jwt-key (RS256/ES256 PEM).
@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jwt-allow-alg-change", action="store_true",
                         help="sign tokens whose recorded algorithm the key cannot sign with "
                              "the key's own algorithm")
+    parser.add_argument("--loop", choices=("auto", "trio", "asyncio"), default=None,
+                        help="asgi: targets: the event loop the app runs on (default auto)")
+    parser.add_argument("--lifespan", choices=("auto", "on", "off"), default=None,
+                        help="asgi: targets: run the app's lifespan (default auto)")
     parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                         help="per-session progress deadline (default 10; '500ms' works)")
     parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
@@ -124,10 +128,14 @@ def run(args: argparse.Namespace) -> int:
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
     target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
-                         extra_headers=headers or None)
+                         extra_headers=headers or None, loop=args.loop,
+                         lifespan=args.lifespan)
     recordings = [(path, read_recording(path)) for path in args.files]
     for path, recording in recordings:
         schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
+        if key is None and schedule.token_expiry is not None:
+            print("wsreplay: note: the warp's exp= only applies to re-minted tokens; give "
+                  "--jwt-secret or --jwt-key", file=sys.stderr)
         if key is None and redacted_token_count(schedule):
             print(f"wsreplay: note: {path} holds redacted JWTs; without --jwt-secret or "
                   f"--jwt-key they are sent as recorded and the server will likely refuse "
@@ -222,6 +230,9 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--jwt-key", args.jwt_key]
     if args.jwt_allow_alg_change:
         words.append("--jwt-allow-alg-change")
+    for flag in ("loop", "lifespan"):
+        if getattr(args, flag):
+            words += [f"--{flag}", getattr(args, flag)]
     if args.timeout:
         words += ["--timeout", f"{args.timeout:g}"]
     if args.concurrency:
