@@ -249,12 +249,13 @@ class Bisection:
         self._probes: list[Probe] = []
         self._votes: list[bool] = []  # raw verdicts for the pending value
         self._pending: int | None = None
-        points = _scan_points(lo, hi, scan)
+        inner = _scan_points(lo, hi, scan)[1:-1]
         if direction is not None:
             self._verdicts[lo] = direction.fails_at(low_end=True)
             self._verdicts[hi] = direction.fails_at(low_end=False)
-            points = points[1:-1]
-        self._queue = points
+            self._queue = inner
+        else:
+            self._queue = [lo, hi, *inner]  # the endpoints first: they may settle it
         self._advance()
 
     @property

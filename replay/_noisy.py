@@ -294,6 +294,14 @@ class ProbabilisticBisection:
                            interval_mass=mass, converged=top >= self.confidence,
                            error_rate=sum(map(operator.mul, self._p_values, rates)), **common)
 
+    def belief(self) -> tuple[tuple[int, int, float], ...]:
+        """The current belief as ``(start, end, mass)`` pieces over knob values: the
+        threshold is in ``(start, end]`` with belief `mass` (uniform inside a piece)."""
+        _, cells, _ = self._cell_masses()
+        bounds = [*self._starts, self._n]
+        return tuple((self._x(a), self._x(b), mass * (b - a))
+                     for (a, b), mass in zip(pairwise(bounds), cells, strict=True))
+
     def _x(self, k: int) -> int:
         return min(self.lo + k * self.resolution, self.hi)
 
