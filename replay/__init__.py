@@ -14,3 +14,5 @@ from ._noisy import NoisyResult as NoisyResult
 from ._noisy import NoisyThreshold as NoisyThreshold
 from ._noisy import ProbabilisticBisection as ProbabilisticBisection
 from ._noisy import noisy_bisect as noisy_bisect
+from ._plot import PlotError as PlotError
+from ._plot import plot_bisect as plot_bisect

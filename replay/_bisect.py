@@ -323,12 +323,12 @@ def bisect(outcome: Callable[[int], bool], *, lo: int, hi: int, resolution: int,
     return drive(search, outcome, lambda: search.result)
 
 
-_UNITS = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns"))
+UNITS = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns"))
 
 
 def format_ns(ns: int | float) -> str:
     """A duration in the largest unit that keeps it ≥ 1, e.g. ``37.5ms``, ``0ns``."""
-    for scale, unit in _UNITS:
+    for scale, unit in UNITS:
         if abs(ns) >= scale:
             return f"{ns / scale:.6g}{unit}"
     return f"{ns:.6g}ns"

@@ -72,6 +72,7 @@ class NoisyResult:
     """True when the bracket reached `confidence`; False when the probe budget ran out."""
     error_rate: float
     """The given error rate, or the posterior mean of the estimated one."""
+    error_rate_given: bool
     assumed: Side | None = None
     """Set when the direction was given, so the endpoints were not probed."""
     ends: tuple[bool, bool] | None = None
@@ -85,7 +86,7 @@ class NoisyResult:
         """Lines for a terminal: the finding, how sure, and what it cost."""
         fmt = fmt or format_ns
         cost = f"{self.probe_count} probes; error rate {self.error_rate:.3f}"
-        cost += " (given)" if self.assumed is not None else ""
+        cost += " (given)" if self.error_rate_given else " (estimated)"
         if self.kind is BisectKind.NO_FLIP:
             verdict = "fail" if self.ends and self.ends[0] else "pass"
             return [f"no flip in {fmt(self.lo)}..{fmt(self.hi)}: both ends {verdict} by "
@@ -275,7 +276,8 @@ class ProbabilisticBisection:
             raise BisectError("the search is not done yet: keep probing next_probe()")
         common = {"lo": self.lo, "hi": self.hi, "resolution": self.resolution,
                   "confidence": self.confidence, "probes": tuple(self._probes),
-                  "assumed": self._given_direction}
+                  "assumed": self._given_direction,
+                  "error_rate_given": len(self._p_values) == 1}
         at_lo, at_hi = self._majority(self.lo), self._majority(self.hi)
         if at_lo is not None and at_hi is not None:
             common["ends"] = (at_lo, at_hi)

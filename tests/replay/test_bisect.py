@@ -258,6 +258,7 @@ def test_the_error_rate_is_learnt_when_not_given():
     _, results = coverage(0.2, runs=40, cells=2**8, direction=Side.ABOVE, confidence=0.95)
     mean = sum(r.error_rate for r in results) / len(results)
     assert 0.13 < mean < 0.27
+    assert results[0].summary()[-1].endswith("(estimated)")
 
 
 def test_a_noiseless_target_is_found_like_the_exact_search():
@@ -272,6 +273,7 @@ def test_a_noiseless_target_is_found_like_the_exact_search():
     assert lines[0].startswith("threshold in (37ms, 38ms] with belief 0.9")
     assert lines[0].endswith("fails above it, passes below it")
     assert lines[1].startswith("95% credible interval (37ms, 38ms] holds 0.9")
+    assert lines[2].endswith("error rate 0.010 (given)")
 
 
 def test_equal_ends_mean_no_flip():
