@@ -256,25 +256,38 @@ class Recording:
     def from_records(cls, header: Header, records: Iterable[Record], *,
                      trailer: Trailer | None = None, damage: Exception | None = None) -> Recording:
         """Group records into sessions; raises `RecordError` for a record with no session open."""
-        opens: dict[int, Handshake] = {}
-        messages: dict[int, list[Message]] = {}
-        closes: dict[int, Close] = {}
+        builder = SessionBuilder()
         for record in records:
-            sid = record.session
-            if type(record) is Handshake:
-                if sid in opens:
-                    raise RecordError(f"session {sid} opened twice")
-                opens[sid] = record
-                messages[sid] = []
-            elif sid not in opens:
-                raise RecordError(f"{type(record).__name__.lower()} for session {sid}, "
-                                  "which has no open record before it")
-            elif type(record) is Message:
-                messages[sid].append(record)
-            else:
-                closes[sid] = record
-        sessions = sorted(
-            (Session(sid, hs, tuple(messages[sid]), closes.get(sid)) for sid, hs in opens.items()),
-            key=lambda s: (s.start, s.id),
-        )
-        return cls(header, tuple(sessions), trailer, damage)
+            builder.add(record)
+        return cls(header, builder.sessions(), trailer, damage)
+
+
+class SessionBuilder:
+    """Groups records into sessions one at a time, so a reader can say where one failed."""
+
+    def __init__(self) -> None:
+        self._opens: dict[int, Handshake] = {}
+        self._messages: dict[int, list[Message]] = {}
+        self._closes: dict[int, Close] = {}
+
+    def add(self, record: Record) -> None:
+        sid = record.session
+        if type(record) is Handshake:
+            if sid in self._opens:
+                raise RecordError(f"session {sid} opened twice")
+            self._opens[sid] = record
+            self._messages[sid] = []
+        elif sid not in self._opens:
+            raise RecordError(f"{type(record).__name__.lower()} for session {sid}, "
+                              "which has no open record before it")
+        elif type(record) is Message:
+            self._messages[sid].append(record)
+        elif sid in self._closes:
+            raise RecordError(f"session {sid} closed twice")
+        else:
+            self._closes[sid] = record
+
+    def sessions(self) -> tuple[Session, ...]:
+        built = (Session(sid, hs, tuple(self._messages[sid]), self._closes.get(sid))
+                 for sid, hs in self._opens.items())
+        return tuple(sorted(built, key=lambda s: (s.start, s.id)))

@@ -22,7 +22,15 @@ from ._errors import (
     TruncatedCorpus,
     UnsupportedVersion,
 )
-from ._model import FORMAT_NAME, FORMAT_VERSION, Header, Record, Recording, Trailer
+from ._model import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    Header,
+    Record,
+    Recording,
+    SessionBuilder,
+    Trailer,
+)
 
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
 """No record may be larger than this, so a hostile length prefix cannot make us allocate
@@ -124,7 +132,8 @@ class CorpusReader:
         first = self._file.read(16)
         self._file.seek(0)
         if not first:
-            raise NotACorpus("empty file: expected a wsreplay corpus header", path=self.path)
+            raise NotACorpus("empty file: expected a wsreplay corpus header", path=self.path,
+                             offset=0)
         try:
             obj = self._unpacker.unpack()
         except msgpack.OutOfData:
@@ -132,14 +141,14 @@ class CorpusReader:
                 raise self._error(TruncatedCorpus,
                                   "the header is incomplete", 0) from None
             raise NotACorpus(f"not a wsreplay corpus (starts with {first!r})",
-                             path=self.path) from None
+                             path=self.path, offset=0) from None
         except Exception:
             raise NotACorpus(f"not a wsreplay corpus (starts with {first!r})",
-                             path=self.path) from None
+                             path=self.path, offset=0) from None
         if not (isinstance(obj, dict) and obj.get("k") == HEADER
                 and obj.get("format") == FORMAT_NAME):
             raise NotACorpus(f"not a wsreplay corpus: no header (starts with {first!r})",
-                             path=self.path)
+                             path=self.path, offset=0)
         version = obj.get("version")
         if type(version) is not int or version < 1:
             raise self._error(CorruptCorpus, f"header.version: expected a positive integer, "
@@ -147,7 +156,7 @@ class CorpusReader:
         if version > FORMAT_VERSION:
             raise UnsupportedVersion(
                 f"corpus format version {version} is newer than this wsreplay reads "
-                f"(up to {FORMAT_VERSION}); upgrade wsreplay to read it", path=self.path)
+                f"(up to {FORMAT_VERSION}); upgrade wsreplay to read it", path=self.path, offset=0)
         try:
             return decode_header(obj)
         except RecordError as bad:
@@ -179,12 +188,19 @@ def read_recording(path: str | os.PathLike[str], *, strict: bool = True,
     `Recording.damage` instead of raising.
     """
     with CorpusReader(path, max_record_bytes=max_record_bytes) as reader:
-        records = list(reader.records(strict=strict))
+        builder = SessionBuilder()
         try:
-            return Recording.from_records(reader.header, records, trailer=reader.trailer,
-                                          damage=reader.damage)
-        except RecordError as bad:
-            raise CorruptCorpus(bad.reason, path=reader.path) from None
+            for offset, record in reader.entries():
+                try:
+                    builder.add(record)
+                except RecordError as bad:
+                    raise reader._error(CorruptCorpus, f"corrupt record: {bad.reason}",
+                                        offset) from None
+        except (TruncatedCorpus, CorruptCorpus) as damage:
+            if strict:
+                raise
+            reader.damage = damage
+        return Recording(reader.header, builder.sessions(), reader.trailer, reader.damage)
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:

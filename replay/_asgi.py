@@ -1,0 +1,691 @@
+"""The in-process target: an ASGI app driven over the WebSocket protocol on virtual time.
+
+No sockets. Each `connect()` builds an ASGI ``websocket`` scope and calls the app in a task;
+a modelled network carries events between the runner (the client) and the app:
+
+- **Handshake**: the upgrade request reaches the server `handshake_latency` after the
+  client sent it; the app is called then, with ``websocket.connect`` ready on `receive()`
+  (as uvicorn and hypercorn do).
+- **Accept in flight**: the app's ``await send({"type": "websocket.accept"})`` returns
+  when the client has seen the 101, `accept_latency` later. The handler awaiting
+  ``websocket.accept()`` is held that long; tasks it started earlier keep running, and
+  what they send meanwhile is queued behind the 101 (Starlette already counts the socket
+  as accepted once `send(accept)` is entered). The client cannot send before it has the
+  101. Any other handshake answer (denial response, close before accept → 403, app
+  failure → 500) also reaches the client `accept_latency` after the app sent it.
+- **Messages**: each direction is FIFO (one TCP stream); a message sent at *t* arrives
+  at ``max(t + latency + jitter, previous arrival)``. Jitter is drawn from a
+  `random.Random` seeded with `NetworkModel.seed` and the connection's ordinal.
+- **Close**: the client's close reaches the app as ``websocket.disconnect`` after the
+  c2s latency and the server's reply reaches the client a s2c latency later (the ASGI
+  server answers the close frame, not the app). An app close reaches the client after
+  the s2c latency and the app then gets ``websocket.disconnect`` a c2s latency later.
+  Once the client's close has arrived, the app's sends raise `ClientDisconnected` (an
+  `OSError`, as the ASGI spec asks; Starlette turns it into `WebSocketDisconnect(1006)`).
+- **Suspension**: `receive()` returns without suspending when a message has already
+  arrived and a `send()` of a message never suspends (writes are buffered) — like uvicorn
+  on asyncio, so an app does not see extra interleavings that production would not have.
+- **App failures**: an exception escaping the app (task groups wrap them in an
+  `ExceptionGroup`; it is unwrapped to the first non-cancellation leaf) is reported as
+  `AppError` with the exact message, and the connection ends like a real server ends it:
+  500 before the handshake was answered, close 1011 after. Starlette's
+  `WebSocketDisconnect` escaping after the client left is the normal end of a careless
+  handler, not a failure. An app that returns without closing closes with 1000 (500 if it
+  never answered the handshake), as hypercorn does.
+
+Apps run on Trio directly (``loop="trio"``; anyio apps such as Starlette and FastAPI use
+anyio's Trio backend) or on trio-asyncio's asyncio loop (``loop="asyncio"``; apps calling
+`asyncio.create_task`/`sleep`/`wait_for` directly, and anyio's asyncio backend). Both loops
+share Trio's virtual clock. ``"auto"`` picks asyncio — the loop uvicorn and hypercorn run
+apps on in production — unless the app's module imports trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import os
+import random
+import sys
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import trio
+
+from corpus import Headers
+
+from ._errors import ConnectionClosed, HandshakeRejected, TargetError
+from ._target import ConnectRequest, NetworkModel, Report, Target
+from ._transcript import AppError
+from ._virtual import now_ns, run_virtual
+
+T = TypeVar("T")
+Loop = Literal["trio", "asyncio", "auto"]
+LOOPS: tuple[str, ...] = ("trio", "asyncio", "auto")
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_NS = 1_000_000_000
+
+
+class ClientDisconnected(OSError):
+    """Raised by the app's `send()` once the client's close has reached the server."""
+
+
+# ---------------------------------------------------------------------------------------
+# The modelled network
+
+
+_EMPTY = object()
+
+
+class _Pipe:
+    """One direction of one connection: FIFO, each item delivered at its own virtual time."""
+
+    def __init__(self, latency: int, jitter: int, rng: random.Random) -> None:
+        self._latency, self._jitter, self._rng = latency, jitter, rng
+        self._items: deque[tuple[float, object]] = deque()
+        self._last = -1.0
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def put(self, item: object, *, delay: int | None = None, at: float | None = None) -> float:
+        """Send `item` now (arriving after `delay` ns, default the latency) or arriving `at`;
+        returns the arrival time (never before an earlier item's: one stream)."""
+        if at is None:
+            ns = self._latency if delay is None else delay
+            if self._jitter:
+                ns += self._rng.randrange(self._jitter + 1)
+            at = trio.current_time() + ns / _NS
+        at = max(at, self._last)
+        self._last = at
+        self._items.append((at, item))
+        self._lot.unpark_all()
+        return at
+
+    def get_nowait(self) -> object:
+        """The next item if it has arrived, else `_EMPTY`."""
+        if self._items and self._items[0][0] <= trio.current_time():
+            return self._items.popleft()[1]
+        return _EMPTY
+
+    async def get(self) -> object:
+        while True:
+            item = self.get_nowait()
+            if item is not _EMPTY:
+                await trio.lowlevel.checkpoint()
+                return item
+            if self._items:
+                await trio.sleep_until(self._items[0][0])
+            else:
+                await self._lot.park()
+
+
+# ---------------------------------------------------------------------------------------
+# Failures escaping the app
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    import asyncio
+
+    return isinstance(exc, trio.Cancelled | asyncio.CancelledError)
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The exception that matters inside (possibly nested) exception groups: the first
+    leaf that is not a cancellation (task groups cancel siblings of the failing task)."""
+    while isinstance(exc, BaseExceptionGroup):
+        leaves = [e for e in exc.exceptions if not _is_cancellation(e)]
+        exc = (leaves or list(exc.exceptions))[0]
+    return exc
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def app_error(t: int, exc: BaseException) -> AppError:
+    leaf = unwrap(exc)
+    return AppError(t=t, type=_type_name(leaf), message=str(leaf),
+                    traceback="".join(traceback.format_exception(leaf)))
+
+
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(m.__file__) + os.sep
+    for m in (__import__("asyncio"), sys.modules[__package__]) if m.__file__
+)
+_SITE_PACKAGES = f"{os.sep}site-packages{os.sep}"
+
+
+def _is_library(path: str) -> bool:
+    return path.startswith(_LIBRARY_DIRS) or _SITE_PACKAGES in path
+
+
+def _where(coro: object) -> str:
+    """Where a coroutine chain is suspended: the innermost frame outside the libraries."""
+    found = ""
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None and not _is_library(frame.f_code.co_filename):
+            path = frame.f_code.co_filename
+            with contextlib.suppress(ValueError):  # another drive on Windows
+                path = os.path.relpath(path)
+            found = f"{frame.f_code.co_qualname} ({path}:{frame.f_lineno})"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# One connection
+
+
+def _latin1(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def _str_headers(raw: object) -> Headers:
+    return tuple((bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+                 for k, v in (raw or ()))  # type: ignore[attr-defined]
+
+
+def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any]) -> Message:
+    url = urlsplit(request.url)
+    secure = url.scheme in ("wss", "https")
+    host = url.hostname or "testserver"
+    port = url.port or (443 if secure else 80)
+    headers = [(k.lower().encode("latin-1"), _latin1(v)) for k, v in request.headers]
+    names = {k for k, _ in headers}
+    if b"host" not in names:
+        headers.insert(0, (b"host", _latin1(host if url.port is None else f"{host}:{port}")))
+    if request.subprotocols and b"sec-websocket-protocol" not in names:
+        headers.append((b"sec-websocket-protocol", _latin1(", ".join(request.subprotocols))))
+    path = url.path or "/"
+    return {
+        "type": "websocket",
+        "asgi": dict(_ASGI),
+        "http_version": "1.1",
+        "scheme": "wss" if secure else "ws",
+        "server": (host, port),
+        "client": ("127.0.0.1", 40000 + ordinal),
+        "root_path": "",
+        "path": unquote(path),
+        "raw_path": path.encode("latin-1", "replace"),
+        "query_string": url.query.encode("latin-1", "replace"),
+        "headers": headers,
+        "subprotocols": list(request.subprotocols),
+        "state": dict(state),
+        "extensions": {"websocket.http.response": {}},
+    }
+
+
+ClientState = Literal["connecting", "open", "closing", "closed"]
+AppState = Literal["connecting", "accepted", "responding", "closed"]
+
+
+class AsgiConnection:
+    """One WebSocket between the runner (client side) and the app (server side)."""
+
+    subprotocol: str | None
+    response_headers: Headers
+
+    def __init__(self, target: AsgiTarget, request: ConnectRequest, report: Report,
+                 ordinal: int) -> None:
+        net: NetworkModel = request.network
+        rng = random.Random(f"wsreplay-net/{net.seed}/{ordinal}")
+        self._target, self._report, self._net = target, report, net
+        self._to_app = _Pipe(net.c2s_latency, net.jitter, rng)
+        self._to_client = _Pipe(net.s2c_latency, net.jitter, rng)
+        self.subprotocol, self.response_headers = None, ()
+        self._client: ClientState = "connecting"
+        self._app: AppState = "connecting"
+        self._closed: ConnectionClosed | None = None
+        self._client_gone_at = float("inf")
+        self._disconnect: Message | None = None
+        self._denial: tuple[int, Headers, list[bytes]] | None = None
+        self._app_waiting = ""
+        self._app_done = False
+        self._app_coro: Callable[[], object] = lambda: None
+
+    # -- the client side (the runner) -----------------------------------------------
+
+    async def _open(self, scope: Message) -> Self:
+        arrives = self._to_app.put({"type": "websocket.connect"},
+                                   delay=self._net.handshake_latency)
+        self._target._spawn(self._serve, scope, arrives)
+        kind, *rest = await self._to_client.get()  # type: ignore[misc]
+        if kind == "accept":
+            self.subprotocol, self.response_headers = rest
+            self._client = "open"
+            return self
+        status, headers, body = rest
+        self._client = "closed"
+        raise HandshakeRejected(status, headers=headers, body=body)
+
+    async def send(self, payload: str | bytes) -> None:
+        if self._client != "open":
+            raise self._closed or ConnectionClosed(None, "not open", by_server=False)
+        key = "text" if isinstance(payload, str) else "bytes"
+        self._to_app.put({"type": "websocket.receive", key: payload})
+        await trio.lowlevel.checkpoint()
+
+    async def receive(self) -> str | bytes:
+        if self._client in ("closed", "closing"):
+            raise self._closed or ConnectionClosed(None, "closed", by_server=False)
+        kind, *rest = await self._to_client.get()  # type: ignore[misc]
+        if kind == "message":
+            return rest[0]  # type: ignore[no-any-return]
+        code, reason = rest
+        self._client = "closed"
+        self._closed = ConnectionClosed(code, reason, by_server=True)
+        raise self._closed
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._client == "closed":
+            await trio.lowlevel.checkpoint()
+            return
+        self._client = "closing"
+        arrives = self._to_app.put({"type": "websocket.disconnect", "code": code,
+                                    "reason": reason})
+        self._client_gone_at = arrives
+        # The server's answering close frame, queued behind whatever the app already sent.
+        self._to_client.put(("close", code, reason), at=arrives + self._net.s2c_latency / _NS)
+        while True:
+            kind, *rest = await self._to_client.get()  # type: ignore[misc]
+            if kind == "close":
+                break
+        self._client = "closed"
+        self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
+
+    def waiting_for(self) -> str:
+        if self._app_done:
+            return "app finished"
+        if self._app_waiting:
+            return self._app_waiting
+        where = _where(self._app_coro())
+        return f"app busy in {where}" if where else "app busy"
+
+    # -- the server side (what the app calls) ---------------------------------------
+
+    async def _serve(self, scope: Message, arrives: float) -> None:
+        await trio.sleep_until(arrives)
+        failure: BaseException | None = None
+        try:
+            await self._target._call_app(self, scope, self._app_receive, self._app_send)
+        except Exception as exc:
+            failure = exc
+        self._app_done = True
+        if failure is not None and not self._peer_left(unwrap(failure)):
+            self._report(app_error(self._target._t(), failure))
+        failed = failure is not None
+        if self._app in ("connecting", "responding"):
+            self._answer_handshake(("reject", 500, (), b""))
+        elif self._app == "accepted":
+            self._to_client.put(("close", 1011 if failed else 1000, ""))
+        self._app = "closed"
+
+    def _peer_left(self, exc: BaseException) -> bool:
+        return (type(exc).__name__ == "WebSocketDisconnect"
+                and trio.current_time() >= self._client_gone_at)
+
+    def _answer_handshake(self, answer: tuple[object, ...]) -> float:
+        return self._to_client.put(answer, delay=self._net.accept_latency)
+
+    async def _app_receive(self) -> Message:
+        if self._disconnect is not None:
+            return self._disconnect
+        item = self._to_app.get_nowait()
+        if item is _EMPTY:
+            self._app_waiting = "app awaiting receive()"
+            try:
+                item = await self._target._block(self._to_app.get)
+            finally:
+                self._app_waiting = ""
+        message: Message = item  # type: ignore[assignment]
+        if message["type"] == "websocket.disconnect":
+            self._disconnect = message
+        return message
+
+    async def _app_send(self, message: Message) -> None:
+        kind = message["type"]
+        if self._app == "connecting":
+            if kind == "websocket.accept":
+                self._app = "accepted"
+                arrives = self._answer_handshake(
+                    ("accept", message.get("subprotocol"), _str_headers(message.get("headers"))))
+                if arrives > trio.current_time():
+                    self._app_waiting = "app awaiting send(websocket.accept): accept in flight"
+                    try:
+                        await self._target._block(trio.sleep_until, arrives)
+                    finally:
+                        self._app_waiting = ""
+            elif kind == "websocket.close":
+                self._app = "closed"
+                self._answer_handshake(("reject", 403, (), b""))
+            elif kind == "websocket.http.response.start":
+                self._app = "responding"
+                self._denial = (int(message["status"]), _str_headers(message.get("headers")), [])
+            else:
+                raise RuntimeError(
+                    'Expected ASGI message "websocket.accept", "websocket.close" or '
+                    f'"websocket.http.response.start", but got {kind!r}')
+        elif self._app == "responding":
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(
+                    f'Expected ASGI message "websocket.http.response.body", but got {kind!r}')
+            assert self._denial is not None
+            status, headers, parts = self._denial
+            parts.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                self._app = "closed"
+                self._answer_handshake(("reject", status, headers, b"".join(parts)))
+        elif self._app == "accepted":
+            if trio.current_time() >= self._client_gone_at:
+                raise ClientDisconnected("the client has closed the WebSocket")
+            if kind == "websocket.send":
+                text = message.get("text")
+                self._to_client.put(("message", text if text is not None else
+                                     bytes(message.get("bytes") or b"")))
+            elif kind == "websocket.close":
+                self._app = "closed"
+                code, reason = int(message.get("code", 1000)), message.get("reason") or ""
+                arrives = self._to_client.put(("close", code, reason))
+                self._to_app.put({"type": "websocket.disconnect", "code": code,
+                                  "reason": reason},
+                                 at=arrives + self._net.c2s_latency / _NS)
+            else:
+                raise RuntimeError('Expected ASGI message "websocket.send" or '
+                                   f'"websocket.close", but got {kind!r}')
+        else:
+            raise ClientDisconnected(f"cannot send {kind!r}: the WebSocket is closed")
+
+
+# ---------------------------------------------------------------------------------------
+# The target
+
+
+class AsgiTarget(Target):
+    """An ASGI application run in-process on a virtual clock with a modelled network.
+
+    ``async with target:`` runs the app's lifespan startup (if the app has one) and keeps
+    the app's tasks; `run()` runs a whole replay under `MockClock` with same-instant
+    ordering chosen by `seed`. `lifespan`: ``"auto"`` (run it if the app supports it, as
+    uvicorn does), ``"on"`` (failures to start are errors) or ``"off"``.
+    """
+
+    clock = "virtual"
+
+    def __init__(self, app: ASGIApp, *, loop: Loop = "auto",
+                 lifespan: Literal["auto", "on", "off"] = "auto", name: str | None = None,
+                 module: ModuleType | None = None) -> None:
+        if loop not in LOOPS:
+            raise TargetError(f"loop {loop!r}: expected one of {', '.join(LOOPS)}")
+        if not callable(app):
+            raise TargetError(f"asgi target {name or app!r}: the app is not callable")
+        self.app = app
+        self.loop: Literal["trio", "asyncio"] = (
+            guess_loop(app, module) if loop == "auto" else loop)  # type: ignore[assignment]
+        self.lifespan = lifespan
+        self._name = name or _app_name(app)
+        self._stack: AsyncExitStack | None = None
+        self._nursery: trio.Nursery | None = None
+        self._aio: Any = None  # the trio-asyncio loop while entered
+        self._state: dict[str, Any] = {}
+        self._connections = 0
+        self._origin = 0.0
+        self._lifespan_to_app: _Pipe | None = None
+        self._lifespan_reply: trio.MemoryReceiveChannel[Message] | None = None
+
+    def describe(self) -> str:
+        return f"asgi:{self._name}"
+
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+        return run_virtual(async_fn, seed=seed)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise TargetError(f"{self.describe()}: already entered")
+        self._origin = trio.current_time()
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            if self.loop == "asyncio":
+                import trio_asyncio
+
+                self._aio = await stack.enter_async_context(trio_asyncio.open_loop())
+            self._nursery = await stack.enter_async_context(trio.open_nursery())
+            self._stack = stack
+            if self.lifespan != "off":
+                await self._startup()
+        except BaseException:
+            self._stack = None
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+            self._nursery = None
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        stack, nursery = self._stack, self._nursery
+        if stack is None or nursery is None:
+            return
+        try:
+            if self._lifespan_to_app is not None:
+                await self._shutdown()
+        finally:
+            nursery.cancel_scope.cancel()  # handlers still running when the replay ends
+            self._stack = self._nursery = self._aio = None
+            await stack.aclose()
+
+    # -- connections -------------------------------------------------------------------
+
+    async def connect(self, request: ConnectRequest, report: Report) -> AsgiConnection:
+        if self._nursery is None:
+            raise TargetError(f"{self.describe()}: use 'async with target:' before connect()")
+        self._connections += 1
+        conn = AsgiConnection(self, request, report, self._connections)
+        return await conn._open(_scope(request, self._connections, self._state))
+
+    def _t(self) -> int:
+        return now_ns() - round(self._origin * _NS)
+
+    def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
+
+    async def _block(self, fn: Callable[..., Awaitable[T]], *args: object) -> T:
+        """Await Trio function `fn` from the app's side (which may be asyncio code)."""
+        if self._aio is not None:
+            return await self._aio.trio_as_future(fn, *args)  # type: ignore[no-any-return]
+        return await fn(*args)
+
+    async def _call_app(self, conn: AsgiConnection | None, scope: Message,
+                        receive: Callable[[], Awaitable[Message]],
+                        send: Callable[[Message], Awaitable[None]]) -> None:
+        if self._aio is None:
+            if conn is not None:
+                task = trio.lowlevel.current_task()
+                conn._app_coro = lambda: task.coro
+            await self.app(scope, receive, send)
+            return
+        import asyncio
+
+        async def in_asyncio() -> None:
+            if conn is not None:
+                task = asyncio.current_task()
+                conn._app_coro = lambda: task.get_coro() if task else None
+            await self.app(scope, receive, send)
+
+        import trio_asyncio
+
+        await trio_asyncio.aio_as_trio(in_asyncio)()
+
+    # -- lifespan ----------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        to_app = _Pipe(0, 0, random.Random(0))
+        send_reply, replies = trio.open_memory_channel[Message](4)
+        done = trio.Event()
+
+        async def receive() -> Message:
+            item = to_app.get_nowait()
+            if item is _EMPTY:
+                item = await self._block(to_app.get)
+            return item  # type: ignore[return-value]
+
+        async def send(message: Message) -> None:
+            send_reply.send_nowait(dict(message))
+
+        async def lifespan() -> None:
+            try:
+                await self._call_app(None, {"type": "lifespan", "asgi": dict(_ASGI),
+                                            "state": self._state}, receive, send)
+            except Exception as exc:
+                send_reply.send_nowait({"type": "wsreplay.crashed", "error": exc})
+            else:
+                send_reply.send_nowait({"type": "wsreplay.returned"})
+            finally:
+                done.set()
+
+        to_app.put({"type": "lifespan.startup"})
+        self._spawn(lifespan)
+        reply = await replies.receive()
+        kind = reply["type"]
+        if kind == "lifespan.startup.complete":
+            self._lifespan_to_app, self._lifespan_reply = to_app, replies
+            return
+        if kind == "lifespan.startup.failed":
+            raise TargetError(f"{self.describe()}: lifespan startup failed: "
+                              f"{reply.get('message', '')}".rstrip(": "))
+        if self.lifespan == "on":
+            why = (f"raised {_type_name(unwrap(reply['error']))}: {unwrap(reply['error'])}"
+                   if kind == "wsreplay.crashed" else f"sent {kind!r}")
+            raise TargetError(f"{self.describe()}: lifespan startup {why}")
+        # "auto": an app that does not speak lifespan raises or returns; carry on without it.
+
+    async def _shutdown(self) -> None:
+        to_app, replies = self._lifespan_to_app, self._lifespan_reply
+        self._lifespan_to_app = self._lifespan_reply = None
+        assert to_app is not None
+        assert replies is not None
+        to_app.put({"type": "lifespan.shutdown"})
+        reply = await replies.receive()
+        if reply["type"] == "lifespan.shutdown.failed":
+            raise TargetError(f"{self.describe()}: lifespan shutdown failed: "
+                              f"{reply.get('message', '')}".rstrip(": "))
+        if reply["type"] == "wsreplay.crashed":
+            err = unwrap(reply["error"])
+            raise TargetError(f"{self.describe()}: lifespan shutdown raised "
+                              f"{_type_name(err)}: {err}")
+
+
+# ---------------------------------------------------------------------------------------
+# Loading `asgi:MODULE_OR_FILE:ATTR`
+
+
+def _app_name(app: object) -> str:
+    module = getattr(app, "__module__", None) or "?"
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{module}:{name}"
+
+
+def guess_loop(app: object, module: ModuleType | None = None) -> Literal["trio", "asyncio"]:
+    """``trio`` if the app's module imports trio (a Trio-native app), else ``asyncio``."""
+    module = module or inspect.getmodule(app)
+    if module is not None:
+        for value in vars(module).values():
+            owner = value if isinstance(value, ModuleType) else inspect.getmodule(value)
+            name = getattr(owner, "__name__", "") or ""
+            if name == "trio" or name.startswith("trio.") or name.startswith("trio._"):
+                return "trio"
+    return "asyncio"
+
+
+def _import_file(path: Path, spec_text: str) -> ModuleType:
+    if not path.is_file():
+        raise TargetError(f"asgi target {spec_text!r}: no such file: {path}")
+    path = path.resolve()
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == str(path):
+            return module
+    name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else (
+        f"_wsreplay_app_{abs(hash(str(path)))}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"asgi target {spec_text!r}: {path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    if str(path.parent) not in sys.path:  # sibling imports work as when run as a script
+        sys.path.insert(0, str(path.parent))
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_app(spec_text: str) -> tuple[ASGIApp, ModuleType]:
+    """Import ``MODULE_OR_FILE:ATTR`` (``asgi:`` prefix optional); one-line `TargetError`s."""
+    text = spec_text.removeprefix("asgi:")
+    where, sep, attr = text.rpartition(":")
+    if not sep or not where or not attr:
+        raise TargetError(f"asgi target {spec_text!r}: expected asgi:MODULE_OR_FILE:ATTR, "
+                          "e.g. asgi:scripts/racy_chat.py:app or asgi:myservice.main:app")
+    try:
+        if where.endswith(".py") or "/" in where or os.sep in where:
+            module = _import_file(Path(where), spec_text)
+        else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())  # `wsreplay` as a console script lacks it
+            try:
+                module = importlib.import_module(where)
+            except ModuleNotFoundError as exc:
+                if exc.name and (where == exc.name or where.startswith(exc.name + ".")):
+                    raise TargetError(f"asgi target {spec_text!r}: no module named "
+                                      f"{exc.name!r}") from None
+                raise
+    except TargetError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise TargetError(f"asgi target {spec_text!r}: importing {where} raised "
+                          f"{_type_name(exc)}: {exc}") from exc
+    app: object = module
+    for part in attr.split("."):
+        try:
+            app = getattr(app, part)
+        except AttributeError:
+            raise TargetError(f"asgi target {spec_text!r}: {where} has no attribute "
+                              f"{attr!r}") from None
+    if not callable(app):
+        raise TargetError(f"asgi target {spec_text!r}: {where}:{attr} is not callable "
+                          f"(got {type(app).__name__}); expected an ASGI app") from None
+    return app, module  # type: ignore[return-value]
+
+
+def open_asgi_target(spec_text: str, *, loop: Loop = "auto",
+                     lifespan: Literal["auto", "on", "off"] = "auto") -> AsgiTarget:
+    """The target for ``asgi:MODULE_OR_FILE:ATTR``."""
+    app, module = load_app(spec_text)
+    return AsgiTarget(app, loop=loop, lifespan=lifespan, module=module,
+                      name=spec_text.removeprefix("asgi:"))

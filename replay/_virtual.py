@@ -1,0 +1,87 @@
+"""Virtual time with seeded same-instant ordering: the event loop of in-process targets.
+
+Trio runs under `trio.testing.MockClock(autojump_threshold=0)`: whenever every task is
+blocked, the clock jumps to the next deadline, so a ten-minute recording replays in
+milliseconds and every timestamp is exact.
+
+Timestamps alone do not make a run repeatable. Trio deliberately randomizes the order of
+tasks that become runnable at the same instant (it reverses each run batch at random; timer
+ties break by object identity), so two sessions or app tasks waking at the same virtual time
+interleave differently from run to run. Trio also has a deterministic mode, used by its
+Hypothesis integration: with the private flag ``trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING``
+set, each batch is sorted by task creation order and shuffled with the scheduler's own
+``random.Random`` (``trio._core._run._r``). Seeding that instance makes same-instant ordering
+a function of the seed: the same seed reproduces one ordering, other seeds explore others.
+(Sorting by creation order also cancels the identity-based tie-breaks, which only decide the
+order tasks enter a batch.)
+
+Both names are private, so they are touched here and nowhere else; `check_trio_internals`
+fails loudly, naming what is missing, if a Trio upgrade changes them (a test calls it).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+import trio
+import trio.testing
+
+_FLAG = "_ALLOW_DETERMINISTIC_SCHEDULING"
+_RANDOM = "_r"
+
+
+class TrioInternalsChanged(RuntimeError):
+    """The installed Trio no longer has the deterministic-scheduling hooks we rely on."""
+
+
+def _run_module():  # type: ignore[no-untyped-def]
+    from trio._core import _run
+
+    return _run
+
+
+def check_trio_internals() -> None:
+    """Raise `TrioInternalsChanged` unless Trio still has its seeded deterministic mode."""
+    run = _run_module()
+    problems = []
+    if not isinstance(getattr(run, _FLAG, None), bool):
+        problems.append(f"trio._core._run.{_FLAG} (a bool flag) is gone")
+    if not isinstance(getattr(run, _RANDOM, None), random.Random):
+        problems.append(f"trio._core._run.{_RANDOM} (the scheduler's random.Random) is gone")
+    if problems:
+        raise TrioInternalsChanged(
+            f"trio {trio.__version__}: " + "; ".join(problems)
+            + " — same-instant ordering can no longer be seeded; see replay/_virtual.py"
+        )
+
+
+@contextmanager
+def seeded_scheduling(seed: int) -> Iterator[None]:
+    """Within the block, Trio orders same-instant wake-ups as a function of `seed`.
+
+    Process-global (it is Trio's own module state): do not run two Trio loops in different
+    threads while one is inside this block. The previous state is restored on exit.
+    """
+    check_trio_internals()
+    run = _run_module()
+    saved_flag, saved_state = getattr(run, _FLAG), getattr(run, _RANDOM).getstate()
+    setattr(run, _FLAG, True)
+    getattr(run, _RANDOM).seed(seed)
+    try:
+        yield
+    finally:
+        setattr(run, _FLAG, saved_flag)
+        getattr(run, _RANDOM).setstate(saved_state)
+
+
+def run_virtual[T](async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    """`trio.run(async_fn)` on a virtual clock starting at 0, same-instant order by `seed`."""
+    with seeded_scheduling(seed):
+        return trio.run(async_fn, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def now_ns() -> int:
+    """The current Trio time in integer nanoseconds (virtual runs start at 0)."""
+    return round(trio.current_time() * 1_000_000_000)
