@@ -306,8 +306,9 @@ class _Run:
             if max(log.progress_at, self._expected_by(log)) + self.timeout_ns <= deadline:
                 break
         server = log.connection.waiting_for() if log.connection is not None else ""
-        log.add(Stuck(t=self.now(), waiting=f"runner waiting for {log.waiting}; "
-                                            f"server: {server or 'unknown'}"))
+        # Read by the oracle as "no progress; waiting for <this>".
+        waiting = f"{log.waiting}; the server side is in {server}" if server else log.waiting
+        log.add(Stuck(t=self.now(), waiting=waiting))
         log.done = True
         scope.cancel()
 
