@@ -196,28 +196,37 @@ def probe_bound(lo: int, hi: int, resolution: int, *, scan: int = 0, repeats: in
     given). With ``scan=N`` every gap between scan points may hold a flip to refine.
     Each point costs at most `repeats` probes.
     """
-    points = _scan_points(lo, hi, scan)
-    halvings = sum(_halvings(b - a, resolution) for a, b in pairwise(points))
+    points = Grid(lo, hi, resolution).scan(scan)
+    # Halving a gap of g cells at its middle cell leaves at most ⌈g/2⌉, so ⌈log2 g⌉ probes.
+    halvings = sum((b - a - 1).bit_length() for a, b in pairwise(points))
     ends = 0 if direction is not None else 2
     return repeats * (ends + len(points) - 2 + halvings)
 
 
-def _halvings(width: int, resolution: int) -> int:
-    """Midpoint probes to shrink a bracket of `width` to ≤ `resolution`: ⌈log2(w/r)⌉, ≥ 0.
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The values a search probes: ``lo + k·resolution`` for k = 0..cells, the last one
+    clamped to ``hi``. Probing on a grid keeps every bracket a whole number of steps from
+    `lo`, so it prints exactly (``36.5ms``, not ``36.499999ms``)."""
 
-    A midpoint ``(a + b) // 2`` leaves at most ``⌈w/2⌉``, and ``⌈⌈w/2⌉/2⌉ = ⌈w/4⌉``, so
-    k probes leave ``⌈w/2^k⌉``, which is ≤ r exactly when ``w ≤ r·2^k``.
-    """
-    k = 0
-    while resolution << k < width:
-        k += 1
-    return k
+    lo: int
+    hi: int
+    resolution: int
 
+    @property
+    def cells(self) -> int:
+        return -(-(self.hi - self.lo) // self.resolution)
 
-def _scan_points(lo: int, hi: int, scan: int) -> list[int]:
-    """lo, `scan` evenly spaced interior values, hi (sorted, without duplicates)."""
-    inner = {lo + (hi - lo) * i // (scan + 1) for i in range(1, scan + 1)}
-    return [lo, *sorted(inner - {lo, hi}), hi]
+    def value(self, k: int) -> int:
+        return min(self.lo + k * self.resolution, self.hi)
+
+    def index(self, value: int) -> int:
+        return self.cells if value == self.hi else (value - self.lo) // self.resolution
+
+    def scan(self, points: int) -> list[int]:
+        """Grid indices of lo, `points` evenly spaced interior values, and hi."""
+        inner = {self.cells * i // (points + 1) for i in range(1, points + 1)}
+        return [0, *sorted(inner - {0, self.cells}), self.cells]
 
 
 def check_range(lo: int, hi: int, resolution: int) -> None:
@@ -249,7 +258,8 @@ class Bisection:
         self._probes: list[Probe] = []
         self._votes: list[bool] = []  # raw verdicts for the pending value
         self._pending: int | None = None
-        inner = _scan_points(lo, hi, scan)[1:-1]
+        self._grid = Grid(lo, hi, resolution)
+        inner = [self._grid.value(k) for k in self._grid.scan(scan)[1:-1]]
         if direction is not None:
             self._verdicts[lo] = direction.fails_at(low_end=True)
             self._verdicts[hi] = direction.fails_at(low_end=False)
@@ -290,8 +300,9 @@ class Bisection:
             return
         values = sorted(self._verdicts)
         for a, b in pairwise(values):
-            if self._verdicts[a] != self._verdicts[b] and b - a > self.resolution:
-                self._pending = (a + b) // 2
+            ka, kb = self._grid.index(a), self._grid.index(b)
+            if self._verdicts[a] != self._verdicts[b] and kb - ka > 1:
+                self._pending = self._grid.value((ka + kb) // 2)
                 return
         self._pending = None
 
@@ -326,9 +337,14 @@ def bisect(outcome: Callable[[int], bool], *, lo: int, hi: int, resolution: int,
 UNITS = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns"))
 
 
-def format_ns(ns: int | float) -> str:
-    """A duration in the largest unit that keeps it ≥ 1, e.g. ``37.5ms``, ``0ns``."""
-    for scale, unit in UNITS:
-        if abs(ns) >= scale:
-            return f"{ns / scale:.6g}{unit}"
-    return f"{ns:.6g}ns"
+def format_ns(ns: int) -> str:
+    """A duration, exactly, in the largest unit that keeps it ≥ 1: ``36.914062ms``, ``0ns``.
+
+    Unlike the warp's canonical `format_duration` (``36914062ns``) it reads at a glance,
+    and `parse_duration` still reads it back to the same nanoseconds.
+    """
+    sign, magnitude = ("-" if ns < 0 else ""), abs(int(ns))
+    scale, unit = next(((s, u) for s, u in UNITS if magnitude >= s), (1, "ns"))
+    whole, part = divmod(magnitude, scale)
+    fraction = f"{part:0{len(str(scale)) - 1}d}".rstrip("0") if scale > 1 else ""
+    return f"{sign}{whole}{'.' + fraction if fraction else ''}{unit}"

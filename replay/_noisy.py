@@ -42,7 +42,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from ._bisect import BisectError, BisectKind, Probe, Side, _other, check_range, drive, format_ns
+from ._bisect import (
+    BisectError,
+    BisectKind,
+    Grid,
+    Probe,
+    Side,
+    _other,
+    check_range,
+    drive,
+    format_ns,
+)
 
 ERROR_RATES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4)
 """The error rates an unknown ``p`` is believed to be among (uniform prior)."""
@@ -127,7 +137,8 @@ class ProbabilisticBisection:
         self.confidence, self.max_probes = confidence, max_probes
         self.direction = direction
         self._given_direction = direction
-        self._n = -(-(hi - lo) // resolution)
+        self._grid = Grid(lo, hi, resolution)
+        self._n = self._grid.cells
         rates = (error_rate,) if error_rate is not None else ERROR_RATES
         # (log prior, log(1-p), log p) per candidate error rate.
         self._rates = [(-math.log(len(rates)), math.log1p(-p), math.log(p)) for p in rates]
@@ -305,7 +316,7 @@ class ProbabilisticBisection:
                      for (a, b), mass in zip(pairwise(bounds), cells, strict=True))
 
     def _x(self, k: int) -> int:
-        return min(self.lo + k * self.resolution, self.hi)
+        return self._grid.value(k)
 
 
 def noisy_bisect(outcome: Callable[[int], bool], *, lo: int, hi: int, resolution: int,

@@ -71,6 +71,22 @@ def test_the_bound_is_tight_for_a_power_of_two_range():
     assert (result.flip.below, result.flip.above) == (39_999, 40_000)
 
 
+def test_probes_stay_on_the_resolution_grid_so_brackets_print_exactly():
+    result = bisect(lambda v: v >= 12_345_678, lo=1_500_000, hi=301_500_000, resolution=250_000)
+    assert all((p.value - 1_500_000) % 250_000 == 0 for p in result.probes)
+    assert (result.flip.below, result.flip.above) == (12_250_000, 12_500_000)
+    assert result.summary()[0].startswith("threshold in (12.25ms, 12.5ms]")
+
+
+@given(st.integers(-10**15, 10**15))
+def test_durations_print_exactly_and_read_back(ns):
+    from replay import parse_duration
+    from replay._bisect import format_ns
+
+    text = format_ns(ns)
+    assert (-1 if text.startswith("-") else 1) * parse_duration(text.lstrip("-")) == ns
+
+
 def test_a_range_narrower_than_the_resolution_takes_only_the_endpoints():
     result = bisect(lambda v: v >= 5, lo=0, hi=10, resolution=10)
     assert result.probe_count == 2
@@ -80,8 +96,8 @@ def test_a_range_narrower_than_the_resolution_takes_only_the_endpoints():
 def test_the_summary_names_the_bracket_and_the_failing_side():
     result = bisect(lambda v: v >= 37_500_000, lo=0, hi=300 * MS, resolution=MS)
     assert result.summary() == [
-        "threshold in (36.9141ms, 37.5ms]: fails above it, passes below it",
-        "11 probes (bound 11)",
+        "threshold in (37ms, 38ms]: fails above it, passes below it",
+        "10 probes (bound 11)",
     ]
 
 
@@ -116,7 +132,7 @@ def test_a_pre_scan_reports_a_failing_band_with_its_sub_ranges():
     assert result.probe_count <= search_bound == result.bound
     lines = result.summary()
     assert lines[0] == "non-monotone in 0ns..300ms: the verdict flips 2 times"
-    assert lines[1].split() == ["pass", "0ns..49.8047ms"]
+    assert lines[1].split() == ["pass", "0ns..49ms"]
     assert lines[2].split()[0] == "fail"
 
 
