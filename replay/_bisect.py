@@ -338,11 +338,13 @@ UNITS = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns"))
 
 
 def format_ns(ns: int) -> str:
-    """A duration, exactly, in the largest unit that keeps it ≥ 1: ``36.914062ms``, ``0ns``.
+    """A duration, exactly, in the largest unit that keeps it ≥ 1: ``36.914062ms``, ``0``.
 
     Unlike the warp's canonical `format_duration` (``36914062ns``) it reads at a glance,
     and `parse_duration` still reads it back to the same nanoseconds.
     """
+    if ns == 0:
+        return "0"  # as warps write it; no unit reads better than an arbitrary one
     sign, magnitude = ("-" if ns < 0 else ""), abs(int(ns))
     scale, unit = next(((s, u) for s, u in UNITS if magnitude >= s), (1, "ns"))
     whole, part = divmod(magnitude, scale)

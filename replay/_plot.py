@@ -27,6 +27,17 @@ class PlotError(ReplayError, ValueError):
     """A plot that cannot be written as asked (e.g. an unknown file suffix)."""
 
 
+def plot_format(path: str | Path) -> str:
+    """``svg`` or ``png`` by the file's suffix; `PlotError` for anything else (check this
+    before a long search, so a typo does not cost the probes)."""
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise PlotError(f"{path}: cannot plot to {path.suffix or 'a file without suffix'!r}; "
+                        "use a .svg or .png file name")
+    return kind
+
+
 def plot_bisect(result: BisectResult | NoisyResult, path: str | Path, *,
                 knob: str = "knob") -> Path:
     """Write `result` as an SVG or PNG picture (by `path`'s suffix) and return the path.
@@ -36,10 +47,7 @@ def plot_bisect(result: BisectResult | NoisyResult, path: str | Path, *,
     with the number of probes there), the credible interval and the most believed bracket.
     """
     path = Path(path)
-    kind = FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise PlotError(f"{path}: cannot plot to {path.suffix or 'a file without suffix'!r}; "
-                        "use a .svg or .png file name")
+    kind = plot_format(path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
