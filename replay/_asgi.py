@@ -467,8 +467,7 @@ class AsgiTarget(Target):
         await stack.__aenter__()
         try:
             if self.loop == "asyncio":
-                import trio_asyncio
-
+                trio_asyncio = prepare_asyncio()
                 self._aio = await stack.enter_async_context(trio_asyncio.open_loop())
             self._nursery = await stack.enter_async_context(trio.open_nursery())
             self._stack = stack
@@ -534,9 +533,7 @@ class AsgiTarget(Target):
                 conn._app_coro = lambda: task.get_coro() if task else None
             await self.app(scope, receive, send)
 
-        import trio_asyncio
-
-        await trio_asyncio.aio_as_trio(in_asyncio)()
+        await prepare_asyncio().aio_as_trio(in_asyncio)()
 
     # -- lifespan ----------------------------------------------------------------------
 
@@ -595,6 +592,29 @@ class AsgiTarget(Target):
             err = unwrap(reply["error"])
             raise TargetError(f"{self.describe()}: lifespan shutdown raised "
                               f"{_type_name(err)}: {err}")
+
+
+def prepare_asyncio() -> ModuleType:
+    """Import trio-asyncio, which patches `asyncio.current_task`/`get_running_loop` to see
+    its loop, and repair modules that bound the unpatched functions before it ran.
+
+    anyio's asyncio backend does ``from asyncio import current_task, get_running_loop``; when
+    it was imported first (pytest's anyio plugin does that), every anyio task group would
+    fail with "no running event loop" on trio-asyncio's loop.
+    """
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():  # its child watcher uses an API deprecated in 3.12
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import trio_asyncio
+
+    backend = sys.modules.get("anyio._backends._asyncio")
+    if backend is not None:
+        for name in ("current_task", "get_running_loop"):
+            if getattr(backend, name, None) is not getattr(asyncio, name):
+                setattr(backend, name, getattr(asyncio, name))
+    return trio_asyncio
 
 
 # ---------------------------------------------------------------------------------------

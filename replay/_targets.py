@@ -1,8 +1,7 @@
 """Turn a ``--target`` spec into a `Target`.
 
-``ws://…`` and ``wss://…`` are live servers (`LiveTarget`). ``asgi:PATH:ATTR`` is an ASGI
-application run in-process under a virtual clock; that target lives in its own module and
-plugs in at `_open_asgi` below.
+``ws://…`` and ``wss://…`` are live servers (`LiveTarget`). ``asgi:MODULE_OR_FILE:ATTR`` is
+an ASGI application run in-process under a virtual clock (`AsgiTarget`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ TARGET_FORMS = "ws://HOST[:PORT][/PATH], wss://HOST[:PORT][/PATH] or asgi:MODULE
 def open_target(spec: str, **options: Any) -> Target:
     """The target `spec` names; `options` are that kind's keyword arguments.
 
-    Live: ``ca_file``, ``insecure``, ``extra_headers``, ``connect_timeout``. Options that
+    Live: ``ca_file``, ``insecure``, ``extra_headers``, ``connect_timeout``; in-process
+    (``asgi:``): ``loop`` (trio, asyncio, auto) and ``lifespan`` (auto, on, off). Options that
     are None are left at the target's default, so a CLI can pass its flags through as is.
     """
     options = {k: v for k, v in options.items() if v is not None}
@@ -34,9 +34,9 @@ def open_target(spec: str, **options: Any) -> Target:
 
 
 def _open_asgi(spec: str, options: dict[str, Any]) -> Target:
-    # The in-process target (virtual clock, network model) is added by its own module.
-    raise TargetError(f"target {spec!r}: in-process asgi: targets are not available in this "
-                      f"build; use a ws:// or wss:// URL")
+    from ._asgi import open_asgi_target
+
+    return open_asgi_target(spec, **_only(options, "loop", "lifespan"))
 
 
 def _only(options: dict[str, Any], *names: str) -> dict[str, Any]:
