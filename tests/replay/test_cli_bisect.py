@@ -1,49 +1,18 @@
-"""`wsreplay bisect` end to end, in-process: a racy ASGI app on the virtual clock (exact
-search) and a flaky one (probabilistic search), with the command's own output checked."""
+"""`wsreplay bisect` end to end: racy ASGI apps (`bisect_apps`) as in-process `asgi:`
+targets on the virtual clock, exact search on a repeatable one and probabilistic search on
+a flaky one, with the command's own output checked."""
 
 from __future__ import annotations
 
 import json
-import random
 import xml.etree.ElementTree as ET
 
 import pytest
-import trio
 
 from corpus import Close, Closer, CorpusWriter, Direction, Handshake, Message, new_header
-from replay._asgi import AsgiTarget
 from replay.cli import main
 
 MS = 1_000_000
-
-
-async def stale_after_40ms(scope, receive, send):
-    """Answers "fresh" when its accept went out within 40ms, "stale" after (a cache that
-    expires while the accept is in flight): fails for accept latency above 40ms."""
-    assert scope["type"] == "websocket"
-    await receive()  # websocket.connect
-    deadline = trio.current_time() + 0.040
-    await send({"type": "websocket.accept"})  # returns when the client has the 101
-    text = "stale" if trio.current_time() > deadline else "fresh"
-    await send({"type": "websocket.send", "text": text})
-    while (await receive())["type"] != "websocket.disconnect":
-        pass
-
-
-class Flaky:
-    """Like `stale_after_40ms`, but each verdict is wrong 10% of the time (seeded)."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    async def __call__(self, scope, receive, send):
-        await receive()
-        deadline = trio.current_time() + 0.040
-        await send({"type": "websocket.accept"})
-        late = (trio.current_time() > deadline) != (self.rng.random() < 0.1)
-        await send({"type": "websocket.send", "text": "stale" if late else "fresh"})
-        while (await receive())["type"] != "websocket.disconnect":
-            pass
 
 
 @pytest.fixture
@@ -61,25 +30,26 @@ def recording(tmp_path):
     return path
 
 
+RACY = "asgi:tests.replay.bisect_apps:stale_after_40ms"
+FLAKY = "asgi:tests.replay.bisect_apps:flaky"
+
+
 @pytest.fixture
-def target(monkeypatch):
-    """`--target asgi:racy` / `asgi:flaky` open the apps above (trio loop, no lifespan)."""
-    apps = {"asgi:racy": lambda: stale_after_40ms, "asgi:flaky": lambda: Flaky(seed=7)}
+def target():
+    """The flaky app's noise restarts for every test that uses it."""
+    from tests.replay import bisect_apps
 
-    def open_target(spec, **options):
-        return AsgiTarget(apps[spec](), loop="trio", lifespan="off", name=spec[5:])
-
-    monkeypatch.setattr("replay._targets.open_target", open_target)
+    bisect_apps.flaky.rng.seed(7)
 
 
 def test_exact_bisect_finds_the_accept_race_within_the_resolution(recording, target, capsys):
     code = main([
-        "bisect", str(recording), "--target", "asgi:racy", "--knob", "accept",
+        "bisect", str(recording), "--target", RACY, "--knob", "accept",
         "--range", "0ms..300ms", "--resolution", "1ms",
     ])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert out[0] == ("bisect accept over 0..300ms at 1ms on asgi:racy: exact bisection")
+    assert out[0] == f"bisect accept over 0..300ms at 1ms on {RACY}: exact bisection"
     probes = [line for line in out if line.lstrip().startswith("probe")]
     assert probes[0].split()[2:4] == ["0", "pass"]
     assert probes[1].split()[2:4] == ["300ms", "FAIL"]
@@ -91,7 +61,7 @@ def test_exact_bisect_finds_the_accept_race_within_the_resolution(recording, tar
 
 
 def test_a_range_without_the_race_says_no_flip_and_exits_1(recording, target, capsys):
-    code = main(["bisect", str(recording), "--target", "asgi:racy", "--knob", "accept",
+    code = main(["bisect", str(recording), "--target", RACY, "--knob", "accept",
                  "--range", "0ms..30ms"])
     out = capsys.readouterr().out.splitlines()
     assert code == 1
@@ -100,7 +70,7 @@ def test_a_range_without_the_race_says_no_flip_and_exits_1(recording, target, ca
 
 def test_json_and_plot(recording, target, capsys, tmp_path):
     plot = tmp_path / "accept.svg"
-    code = main(["bisect", str(recording), "--target", "asgi:racy", "--knob", "accept",
+    code = main(["bisect", str(recording), "--target", RACY, "--knob", "accept",
                  "--range", "0ms..100ms", "--resolution", "500us", "--json",
                  "--plot", str(plot)])
     document = json.loads(capsys.readouterr().out)
@@ -118,7 +88,7 @@ def test_json_and_plot(recording, target, capsys, tmp_path):
 
 def test_noisy_search_on_a_flaky_target_reports_a_credible_interval(recording, target,
                                                                      capsys):
-    code = main(["bisect", str(recording), "--target", "asgi:flaky", "--knob", "accept",
+    code = main(["bisect", str(recording), "--target", FLAKY, "--knob", "accept",
                  "--range", "0ms..64ms", "--resolution", "1ms", "--search", "noisy",
                  "--confidence", "0.9"])
     out = capsys.readouterr().out.splitlines()
@@ -146,7 +116,7 @@ def test_bad_input_is_one_line_and_exit_2(recording, target, capsys, argv, messa
     base = {"--knob": "accept", "--range": "0ms..100ms"}
     for flag, value in zip(argv[::2], argv[1::2], strict=True):
         base[flag] = value
-    args = ["bisect", str(recording), "--target", "asgi:racy"]
+    args = ["bisect", str(recording), "--target", RACY]
     args += [f"{flag}={value}" for flag, value in base.items()]  # "=": LO may start with "-"
     if "--confidence" in base:
         args += ["--search", "noisy"]
