@@ -150,7 +150,6 @@ class ProbabilisticBisection:
         self._end_votes: dict[int, list[bool]] = {lo: [], hi: []}
         self._probes: list[Probe] = []
         self._pending: int | None = None
-        self._finished = False
         self._advance()
 
     # -- the sans-IO surface -------------------------------------------------------------
@@ -175,7 +174,7 @@ class ProbabilisticBisection:
         if self.direction is None:
             self._end_votes[value].append(fails)
         else:
-            self._observe((value - self.lo) // self.resolution, fails)
+            self._observe(self._grid.index(value), fails)
         self._advance()
 
     # -- endpoint phase ------------------------------------------------------------------
