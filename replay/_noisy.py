@@ -13,19 +13,22 @@ by Bayes' rule with an error rate ``p`` rather than throwing half the range away
   cheap for any number of cells.
 - ``p`` is given (`error_rate`) or unknown: then a uniform prior over `ERROR_RATES` is
   kept jointly with the threshold and the search uses the marginal (a Bayesian estimate,
-  which also learns from the endpoint repeats).
+  which learns from every verdict, at the ends too).
 - The next probe is the grid value that splits the belief closest to half and half.
 - It stops when one cell of the resolution's width holds `confidence` of the belief, or
   at `max_probes`; the result gives that bracket, its belief, and the smallest run of
   cells around it holding `confidence` (the credible interval), plus probes spent.
 
-Direction: unless `direction` is given, the endpoints are probed first, alternately, each
-until one verdict leads the other by `endpoint_lead` (a majority vote that stops as soon
-as it is clear; at most ``4·lead+1`` probes per end, then the plain majority). With lead
-2 and 5% noise an end is misjudged about 0.3% of the time for ~2.2 probes, where a
-majority of 3 errs 0.7% of the time for ~2.1. Different verdicts give the direction;
-equal ones end the search with `NO_FLIP` (noise can still mask a flip; a larger lead
-makes that less likely).
+Direction: unless `direction` is given, the belief also covers which side fails and
+whether anything flips at all: "fails above" and "fails below" share the prior with a
+small `NO_FLIP_PRIOR` for "always passes" and "always fails". (Both directions cost no
+extra bookkeeping: "fails below" at cell k predicts exactly the opposite of "fails above"
+at cell k, so it swaps a piece's agree and disagree counts.) While the likelier direction
+is believed less than ``1 - (1 - confidence)/2``, the ends are probed, alternately; then
+the median of the belief for that direction. Every verdict, at the ends or inside, moves
+the whole belief, so an early wrong impression of the direction is corrected rather than
+built on, and the search ends with `NO_FLIP` only once that is believed with
+`confidence`.
 
 Drive it like `Bisection`: `next_probe()`, `record(value, fails)`, `done`, `result`, or
 with `noisy_bisect(outcome, ...)` for synchronous callers. `NoisyThreshold` is the
@@ -54,6 +57,9 @@ from ._bisect import (
     format_ns,
 )
 
+NO_FLIP_PRIOR = 0.1
+"""Prior belief that the range holds no flip at all (when the direction is not given)."""
+
 ERROR_RATES = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4)
 """The error rates an unknown ``p`` is believed to be among (uniform prior)."""
 
@@ -63,7 +69,7 @@ class NoisyResult:
     """What a probabilistic bisection found: a bracket, a credible interval, probes spent."""
 
     kind: BisectKind
-    """`FLIP`, or `NO_FLIP` when both endpoints gave the same majority verdict."""
+    """`FLIP`, or `NO_FLIP` when "nothing flips" is the likeliest (see `converged`)."""
     lo: int
     hi: int
     resolution: int
@@ -74,7 +80,8 @@ class NoisyResult:
     above: int | None
     """The most believed bracket ``(below, above]``, at most one resolution wide."""
     mass: float
-    """Belief that the threshold is in ``(below, above]``."""
+    """Belief that the threshold is in ``(below, above]`` and fails on that side (for
+    `NO_FLIP`: belief that nothing flips)."""
     interval: tuple[int, int] | None
     """``(start, end]`` around the bracket holding at least `confidence` of the belief."""
     interval_mass: float
@@ -86,7 +93,7 @@ class NoisyResult:
     assumed: Side | None = None
     """Set when the direction was given, so the endpoints were not probed."""
     ends: tuple[bool, bool] | None = None
-    """The majority verdicts (fails?) at lo and hi, when they were probed."""
+    """The majority verdicts (fails?) at lo and hi, when both were probed without a tie."""
 
     @property
     def probe_count(self) -> int:
@@ -99,8 +106,10 @@ class NoisyResult:
         cost += " (given)" if self.error_rate_given else " (estimated)"
         if self.kind is BisectKind.NO_FLIP:
             verdict = "fail" if self.ends and self.ends[0] else "pass"
-            return [f"no flip in {fmt(self.lo)}..{fmt(self.hi)}: both ends {verdict} by "
-                    "majority (noise can mask a flip; a larger endpoint lead makes that rarer)",
+            head = (f"no flip in {fmt(self.lo)}..{fmt(self.hi)}" if self.converged else
+                    f"probe budget spent before {self.confidence:g}: likeliest is no flip in "
+                    f"{fmt(self.lo)}..{fmt(self.hi)}")
+            return [f"{head}: both ends {verdict} (belief {self.mass:.3f} that nothing flips)",
                     cost]
         assert self.fails is not None
         assert self.interval is not None
@@ -114,40 +123,55 @@ class NoisyResult:
                 f"holds {self.interval_mass:.3f}", cost]
 
 
+class _Belief:
+    """One snapshot of the belief: per-cell mass per direction and piece, the mass of
+    each no-flip hypothesis, and the posterior over the error rates."""
+
+    __slots__ = ("cells", "flat", "rates")
+
+    def __init__(self, cells: dict[Side, list[float]], flat: dict[bool, float],
+                 rates: list[float]) -> None:
+        self.cells, self.flat, self.rates = cells, flat, rates
+
+    def side_mass(self, side: Side, widths: list[int]) -> float:
+        return sum(m * w for m, w in zip(self.cells[side], widths, strict=True))
+
+
 class ProbabilisticBisection:
     """Noisy (Horstein) bisection as a state machine: `next_probe`, `record`, `done`, `result`."""
 
     def __init__(self, *, lo: int, hi: int, resolution: int, confidence: float = 0.95,
                  error_rate: float | None = None, max_probes: int = 100,
-                 direction: Side | None = None, endpoint_lead: int = 2) -> None:
+                 direction: Side | None = None) -> None:
         check_range(lo, hi, resolution)
         if not 0.5 <= confidence < 1:
             raise BisectError(f"confidence must be in [0.5, 1), got {confidence}")
         if error_rate is not None and not 0 < error_rate < 0.5:
             raise BisectError(f"error rate must be in (0, 0.5), got {error_rate}")
-        if endpoint_lead < 1:
-            raise BisectError(f"endpoint lead must be at least 1, got {endpoint_lead}")
-        self._lead, self._cap = endpoint_lead, 4 * endpoint_lead + 1
-        # The budget must let the endpoint checks finish, so the direction is always known.
-        least = 1 if direction is not None else 2 * self._cap
-        if max_probes < least:
-            raise BisectError(f"max_probes must be at least {least} (the endpoint checks), "
-                              f"got {max_probes}")
+        if max_probes < 1:
+            raise BisectError(f"max_probes must be at least 1, got {max_probes}")
         self.lo, self.hi, self.resolution = lo, hi, resolution
         self.confidence, self.max_probes = confidence, max_probes
         self.direction = direction
-        self._given_direction = direction
         self._grid = Grid(lo, hi, resolution)
         self._n = self._grid.cells
         rates = (error_rate,) if error_rate is not None else ERROR_RATES
         # (log prior, log(1-p), log p) per candidate error rate.
         self._rates = [(-math.log(len(rates)), math.log1p(-p), math.log(p)) for p in rates]
         self._p_values = rates
-        # Pieces of equal belief: starts[i]..starts[i+1] share (agree, disagree) counts.
+        # Structures: a flip with each possible direction, and (direction unknown) the two
+        # ranges without a flip; each gets an equal share of the prior.
+        self._sides = (direction,) if direction is not None else (Side.ABOVE, Side.BELOW)
+        self._flat = direction is None
+        flat_share = NO_FLIP_PRIOR if self._flat else 0.0
+        self._cell_prior = math.log((1 - flat_share) / len(self._sides)) - math.log(self._n)
+        self._flat_prior = math.log(flat_share / 2) if self._flat else 0.0
+        # Pieces of equal belief: starts[i]..starts[i+1] share their counts of verdicts
+        # that agree / disagree with "fails above" (under "fails below" they swap).
         self._starts = [0]
         self._counts = [[0, 0]]
-        self._ends_counts = [0, 0]  # endpoint votes that agree / disagree with the direction
-        self._end_votes: dict[int, list[bool]] = {lo: [], hi: []}
+        self._fails = self._passes = 0
+        self._end_votes: dict[int, int] = {lo: 0, hi: 0}
         self._probes: list[Probe] = []
         self._pending: int | None = None
         self._advance()
@@ -171,77 +195,84 @@ class ProbabilisticBisection:
             raise BisectError(f"recorded a probe of {value}, but the search asked for {expected}")
         fails = bool(fails)
         self._probes.append(Probe(value, fails))
-        if self.direction is None:
-            self._end_votes[value].append(fails)
-        else:
-            self._observe(self._grid.index(value), fails)
+        if value in self._end_votes:
+            self._end_votes[value] += 1
+        self._observe(self._grid.index(value), fails)
         self._advance()
 
-    # -- endpoint phase ------------------------------------------------------------------
+    # -- the belief -----------------------------------------------------------------------
 
-    def _majority(self, value: int) -> bool | None:
-        """The verdict at an end once it leads by the lead (or by any margin at the cap)."""
-        votes = self._end_votes[value]
-        lead = votes.count(True) - votes.count(False)
-        if abs(lead) >= self._lead or (len(votes) >= self._cap and lead):
-            return lead > 0
-        return None
+    def _observe(self, j: int, fails: bool) -> None:
+        """Weigh the hypotheses k < j (flip below x_j) against k ≥ j by one verdict."""
+        if fails:
+            self._fails += 1
+        else:
+            self._passes += 1
+        if j >= self._n:  # hi: every hypothesis is "below" it
+            i = len(self._starts)
+        else:
+            i = _bisect.bisect_right(self._starts, j) - 1
+            if self._starts[i] != j:  # split the piece at j
+                self._starts.insert(i + 1, j)
+                self._counts.insert(i + 1, list(self._counts[i]))
+                i += 1
+        # Under "fails above", hypotheses k < j predict a failure at x_j.
+        for piece, counts in enumerate(self._counts):
+            counts[0 if (piece < i) == fails else 1] += 1
+
+    def _belief(self) -> _Belief:
+        logs: dict[Side, list[list[float]]] = {side: [] for side in self._sides}
+        flat: dict[bool, list[float]] = {False: [], True: []}
+        for a, d in self._counts:
+            for side in self._sides:
+                agree, disagree = (a, d) if side is Side.ABOVE else (d, a)
+                logs[side].append([self._cell_prior + lp + agree * l1p + disagree * lpp
+                                   for lp, l1p, lpp in self._rates])
+        if self._flat:
+            for fails, agree, disagree in ((False, self._passes, self._fails),
+                                           (True, self._fails, self._passes)):
+                flat[fails] = [self._flat_prior + lp + agree * l1p + disagree * lpp
+                               for lp, l1p, lpp in self._rates]
+        every = [v for rows in logs.values() for row in rows for v in row]
+        top = max(every + flat[False] + flat[True])
+        widths = self._widths()
+        exp_cells = {side: [[math.exp(v - top) for v in row] for row in rows]
+                     for side, rows in logs.items()}
+        exp_flat = {k: [math.exp(v - top) for v in row] for k, row in flat.items()}
+        by_rate = [sum(w * row[r] for rows in exp_cells.values()
+                       for w, row in zip(widths, rows, strict=True))
+                   + sum(row[r] for row in exp_flat.values() if row)
+                   for r in range(len(self._rates))]
+        total = sum(by_rate)
+        return _Belief({side: [sum(row) / total for row in rows]
+                        for side, rows in exp_cells.items()},
+                       {k: sum(row) / total for k, row in exp_flat.items()},
+                       [m / total for m in by_rate])
+
+    def _widths(self) -> list[int]:
+        return [b - a for a, b in pairwise([*self._starts, self._n])]
+
+    def _likeliest(self, belief: _Belief) -> tuple[Side, float]:
+        widths = self._widths()
+        return max(((side, belief.side_mass(side, widths)) for side in self._sides),
+                   key=lambda pair: pair[1])
 
     def _advance(self) -> None:
         self._pending = None
         if len(self._probes) >= self.max_probes:
             return
-        if self.direction is None:
-            at_lo, at_hi = self._majority(self.lo), self._majority(self.hi)
-            if at_lo is None or at_hi is None:
-                # Alternate between the undecided ends so drift hits both alike.
-                lo_votes, hi_votes = (len(self._end_votes[end]) for end in (self.lo, self.hi))
-                lo_turn = at_hi is not None or (at_lo is None and lo_votes <= hi_votes)
-                self._pending = self.lo if lo_turn else self.hi
-                return
-            if at_lo == at_hi:
-                return  # no flip: done
-            self.direction = Side.BELOW if at_lo else Side.ABOVE
-            for end, truth in ((self.lo, at_lo), (self.hi, at_hi)):
-                for vote in self._end_votes[end]:
-                    self._ends_counts[vote != truth] += 1
-        top, cells, _ = self._cell_masses()
-        if self._n > 1 and top < self.confidence:
-            self._pending = self.lo + self._median(cells) * self.resolution
-
-    # -- location phase ------------------------------------------------------------------
-
-    def _observe(self, j: int, fails: bool) -> None:
-        """Weigh the hypotheses k < j (flip below x_j) against k ≥ j by one verdict."""
-        i = _bisect.bisect_right(self._starts, j) - 1
-        if self._starts[i] != j:  # split the piece at j
-            self._starts.insert(i + 1, j)
-            self._counts.insert(i + 1, list(self._counts[i]))
-            i += 1
-        # Under "fails above", hypotheses k < j predict a failure at x_j.
-        left_predicts_fail = self.direction is Side.ABOVE
-        for piece, counts in enumerate(self._counts):
-            agrees = (piece < i) == (fails == left_predicts_fail)
-            counts[0 if agrees else 1] += 1
-
-    def _log_weights(self) -> list[list[float]]:
-        """Per piece, per error rate: log of (prior times likelihood) of one cell."""
-        ga, gd = self._ends_counts
-        return [[lp + (a + ga) * l1p + (d + gd) * lpp for lp, l1p, lpp in self._rates]
-                for a, d in self._counts]
-
-    def _cell_masses(self) -> tuple[float, list[float], list[float]]:
-        """(largest cell belief, belief of one cell per piece, posterior over error rates)."""
-        logs = self._log_weights()
-        top = max(max(row) for row in logs)
-        bounds = [*self._starts, self._n]
-        per_cell = [[math.exp(v - top) for v in row] for row in logs]
-        widths = [b - a for a, b in pairwise(bounds)]
-        total = sum(w * sum(row) for w, row in zip(widths, per_cell, strict=True))
-        cells = [sum(row) / total for row in per_cell]
-        rates = [sum(w * row[r] for w, row in zip(widths, per_cell, strict=True)) / total
-                 for r in range(len(self._rates))]
-        return max(cells), cells, rates
+        belief = self._belief()
+        best_cell = max(max(cells) for cells in belief.cells.values())
+        if best_cell >= self.confidence or max(belief.flat.values()) >= self.confidence:
+            return
+        side, mass = self._likeliest(belief)
+        if self._n == 1 or mass < 1 - (1 - self.confidence) / 2:
+            # Which way it fails (or whether at all) is still open: ask the ends, evenly.
+            lo_turn = self._end_votes[self.lo] <= self._end_votes[self.hi]
+            self._pending = self.lo if lo_turn else self.hi
+            return
+        cells = [m / mass for m in belief.cells[side]]
+        self._pending = self._grid.value(self._median(cells))
 
     def _median(self, cells: list[float]) -> int:
         """The interior grid index j whose split of the belief is closest to half."""
@@ -280,52 +311,59 @@ class ProbabilisticBisection:
             mass += take * each
         return a, b, min(mass, 1.0)
 
+    def _ends(self) -> tuple[bool, bool] | None:
+        """The majority verdict at lo and at hi, when both were probed without a tie."""
+        verdicts = []
+        for end in (self.lo, self.hi):
+            votes = [p.fails for p in self._probes if p.value == end]
+            if not votes or votes.count(True) * 2 == len(votes):
+                return None
+            verdicts.append(votes.count(True) * 2 > len(votes))
+        return verdicts[0], verdicts[1]
+
     @property
     def result(self) -> NoisyResult:
         if not self.done:
             raise BisectError("the search is not done yet: keep probing next_probe()")
+        belief = self._belief()
         common = {"lo": self.lo, "hi": self.hi, "resolution": self.resolution,
                   "confidence": self.confidence, "probes": tuple(self._probes),
-                  "assumed": self._given_direction,
-                  "error_rate_given": len(self._p_values) == 1}
-        at_lo, at_hi = self._majority(self.lo), self._majority(self.hi)
-        if at_lo is not None and at_hi is not None:
-            common["ends"] = (at_lo, at_hi)
-        if self.direction is None:  # the ends agreed (the budget always covers them)
-            votes = [p.fails for p in self._probes]
-            minority = min(votes.count(True), votes.count(False))
+                  "assumed": self.direction, "ends": self._ends(),
+                  "error_rate_given": len(self._p_values) == 1,
+                  "error_rate": sum(map(operator.mul, self._p_values, belief.rates))}
+        side, side_mass = self._likeliest(belief)
+        flat = max(belief.flat.values())
+        if flat > side_mass:
             return NoisyResult(kind=BisectKind.NO_FLIP, fails=None, below=None, above=None,
-                               mass=0.0, interval=None, interval_mass=0.0, converged=True,
-                               error_rate=minority / len(votes), **common)
-        top, cells, rates = self._cell_masses()
+                               mass=flat, interval=None, interval_mass=0.0,
+                               converged=flat >= self.confidence, **common)
+        cells = belief.cells[side]
         best = max(range(len(cells)), key=cells.__getitem__)
         a, b, mass = self._credible(cells)
         k = self._starts[best]
-        return NoisyResult(kind=BisectKind.FLIP, fails=self.direction, below=self._x(k),
-                           above=self._x(k + 1), mass=top, interval=(self._x(a), self._x(b)),
-                           interval_mass=mass, converged=top >= self.confidence,
-                           error_rate=sum(map(operator.mul, self._p_values, rates)), **common)
+        return NoisyResult(kind=BisectKind.FLIP, fails=side, below=self._grid.value(k),
+                           above=self._grid.value(k + 1), mass=cells[best],
+                           interval=(self._grid.value(a), self._grid.value(b)),
+                           interval_mass=mass, converged=cells[best] >= self.confidence,
+                           **common)
 
     def belief(self) -> tuple[tuple[int, int, float], ...]:
-        """The current belief as ``(start, end, mass)`` pieces over knob values: the
-        threshold is in ``(start, end]`` with belief `mass` (uniform inside a piece)."""
-        _, cells, _ = self._cell_masses()
+        """The current belief for the likelier direction as ``(start, end, mass)`` pieces
+        over knob values: the flip is in ``(start, end]`` with belief `mass`."""
+        belief = self._belief()
+        side, _ = self._likeliest(belief)
         bounds = [*self._starts, self._n]
-        return tuple((self._x(a), self._x(b), mass * (b - a))
-                     for (a, b), mass in zip(pairwise(bounds), cells, strict=True))
-
-    def _x(self, k: int) -> int:
-        return self._grid.value(k)
+        return tuple((self._grid.value(a), self._grid.value(b), mass * (b - a))
+                     for (a, b), mass in zip(pairwise(bounds), belief.cells[side], strict=True))
 
 
 def noisy_bisect(outcome: Callable[[int], bool], *, lo: int, hi: int, resolution: int,
                  confidence: float = 0.95, error_rate: float | None = None,
-                 max_probes: int = 100, direction: Side | None = None,
-                 endpoint_lead: int = 2) -> NoisyResult:
+                 max_probes: int = 100, direction: Side | None = None) -> NoisyResult:
     """Probabilistic bisection with a synchronous probe; `outcome(value)` is True on failure."""
     search = ProbabilisticBisection(lo=lo, hi=hi, resolution=resolution, confidence=confidence,
                                     error_rate=error_rate, max_probes=max_probes,
-                                    direction=direction, endpoint_lead=endpoint_lead)
+                                    direction=direction)
     return drive(search, outcome, lambda: search.result)
 
 

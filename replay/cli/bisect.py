@@ -78,9 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: estimated)")
     parser.add_argument("--max-probes", type=_positive_int, default=100, metavar="N",
                         help="noisy search: probe budget (default 100)")
-    parser.add_argument("--endpoint-lead", type=_positive_int, default=2, metavar="N",
-                        help="noisy search: probe each end until one verdict leads by N "
-                             "(default 2; raise it for very noisy targets)")
     parser.add_argument("--plot", metavar="OUT.svg|png",
                         help="draw verdict (or failure rate) against the knob value")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -205,8 +202,7 @@ def make_search(mode: str, args: argparse.Namespace, lo: int, hi: int, resolutio
                          repeats=args.repeats or 1)
     return ProbabilisticBisection(lo=lo, hi=hi, resolution=resolution,
                                   confidence=args.confidence, error_rate=args.error_rate,
-                                  max_probes=args.max_probes,
-                                  endpoint_lead=args.endpoint_lead)
+                                  max_probes=args.max_probes)
 
 
 def search_knob(search: Any, probe: Callable[[int], ProbeRecord],
