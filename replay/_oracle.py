@@ -486,12 +486,18 @@ def _message_findings(plan: SessionPlan, received: Sequence[Received],
                       got=pair.got, t=got.t if got is not None else None)
 
 
+def _stuck_kind(clock: str) -> FindingKind:
+    # Under a virtual clock nothing is slow, only blocked: "stuck". On the real clock the
+    # runner's deadline passed, which may be a slow server: "timeout".
+    return FindingKind.STUCK if clock == "virtual" else FindingKind.TIMEOUT
+
+
 def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "real",
                   options: OracleOptions = OracleOptions()) -> SessionVerdict:
     """The verdict on one session's replay."""
     sid = plan.session
     findings: list[Finding] = []
-    stuck_kind = FindingKind.STUCK if clock == "virtual" else FindingKind.TIMEOUT
+    stuck_kind = _stuck_kind(clock)
     stuck = [e for e in events if type(e) is Stuck]
     unreachable = next((e for e in events if type(e) is Unreachable), None)
     rejected = next((e for e in events if type(e) is Rejected), None)
@@ -540,9 +546,9 @@ def judge(schedule: Schedule, transcript: Transcript, *,
     for plan in schedule.sessions:
         session = by_session.get(plan.session)
         if session is None:
-            kind = FindingKind.STUCK if transcript.clock == "virtual" else FindingKind.TIMEOUT
             verdicts.append(SessionVerdict(plan.session, (
-                Finding(kind, plan.session, "the replay has no transcript for this session"),
+                Finding(_stuck_kind(transcript.clock), plan.session,
+                        "the replay has no transcript for this session"),
             )))
             continue
         verdicts.append(judge_session(plan, session.events, clock=transcript.clock,
