@@ -234,7 +234,23 @@ def describe_change(expected: str | bytes, got: str | bytes,
     if type(expected) is not type(got):
         kinds = {str: "text", bytes: "binary"}
         return f"expected a {kinds[type(expected)]} message, got {kinds[type(got)]}"
-    return f"expected {preview(expected, 40)}, got {preview(got, 40)}"
+    if len(expected) <= 40 and len(got) <= 40:
+        return f"expected {preview(expected, 40)}, got {preview(got, 40)}"
+    # Long payloads: show both around the first difference, which a preview would cut off.
+    at = next((k for k, (x, y) in enumerate(zip(expected, got, strict=False)) if x != y),
+              min(len(expected), len(got)))
+    text = isinstance(expected, str)
+    start = max(0, at - (10 if text else 4))
+
+    def window(payload: str | bytes) -> str:
+        lead = "…" if start else ""
+        if isinstance(payload, str):
+            return lead + preview(payload[start:], 30)
+        more = " …" if len(payload) > start + 10 else ""
+        return f"{lead}{payload[start:start + 10].hex(' ')}{more}"
+
+    return (f"first difference at {'character' if text else 'byte'} {at}: expected "
+            f"{window(expected)}, got {window(got)} (lengths {len(expected)} and {len(got)})")
 
 
 # --- alignment -------------------------------------------------------------------------------

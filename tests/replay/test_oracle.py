@@ -402,3 +402,16 @@ def test_judging_reads_what_it_is_given_and_nothing_else() -> None:
     first = judge(schedule, transcript((1, events)))
     assert judge(schedule, transcript((1, events))) == first
     assert Received in {type(e) for e in events}
+
+
+def test_a_long_changed_payload_is_shown_around_its_first_difference() -> None:
+    text = "x" * 100 + "abc" + "y" * 50
+    (finding,) = verdict_for(chat([text]), [text.replace("abc", "abd")]).findings
+    assert "first difference at character 102" in finding.detail
+    assert "…xxxxxxxxabc" in finding.detail
+    assert "…xxxxxxxxabd" in finding.detail
+    blob = bytes(64)
+    (finding,) = verdict_for(chat([blob]), [blob[:60] + b"\x01" + blob[61:]]).findings
+    assert finding.detail.endswith(
+        "first difference at byte 60: expected …00 00 00 00 00 00 00 00 00 00 …, "
+        "got …00 00 00 00 01 00 00 00 00 00 … (lengths 64 and 64)")
