@@ -413,5 +413,5 @@ def test_a_long_changed_payload_is_shown_around_its_first_difference() -> None:
     blob = bytes(64)
     (finding,) = verdict_for(chat([blob]), [blob[:60] + b"\x01" + blob[61:]]).findings
     assert finding.detail.endswith(
-        "first difference at byte 60: expected …00 00 00 00 00 00 00 00 00 00 …, "
-        "got …00 00 00 00 01 00 00 00 00 00 … (lengths 64 and 64)")
+        "first difference at byte 60: expected …00 00 00 00 00 00 00 00, "
+        "got …00 00 00 00 01 00 00 00 (lengths 64 and 64)")
