@@ -67,6 +67,9 @@ class OracleOptions:
             raise ReplayError("ignore_paths: expected a tuple of JSON paths like '$.id'")
         for path in self.ignore_paths:
             _compile_path(path)  # a bad path is reported now, not at the first message
+        for name in ("unordered", "ignore_extra"):
+            if type(getattr(self, name)) is not bool:
+                raise ReplayError(f"{name}: expected true or false, got {getattr(self, name)!r}")
 
 
 DEFAULT_OPTIONS = OracleOptions()

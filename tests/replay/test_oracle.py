@@ -225,6 +225,8 @@ def test_a_malformed_ignore_path_is_refused_with_its_column() -> None:
         OracleOptions(ignore_paths=("$.a[x]",))
     with pytest.raises(ReplayError, match="tuple of JSON paths"):
         OracleOptions(ignore_paths="$.id")  # type: ignore[arg-type]
+    with pytest.raises(ReplayError, match="unordered: expected true or false"):
+        OracleOptions(unordered="yes")  # type: ignore[arg-type]
 
 
 def test_text_that_is_not_json_and_binary_compare_exactly() -> None:
