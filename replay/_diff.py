@@ -4,13 +4,16 @@ For every session that did not pass, `render_diff` prints its findings and a tim
 the session, times in ms after the handshake completed (recorded | replay), with one mark
 per row::
 
-    session 2 ws://example/chat: diverged
-      missing: server message #1 never arrived (recorded at 12.000 ms): {"n":1}
-             recorded     replay
-            0.000 ms   0.000 ms      open   HTTP 101
-            5.000 ms   5.210 ms    → #0     {"op":"join"}
-    >>> -  12.000 ms          -    ← #1     {"n":1}                      missing
-           20.000 ms  21.300 ms    ← #2     {"n":2}
+    session 1 ws://example.test/chat: diverged
+      missing: server message #2 never arrived (recorded 4.000 ms after open): {"n": 2}
+              recorded       replay    (ms after open)
+              ⋮
+              1.000 ms     1.000 ms    → #0       {"op":"join"}
+              2.000 ms     1.000 ms    ← #0       {"n": 0}
+              3.000 ms     2.000 ms    ← #1       {"n": 1}
+    >>> -     4.000 ms            -    ← #2       {"n": 2}                        missing
+              5.000 ms     3.000 ms    ← #3       {"n": 3}
+             28.000 ms    28.000 ms    close      1000 by client
 
 Marks: ``-`` recorded but not replayed, ``+`` replayed but not recorded, ``~`` changed
 (the next line shows what came instead), ``!`` a handshake or close that differs. ``>>>``

@@ -8,7 +8,10 @@ message is one ``missing`` finding rather than a cascade of ``changed`` ones:
    ignore-paths are removed (so key order, spacing, ids and timestamps do not count);
    other text and binary payloads are their exact selves.
 2. Ordered mode aligns the two key sequences with `difflib.SequenceMatcher` (no junk
-   heuristic). Unordered mode matches them as multisets.
+   heuristic) after trimming the common head and tail; a middle too large for its
+   quadratic time is first cut at patience-diff anchors (keys unique on both sides),
+   with a linear greedy match where there are none (walls of identical heartbeats).
+   Unordered mode matches them as multisets.
 3. Unmatched messages are classified, in this order: an expected message that arrived
    elsewhere is ``reordered``; an extra copy of an expected message is ``duplicated``;
    unmatched expected and received messages in the same replaced block pair up as
