@@ -231,12 +231,16 @@ def _str_headers(raw: object) -> Headers:
                  for k, v in (raw or ()))  # type: ignore[attr-defined]
 
 
-def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any]) -> Message:
+def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
+           extra_headers: Headers = ()) -> Message:
+    from ._live import forwarded_headers  # one rule for what a replay sends, live or not
+
     url = urlsplit(request.url)
     secure = url.scheme in ("wss", "https")
     host = url.hostname or "testserver"
     port = url.port or (443 if secure else 80)
-    headers = [(k.lower().encode("latin-1"), _latin1(v)) for k, v in request.headers]
+    headers = [(k.lower().encode("latin-1"), _latin1(v))
+               for k, v in forwarded_headers(request.headers, extra_headers)]
     names = {k for k, _ in headers}
     if b"host" not in names:
         headers.insert(0, (b"host", _latin1(host if url.port is None else f"{host}:{port}")))
@@ -340,12 +344,13 @@ class AsgiConnection:
         self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
 
     def waiting_for(self) -> str:
+        """Where the app is, phrased to follow "the server side is in ..."."""
         if self._app_done:
-            return "app finished"
+            return "no handler: the app has returned"
         if self._app_waiting:
             return self._app_waiting
         where = _where(self._app_coro())
-        return f"app busy in {where}" if where else "app busy"
+        return f"the app's {where}" if where else "the app, running"
 
     # -- the server side (what the app calls) ---------------------------------------
 
@@ -378,7 +383,7 @@ class AsgiConnection:
             return self._disconnect
         item = self._to_app.get_nowait()
         if item is _EMPTY:
-            self._app_waiting = "app awaiting receive()"
+            self._app_waiting = "the app's receive()"
             try:
                 item = await self._target._get(self._to_app)
             finally:
@@ -396,7 +401,7 @@ class AsgiConnection:
                 arrives = self._answer_handshake(
                     ("accept", message.get("subprotocol"), _str_headers(message.get("headers"))))
                 if arrives > trio.current_time():
-                    self._app_waiting = "app awaiting send(websocket.accept): accept in flight"
+                    self._app_waiting = "the app's send(websocket.accept), the accept in flight"
                     try:
                         await self._target._sleep_until(arrives)
                     finally:
@@ -459,7 +464,7 @@ class AsgiTarget(Target):
 
     def __init__(self, app: ASGIApp, *, loop: Loop = "auto",
                  lifespan: Literal["auto", "on", "off"] = "auto", name: str | None = None,
-                 module: ModuleType | None = None) -> None:
+                 module: ModuleType | None = None, extra_headers: Headers = ()) -> None:
         if loop not in LOOPS:
             raise TargetError(f"loop {loop!r}: expected one of {', '.join(LOOPS)}")
         if not callable(app):
@@ -468,6 +473,7 @@ class AsgiTarget(Target):
         self.loop: Literal["trio", "asyncio"] = (
             guess_loop(app, module) if loop == "auto" else loop)  # type: ignore[assignment]
         self.lifespan = lifespan
+        self.extra_headers = tuple(extra_headers)
         self._name = name or _app_name(app)
         self._stack: AsyncExitStack | None = None
         self._nursery: trio.Nursery | None = None
@@ -528,7 +534,8 @@ class AsgiTarget(Target):
             raise TargetError(f"{self.describe()}: use 'async with target:' before connect()")
         self._connections += 1
         conn = AsgiConnection(self, request, report, self._connections)
-        return await conn._open(_scope(request, self._connections, self._state))
+        return await conn._open(_scope(request, self._connections, self._state,
+                                       self.extra_headers))
 
     def _t(self) -> int:
         return now_ns() - round(self._origin * _NS)
@@ -738,8 +745,11 @@ def load_app(spec_text: str) -> tuple[ASGIApp, ModuleType]:
 
 
 def open_asgi_target(spec_text: str, *, loop: Loop = "auto",
-                     lifespan: Literal["auto", "on", "off"] = "auto") -> AsgiTarget:
+                     lifespan: Literal["auto", "on", "off"] = "auto",
+                     extra_headers: Headers = ()) -> AsgiTarget:
     """The target for ``asgi:MODULE_OR_FILE:ATTR``."""
+    if loop not in LOOPS:  # before importing anything
+        raise TargetError(f"loop {loop!r}: expected one of {', '.join(LOOPS)}")
     app, module = load_app(spec_text)
     return AsgiTarget(app, loop=loop, lifespan=lifespan, module=module,
-                      name=spec_text.removeprefix("asgi:"))
+                      name=spec_text.removeprefix("asgi:"), extra_headers=extra_headers)

@@ -202,3 +202,7 @@ def join_order_app() -> Starlette:
         await ws.close()
 
     return _starlette(join)
+
+
+room = room_app(0.1)
+"""The room app with a 100 ms accept, for ``asgi:tests.replay.asgi_apps:room``."""

@@ -234,7 +234,7 @@ def test_waiting_for_says_what_the_app_is_blocked_on(loop: str) -> None:
         return echo.waiting_for()
 
     waiting, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body)
-    assert waiting == "app awaiting receive()"
+    assert waiting == "the app's receive()"
 
     async def hung(target, errors):  # type: ignore[no-untyped-def]
         conn = await target.connect(request(), errors.append)
@@ -242,7 +242,7 @@ def test_waiting_for_says_what_the_app_is_blocked_on(loop: str) -> None:
         return conn.waiting_for()
 
     waiting, _ = run(AsgiTarget(asgi_apps.hang, loop=loop), hung)
-    assert waiting.startswith("app busy in _hang (")
+    assert waiting.startswith("the app's _hang (")
     assert "asgi_apps.py:" in waiting
 
 
