@@ -21,7 +21,8 @@ a modelled network carries events between the runner (the client) and the app:
   server answers the close frame, not the app). An app close reaches the client after
   the s2c latency and the app then gets ``websocket.disconnect`` a c2s latency later.
   Once the client's close has arrived, the app's sends raise `ClientDisconnected` (an
-  `OSError`, as the ASGI spec asks; Starlette turns it into `WebSocketDisconnect(1006)`).
+  `OSError`, as the ASGI spec asks; Starlette turns it into `WebSocketDisconnect(1006)`);
+  an app closing what the client already closed is not an error.
 - **Suspension**: `receive()` returns without suspending when a message has already
   arrived and a `send()` of a message never suspends (writes are buffered) — like uvicorn
   on asyncio, so an app does not see extra interleavings that production would not have.
@@ -46,6 +47,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import random
 import sys
@@ -359,8 +361,12 @@ class AsgiConnection:
         failure: BaseException | None = None
         try:
             await self._target._call_app(self, scope, self._app_receive, self._app_send)
-        except Exception as exc:
-            failure = exc
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            if trio.current_effective_deadline() == -math.inf:
+                raise  # the run is ending and cancelled the handler: not the app's failure
+            failure = exc  # includes an asyncio.CancelledError the app raised on its own
         self._app_done = True
         if failure is not None and not self._peer_left(unwrap(failure)):
             self._report(app_error(self._target._t(), failure))
@@ -428,6 +434,9 @@ class AsgiConnection:
                 self._answer_handshake(("reject", status, headers, b"".join(parts)))
         elif self._app == "accepted":
             if trio.current_time() >= self._client_gone_at:
+                if kind == "websocket.close":
+                    self._app = "closed"  # closing what the client closed: nothing to do
+                    return
                 raise ClientDisconnected("the client has closed the WebSocket")
             if kind == "websocket.send":
                 text = message.get("text")
@@ -443,7 +452,7 @@ class AsgiConnection:
             else:
                 raise RuntimeError('Expected ASGI message "websocket.send" or '
                                    f'"websocket.close", but got {kind!r}')
-        else:
+        elif kind != "websocket.close":  # a second close is harmless; data is not
             raise ClientDisconnected(f"cannot send {kind!r}: the WebSocket is closed")
 
 
@@ -605,7 +614,7 @@ class AsgiTarget(Target):
 
         to_app.put({"type": "lifespan.startup"})
         self._spawn(lifespan)
-        reply = await replies.receive()
+        reply = await _reply_within(replies, f"{self.describe()}: lifespan startup")
         kind = reply["type"]
         if kind == "lifespan.startup.complete":
             self._lifespan_to_app, self._lifespan_reply = to_app, replies
@@ -625,7 +634,7 @@ class AsgiTarget(Target):
         assert to_app is not None
         assert replies is not None
         to_app.put({"type": "lifespan.shutdown"})
-        reply = await replies.receive()
+        reply = await _reply_within(replies, f"{self.describe()}: lifespan shutdown")
         if reply["type"] == "lifespan.shutdown.failed":
             raise TargetError(f"{self.describe()}: lifespan shutdown failed: "
                               f"{reply.get('message', '')}".rstrip(": "))
@@ -656,6 +665,16 @@ def prepare_asyncio() -> ModuleType:
             if getattr(backend, name, None) is not getattr(asyncio, name):
                 setattr(backend, name, getattr(asyncio, name))
     return trio_asyncio
+
+
+LIFESPAN_TIMEOUT = 60.0
+"""Virtual seconds the app's lifespan startup or shutdown may take."""
+
+
+async def _reply_within(replies: trio.MemoryReceiveChannel[Message], what: str) -> Message:
+    with trio.move_on_after(LIFESPAN_TIMEOUT):
+        return await replies.receive()
+    raise TargetError(f"{what} did not finish within {LIFESPAN_TIMEOUT:g} s (virtual)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -294,6 +294,20 @@ def test_a_failing_startup_is_a_one_line_target_error() -> None:
         run(AsgiTarget(app, loop="trio"), body)
 
 
+def test_a_startup_that_never_finishes_is_a_target_error_not_a_hang() -> None:
+    import anyio
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await anyio.sleep_forever()
+
+    async def body(target, errors):  # type: ignore[no-untyped-def]
+        raise AssertionError("not reached")
+
+    with pytest.raises(TargetError, match=r"lifespan startup did not finish within 60 s"):
+        run(AsgiTarget(app, loop="trio"), body)
+
+
 def test_connect_outside_the_context_is_refused() -> None:
     async def main() -> None:
         with pytest.raises(TargetError, match="async with target"):
