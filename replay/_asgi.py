@@ -505,6 +505,8 @@ class AsgiTarget(Target):
         if self._stack is not None:
             raise TargetError(f"{self.describe()}: already entered")
         self._origin = trio.current_time()
+        self._connections = 0  # ordinals seed jitter: each run starts from the same ones
+        self._state = {}
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:

@@ -76,6 +76,13 @@ def test_fifty_runs_give_byte_identical_transcripts(loop: str) -> None:
     assert all(one_run(loop, seed=3) == first for _ in range(49))
 
 
+def test_one_target_replayed_again_gives_the_same_transcript() -> None:
+    """``wsreplay run --repeat N`` enters the same target N times."""
+    target = AsgiTarget(asgi_apps.room_app(0.1), loop="trio")
+    first = canonical(run_sync(busy_schedule(), target, seed=2))
+    assert canonical(run_sync(busy_schedule(), target, seed=2)) == first
+
+
 def _digest_in_a_fresh_process(loop: str, seed: int, hash_seed: str) -> str:
     code = ("import hashlib, sys; from tests.replay.test_asgi_determinism import one_run; "
             "print(hashlib.sha256(one_run(sys.argv[1], int(sys.argv[2]))).hexdigest())")
