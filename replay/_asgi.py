@@ -15,7 +15,8 @@ a modelled network carries events between the runner (the client) and the app:
   failure → 500) also reaches the client `accept_latency` after the app sent it.
 - **Messages**: each direction is FIFO (one TCP stream); a message sent at *t* arrives
   at ``max(t + latency + jitter, previous arrival)``. Jitter is drawn from a
-  `random.Random` seeded with `NetworkModel.seed` and the connection's ordinal.
+  `random.Random` seeded with `NetworkModel.seed`, the run's seed and the connection's
+  ordinal.
 - **Close**: the client's close reaches the app as ``websocket.disconnect`` after the
   c2s latency and the server's reply reaches the client a s2c latency later (the ASGI
   server answers the close frame, not the app). An app close reaches the client after
@@ -280,7 +281,7 @@ class AsgiConnection:
     def __init__(self, target: AsgiTarget, request: ConnectRequest, report: Report,
                  ordinal: int) -> None:
         net: NetworkModel = request.network
-        rng = random.Random(f"wsreplay-net/{net.seed}/{ordinal}")
+        rng = random.Random(f"wsreplay-net/{net.seed}/{target._run_seed}/{ordinal}")
         self._target, self._report, self._net = target, report, net
         self._to_app = _Pipe(net.c2s_latency, net.jitter, rng)
         self._to_client = _Pipe(net.s2c_latency, net.jitter, rng)
@@ -489,6 +490,7 @@ class AsgiTarget(Target):
         self._aio: Any = None  # the trio-asyncio loop while entered
         self._state: dict[str, Any] = {}
         self._connections = 0
+        self._run_seed = 0
         self._origin = 0.0
         self._lifespan_to_app: _Pipe | None = None
         self._lifespan_reply: trio.MemoryReceiveChannel[Message] | None = None
@@ -497,7 +499,13 @@ class AsgiTarget(Target):
         return f"asgi:{self._name}"
 
     def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
-        return run_virtual(async_fn, seed=seed)
+        """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
+        the network model's own seed, the latency jitter."""
+        self._run_seed = seed
+        try:
+            return run_virtual(async_fn, seed=seed)
+        finally:
+            self._run_seed = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 

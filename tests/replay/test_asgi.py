@@ -263,7 +263,9 @@ def test_jitter_is_seeded_by_the_network_model(loop: str) -> None:
 
     first, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body)
     again, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body)
+    other_run_seed, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body, seed=9)
     assert first == again
+    assert other_run_seed != first  # --seed varies the jitter too
     assert all(10 * MS <= a <= 110 * MS for a in first)
     assert len(set(first)) > 1  # jitter did something
 
