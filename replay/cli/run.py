@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     recordings = [(path, read_recording(path)) for path in args.files]
     for path, recording in recordings:
         schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
+        if key is None and schedule.token_expiry is not None:
+            print("wsreplay: note: the warp's exp= only applies to re-minted tokens; give "
+                  "--jwt-secret or --jwt-key", file=sys.stderr)
         if key is None and redacted_token_count(schedule):
             print(f"wsreplay: note: {path} holds redacted JWTs; without --jwt-secret or "
                   f"--jwt-key they are sent as recorded and the server will likely refuse "

@@ -293,3 +293,21 @@ def test_bad_arguments_are_refused_with_the_field_named() -> None:
         trio.run(lambda: replay(schedule(), HandlerTarget(_slow_echo(0)), timeout=0))
     with pytest.raises(ValueError, match="concurrency"):
         trio.run(lambda: replay(schedule(), HandlerTarget(_slow_echo(0)), concurrency=0))
+
+
+def test_the_trio_side_is_public_but_loads_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    import replay
+    from replay import _auth, _live, _runner, _targets
+
+    assert (replay.replay, replay.run_sync, replay.replay_recording, replay.Result) == (
+        _runner.replay, _runner.run_sync, _runner.replay_recording, _runner.Result)
+    assert (replay.LiveTarget, replay.open_target) == (_live.LiveTarget, _targets.open_target)
+    assert (replay.SigningKey, replay.TokenMinter) == (_auth.SigningKey, _auth.TokenMinter)
+    assert {"replay", "LiveTarget", "open_target"} <= set(dir(replay))
+    with pytest.raises(AttributeError):
+        _ = replay.no_such_name
+    code = "import sys, replay; sys.exit(1 if 'trio' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
