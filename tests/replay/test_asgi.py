@@ -310,6 +310,13 @@ def test_a_startup_that_never_finishes_is_a_target_error_not_a_hang() -> None:
         run(AsgiTarget(app, loop="trio"), body)
 
 
+def test_the_target_is_public_and_loads_trio_only_when_asked_for() -> None:
+    import replay
+
+    assert replay.AsgiTarget is AsgiTarget
+    assert "AsgiTarget" in dir(replay)
+
+
 def test_connect_outside_the_context_is_refused() -> None:
     async def main() -> None:
         with pytest.raises(TargetError, match="async with target"):
