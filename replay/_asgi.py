@@ -289,7 +289,7 @@ class AsgiConnection:
         self._client: ClientState = "connecting"
         self._app: AppState = "connecting"
         self._closed: ConnectionClosed | None = None
-        self._client_gone_at = float("inf")
+        self._client_gone_at = math.inf
         self._disconnect: Message | None = None
         self._denial: tuple[int, Headers, list[bytes]] | None = None
         self._app_waiting = ""
@@ -434,7 +434,7 @@ class AsgiConnection:
                 self._app = "closed"
                 self._answer_handshake(("reject", status, headers, b"".join(parts)))
         elif self._app == "accepted":
-            if trio.current_time() >= self._client_gone_at:
+            if self._client_gone_at != math.inf and trio.current_time() >= self._client_gone_at:
                 if kind == "websocket.close":
                     self._app = "closed"  # closing what the client closed: nothing to do
                     return
