@@ -103,6 +103,26 @@ def test_binary_messages_subprotocols_and_the_scope(loop: str) -> None:
     assert "websocket.http.response" in seen["extensions"]
 
 
+def test_header_overrides_apply_in_process_as_they_do_live() -> None:
+    seen = {}
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen["headers"] = scope["headers"]
+        await send({"type": "websocket.close"})
+
+    async def body(target, errors):  # type: ignore[no-untyped-def]
+        with pytest.raises(HandshakeRejected):
+            await target.connect(ConnectRequest(
+                url="ws://x/ws", headers=(("Authorization", "Bearer old"),
+                                          ("Connection", "Upgrade"))), errors.append)
+
+    run(AsgiTarget(app, loop="trio", lifespan="off",
+                   extra_headers=(("Authorization", "Bearer new"),)), body)
+    assert (b"authorization", b"Bearer new") in seen["headers"]
+    assert (b"authorization", b"Bearer old") not in seen["headers"]
+    assert b"connection" not in dict(seen["headers"])  # hop-by-hop: never forwarded
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_denial_response_is_handshake_rejected_with_status_headers_and_body(loop: str) -> None:
     async def body(target, errors):  # type: ignore[no-untyped-def]
