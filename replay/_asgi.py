@@ -13,6 +13,11 @@ a modelled network carries events between the runner (the client) and the app:
   as accepted once `send(accept)` is entered). The client cannot send before it has the
   101. Any other handshake answer (denial response, close before accept → 403, app
   failure → 500) also reaches the client `accept_latency` after the app sent it.
+  Consequence worth knowing: Starlette's own accept-order errors ("Need to call "accept"
+  first", send before accept) come from work a handler does *before* it calls
+  ``accept()`` (auth, lookups), so they follow the app's timing and the other sessions'
+  (warps on gaps and session starts); the accept latency decides what an app that keeps
+  its own "ready" state after ``await accept()`` loses or reorders.
 - **Messages**: each direction is FIFO (one TCP stream); a message sent at *t* arrives
   at ``max(t + latency + jitter, previous arrival)``. Jitter is drawn from a
   `random.Random` seeded with `NetworkModel.seed`, the run's seed and the connection's
@@ -39,7 +44,11 @@ Apps run on Trio directly (``loop="trio"``; anyio apps such as Starlette and Fas
 anyio's Trio backend) or on trio-asyncio's asyncio loop (``loop="asyncio"``; apps calling
 `asyncio.create_task`/`sleep`/`wait_for` directly, and anyio's asyncio backend). Both loops
 share Trio's virtual clock. ``"auto"`` picks asyncio — the loop uvicorn and hypercorn run
-apps on in production — unless the app's module imports trio.
+apps on in production, so anyio apps keep their production interleavings, and apps that
+call asyncio directly work — unless the app's module imports trio. (Measured by
+``scripts/bench_virtual``: the asyncio loop costs roughly 1-1.5x the Trio loop's time.)
+Same-instant ordering: on either loop the seed orders Trio's wake-ups (sessions, network
+deliveries, Trio tasks); asyncio callbacks ready at once run in FIFO order, as asyncio does.
 """
 
 from __future__ import annotations
