@@ -114,6 +114,19 @@ def ready_flag_app(event_at: float) -> Starlette:
     return _starlette(chat)
 
 
+async def _careless(ws: WebSocket) -> None:
+    """Echoes without catching the disconnect, and closes in `finally` (common code)."""
+    await ws.accept()
+    try:
+        while True:
+            await ws.send_text(await ws.receive_text())
+    finally:
+        await ws.close()
+
+
+careless = _starlette(_careless)
+
+
 async def _hang(ws: WebSocket) -> None:
     await ws.accept()
     await anyio.sleep_forever()

@@ -221,6 +221,20 @@ def test_after_the_client_closes_the_app_gets_disconnect_and_sends_raise_oserror
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_a_disconnect_escaping_a_careless_handler_after_the_client_left_is_no_app_error(
+        loop: str) -> None:
+    async def body(target, errors):  # type: ignore[no-untyped-def]
+        conn = await target.connect(request(), errors.append)
+        await conn.send("one")
+        assert await conn.receive() == "one"
+        await conn.close()
+        await trio.sleep(1)
+
+    _, errors = run(AsgiTarget(asgi_apps.careless, loop=loop), body)
+    assert errors == []
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 def test_the_accept_is_in_flight_for_the_accept_latency(loop: str) -> None:
     """The handler's ``await accept()`` returns when the client has the 101; what other tasks
     send meanwhile is queued behind it."""
