@@ -225,6 +225,8 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--warp", args.warp]
     if args.pacing != "causal":
         words += ["--pacing", args.pacing]
+    if args.repeat > 1:  # a live failure that came once in N runs needs the N to come again
+        words += ["--repeat", str(args.repeat)]
     if args.loop:
         words += ["--loop", args.loop]
     for header in args.header:
