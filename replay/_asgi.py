@@ -48,7 +48,8 @@ apps on in production, so anyio apps keep their production interleavings, and ap
 call asyncio directly work — unless the app's module imports trio. (Measured by
 ``scripts/bench_virtual``: the asyncio loop costs roughly 1-1.5x the Trio loop's time.)
 Same-instant ordering: on either loop the seed orders Trio's wake-ups (sessions, network
-deliveries, Trio tasks); asyncio callbacks ready at once run in FIFO order, as asyncio does.
+deliveries, Trio tasks); asyncio callbacks ready at once run in FIFO order, as asyncio does,
+and `replay._aio` removes the memory-address orders anyio's asyncio backend would add.
 """
 
 from __future__ import annotations
@@ -528,8 +529,9 @@ class AsgiTarget(Target):
         await stack.__aenter__()
         try:
             if self.loop == "asyncio":
-                trio_asyncio = prepare_asyncio()
-                self._aio = await stack.enter_async_context(trio_asyncio.open_loop())
+                from ._aio import open_loop
+
+                self._aio = await stack.enter_async_context(open_loop())
             self._nursery = await stack.enter_async_context(trio.open_nursery())
             self._stack = stack
             if self.lifespan != "off":
@@ -602,7 +604,9 @@ class AsgiTarget(Target):
                 conn._app_coro = lambda: task.get_coro() if task else None
             await self.app(scope, receive, send)
 
-        await prepare_asyncio().aio_as_trio(in_asyncio)()
+        from ._aio import aio_as_trio
+
+        await aio_as_trio(in_asyncio)()
 
     # -- lifespan ----------------------------------------------------------------------
 
@@ -661,29 +665,6 @@ class AsgiTarget(Target):
             err = unwrap(reply["error"])
             raise TargetError(f"{self.describe()}: lifespan shutdown raised "
                               f"{_type_name(err)}: {err}")
-
-
-def prepare_asyncio() -> ModuleType:
-    """Import trio-asyncio, which patches `asyncio.current_task`/`get_running_loop` to see
-    its loop, and repair modules that bound the unpatched functions before it ran.
-
-    anyio's asyncio backend does ``from asyncio import current_task, get_running_loop``; when
-    it was imported first (pytest's anyio plugin does that), every anyio task group would
-    fail with "no running event loop" on trio-asyncio's loop.
-    """
-    import asyncio
-    import warnings
-
-    with warnings.catch_warnings():  # its child watcher uses an API deprecated in 3.12
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import trio_asyncio
-
-    backend = sys.modules.get("anyio._backends._asyncio")
-    if backend is not None:
-        for name in ("current_task", "get_running_loop"):
-            if getattr(backend, name, None) is not getattr(asyncio, name):
-                setattr(backend, name, getattr(asyncio, name))
-    return trio_asyncio
 
 
 LIFESPAN_TIMEOUT = 60.0
