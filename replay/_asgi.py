@@ -612,8 +612,7 @@ class AsgiTarget(Target):
 
     async def _startup(self) -> None:
         to_app = _Pipe(0, 0, random.Random(0))
-        send_reply, replies = trio.open_memory_channel[Message](4)
-        done = trio.Event()
+        send_reply, replies = trio.open_memory_channel[Message](math.inf)
 
         async def receive() -> Message:
             item = to_app.get_nowait()
@@ -632,8 +631,6 @@ class AsgiTarget(Target):
                 send_reply.send_nowait({"type": "wsreplay.crashed", "error": exc})
             else:
                 send_reply.send_nowait({"type": "wsreplay.returned"})
-            finally:
-                done.set()
 
         to_app.put({"type": "lifespan.startup"})
         self._spawn(lifespan)
