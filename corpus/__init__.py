@@ -29,6 +29,13 @@ from ._reader import DEFAULT_MAX_RECORD_BYTES as DEFAULT_MAX_RECORD_BYTES
 from ._reader import CorpusReader as CorpusReader
 from ._reader import iter_records as iter_records
 from ._reader import read_recording as read_recording
+from ._redact import PLACEHOLDER as PLACEHOLDER
+from ._redact import RedactionError as RedactionError
+from ._redact import RedactionPolicy as RedactionPolicy
+from ._redact import Redactor as Redactor
+from ._redact import is_jwt as is_jwt
+from ._redact import placeholder as placeholder
+from ._redact import redact_jwt as redact_jwt
 from ._validate import Checker as Checker
 from ._validate import Problem as Problem
 from ._validate import validate as validate
