@@ -14,6 +14,27 @@ from ._recorder import PER_CONNECTION, PER_RUN, Settings
 OPTIONS = ("wsreplay_dir", "wsreplay_files", "wsreplay_filter", "wsreplay_redact",
            "wsreplay_redact_header", "wsreplay_redact_json", "wsreplay_redact_regex")
 
+_SINGLE = ("wsreplay_dir", "wsreplay_files", "wsreplay_filter", "wsreplay_redact")
+
+
+def repeated_options(options: object) -> str | None:
+    """Say which single-valued option was given more than once on the command line.
+
+    mitmproxy refuses such a value while loading the script and then drops the whole addon
+    silently, before `configure` could complain; so it is checked against the raw values.
+    """
+    deferred = getattr(options, "deferred", {})
+    for name in _SINGLE:
+        values = getattr(deferred.get(name), "val", None)
+        if isinstance(values, list) and len(values) > 1:
+            return f"--set {name} given {len(values)} times ({', '.join(map(repr, values))}); " \
+                   "give it once"
+    return None
+
+
+_SWITCH = {"true": True, "on": True, "yes": True, "1": True,
+           "false": False, "off": False, "no": False, "0": False}
+
 
 def settings_from(*, directory: object, files: object, flow_filter: object, redact: object,
                   headers: object, json_paths: object, patterns: object,
@@ -25,7 +46,8 @@ def settings_from(*, directory: object, files: object, flow_filter: object, reda
     if files not in (PER_RUN, PER_CONNECTION):
         raise exceptions.OptionsError(f"wsreplay_files: expected 'run' or 'connection', "
                                       f"got {files!r}")
-    if not isinstance(redact, bool):
+    switch = _SWITCH.get(redact.strip().lower()) if isinstance(redact, str) else redact
+    if not isinstance(switch, bool):
         raise exceptions.OptionsError(f"wsreplay_redact: expected true or false, got {redact!r}")
     lists = {"wsreplay_redact_header": headers, "wsreplay_redact_json": json_paths,
              "wsreplay_redact_regex": patterns}
@@ -47,7 +69,7 @@ def settings_from(*, directory: object, files: object, flow_filter: object, reda
     except RedactionError as bad:
         raise exceptions.OptionsError(f"wsreplay: {bad}") from None
     return Settings(directory=directory, files=files, flow_filter=matcher,
-                    redactor=Redactor(policy) if redact else None, source=_source(modes))
+                    redactor=Redactor(policy) if switch else None, source=_source(modes))
 
 
 def _source(modes: object) -> dict[str, str]:

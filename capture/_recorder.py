@@ -130,6 +130,13 @@ class Recorder:
         self._run_sink: _Sink | None = None
         self._live: dict[str, _Live] = {}
 
+    def describe(self) -> str:
+        settings = self.settings
+        files = "one file per run" if settings.files == PER_RUN else "one file per connection"
+        redaction = "redaction on" if settings.redactor is not None else "redaction OFF"
+        return (f"wsreplay: recording WebSocket sessions into {settings.directory}/ "
+                f"({files}, {redaction})")
+
     # -- hooks (each guarded) ----------------------------------------------------------
 
     @_hook

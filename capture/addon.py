@@ -10,11 +10,12 @@ wsreplay_redact_json, wsreplay_redact_regex (the last three repeatable).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from mitmproxy import ctx, exceptions, http
 
-from capture._options import OPTIONS, settings_from
+from capture._options import OPTIONS, repeated_options, settings_from
 from capture._recorder import PER_RUN, Recorder
 
 
@@ -31,9 +32,11 @@ class WsReplay:
         loader.add_option("wsreplay_filter", str, "",
                           "mitmproxy filter expression choosing the flows to record, "
                           "e.g. '~u /ws'. Empty: every WebSocket.")
-        loader.add_option("wsreplay_redact", bool, True,
-                          "Replace secrets (Authorization, cookies, tokens, JWT signatures) "
-                          "with typed placeholders before writing.")
+        # A str, not a bool: mitmproxy drops a script's options silently when a bool fails
+        # to parse ("--set wsreplay_redact=maybe"), and configure would never hear of it.
+        loader.add_option("wsreplay_redact", str, "true",
+                          "true|false: replace secrets (Authorization, cookies, tokens, JWT "
+                          "signatures) with typed placeholders before writing.")
         loader.add_option("wsreplay_redact_header", Sequence[str], [],
                           "Extra header whose value is a secret (repeatable).")
         loader.add_option("wsreplay_redact_json", Sequence[str], [],
@@ -42,6 +45,11 @@ class WsReplay:
         loader.add_option("wsreplay_redact_regex", Sequence[str], [],
                           "Regular expression to redact in URLs, headers and text payloads; "
                           "group 1 if it has groups (repeatable).")
+        repeated = repeated_options(ctx.options)
+        if repeated:
+            # mitmproxy would drop this addon without a word; an error at start-up stops
+            # mitmdump instead, with this line.
+            logging.error(f"wsreplay: {repeated}")
 
     def configure(self, updated: set[str]) -> None:
         if not updated & {*OPTIONS, "mode"} and self.recorder is not None:
@@ -59,6 +67,10 @@ class WsReplay:
         if self.recorder is not None:
             self.recorder.done()
         self.recorder = Recorder(settings)
+
+    def running(self) -> None:
+        if self.recorder is not None:
+            logging.info(self.recorder.describe())
 
     def response(self, flow: http.HTTPFlow) -> None:
         if self.recorder is not None:

@@ -79,7 +79,7 @@ def _spawn(argv: Sequence[str], port: int, log: Path, env: dict[str, str] | None
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         popen = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                 env={**os.environ, **(env or {})})
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     proc = Proc(popen, port, log)
     try:
         wait_for_port(port, popen, log)
@@ -110,7 +110,9 @@ def start_mitmdump(workdir: Path, upstream_port: int, *, addon: bool = True,
             "--set", f"confdir={workdir.parent / 'mitmproxy-conf'}",
             "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
     if addon:
-        argv += ["-s", str(ADDON), "--set", f"wsreplay_dir={workdir / 'captures'}"]
+        argv += ["-s", str(ADDON)]
+        if not any(o.startswith("wsreplay_dir=") for o in options):
+            argv += ["--set", f"wsreplay_dir={workdir / 'captures'}"]
     for option in options:
         argv += ["--set", option]
     return _spawn(argv, port, workdir / f"{name}.out")
