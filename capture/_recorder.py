@@ -200,10 +200,13 @@ class Recorder:
             if self._run_sink is None:
                 self._run_sink = _Sink(self._path(epoch, "capture"), self._header(epoch))
             sink = self._run_sink
+        # Build the open record before the session exists: if the flow cannot be read, no
+        # message may later land in a session that has no open record.
+        record = _records.handshake(flow, session=sink.next_session, epoch_ns=epoch)
         live = _Live(sink, sink.next_session, epoch)
         sink.next_session += 1
         self._live[flow.id] = live
-        self._write(live, _records.handshake(flow, session=live.session, epoch_ns=epoch))
+        self._write(live, record)
         return live
 
     def _finish(self, flow_id: str, live: _Live) -> None:

@@ -30,7 +30,8 @@ def is_upgrade(flow: http.HTTPFlow) -> bool:
 def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
     """The ``open`` record of a flow whose response (101 or a rejection) has arrived."""
     request, response = flow.request, flow.response
-    assert response is not None  # callers only pass flows with a response
+    if response is None:
+        raise ValueError("the upgrade request has no response to record")
     t = _rel(request.timestamp_start, epoch_ns)
     seen = response.timestamp_end or response.timestamp_start
     return Handshake(
@@ -58,7 +59,8 @@ def message(message: WebSocketMessage, *, session: int, epoch_ns: int) -> Messag
 def close(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Close:
     """The ``close`` record, from what `websocket_end` left on ``flow.websocket``."""
     ws = flow.websocket
-    assert ws is not None
+    if ws is None:
+        raise ValueError("the flow carries no WebSocket data")
     code = None if ws.close_code is None else int(ws.close_code)  # wsproto's CloseReason
     if code == _ABNORMAL_CLOSURE or ws.closed_by_client is None:
         return Close(session, _rel(ws.timestamp_end, epoch_ns), Closer.UNKNOWN, None,
