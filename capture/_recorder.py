@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from mitmproxy import http
 
@@ -101,7 +100,7 @@ class _Live:
     sink: _Sink
     session: int
     epoch_ns: int
-    last_t: int = 0
+    clock: _records.SessionClock = field(default_factory=_records.SessionClock)
     seen: int = 0
     """How many of the flow's messages are written."""
 
@@ -214,12 +213,8 @@ class Recorder:
         if live.sink is not self._run_sink:
             live.sink.close()
 
-    def _write(self, live: _Live, record: Any) -> None:
-        # Clocks can step back (NTP); a session's times must not, or the file is invalid.
-        t = max(record.t, live.last_t)
-        if t != record.t:
-            record = _with_t(record, t)
-        live.last_t = max(t, getattr(record, "t_response", t))
+    def _write(self, live: _Live, record: Record) -> None:
+        record = live.clock.stamp(record)
         redactor = self.settings.redactor
         live.sink.write(redactor.record(record) if redactor is not None else record)
 
@@ -232,9 +227,3 @@ class Recorder:
         when = _dt.datetime.fromtimestamp(epoch_ns / 1e9, tz=_dt.UTC)
         stamp = when.strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
         return os.path.join(self.settings.directory, f"{stamp}-{tag}.wsr")
-
-
-def _with_t(record: Any, t: int) -> Any:
-    from dataclasses import replace
-
-    return replace(record, t=t)

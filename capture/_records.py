@@ -6,10 +6,15 @@ same session imported from ``mitmdump -w`` read back the same.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TypeVar
+
 from mitmproxy import http
 from mitmproxy.websocket import WebSocketMessage
 
 from corpus import Close, Closer, Direction, Handshake, Headers, Message
+
+R = TypeVar("R", Handshake, Message, Close)
 
 # wsproto reports these when no close code was on the wire: 1006 when the TCP connection
 # went away without a close frame, 1005 for a close frame that carried no code.
@@ -68,6 +73,22 @@ def close(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Close:
     by = Closer.CLIENT if ws.closed_by_client else Closer.SERVER
     return Close(session, _rel(ws.timestamp_end, epoch_ns), by,
                  None if code == _NO_STATUS else code, ws.close_reason or "")
+
+
+class SessionClock:
+    """Keeps one session's times non-decreasing: a wall clock stepped back (NTP) must not
+    make a file invalid. Times are otherwise kept exactly as mitmproxy took them."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def stamp(self, record: R) -> R:
+        if record.t < self.last:
+            record = replace(record, t=self.last)
+        self.last = max(record.t, getattr(record, "t_response", record.t))
+        return record
 
 
 def ws_url(flow: http.HTTPFlow) -> str:

@@ -11,6 +11,9 @@ from ._errors import NotACorpus as NotACorpus
 from ._errors import RecordError as RecordError
 from ._errors import TruncatedCorpus as TruncatedCorpus
 from ._errors import UnsupportedVersion as UnsupportedVersion
+from ._har import NotAHar as NotAHar
+from ._har import har_to_recording as har_to_recording
+from ._har import read_har as read_har
 from ._model import FORMAT_NAME as FORMAT_NAME
 from ._model import FORMAT_VERSION as FORMAT_VERSION
 from ._model import Close as Close

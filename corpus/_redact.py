@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._errors import CorpusError
-from ._model import Handshake, Header, Headers, Message, Record
+from ._model import Handshake, Header, Headers, Message, Record, Recording
 
 PLACEHOLDER = "wsreplay-redacted"
 """The marker every redacted value carries; also a redacted JWT's whole signature."""
@@ -44,9 +44,10 @@ _K8S_PREFIX = "base64url.bearer.authorization.k8s.io."
 
 _B64 = "A-Za-z0-9_-"
 # A JWS in compact form: base64url(JSON header, so "eyJ") . claims . signature (maybe empty,
-# for alg=none). Not inside a longer base64url run, and not the first three parts of a JWE.
+# for alg=none). Not inside a longer base64url run or dotted name, and not three parts of
+# a longer dotted run (a JWE has five).
 _JWT_BODY = rf"(eyJ[{_B64}]{{5,}}\.[{_B64}]{{2,}}\.)[{_B64}]*"
-_JWT = re.compile(rf"(?<![{_B64}]){_JWT_BODY}(?![{_B64}]|\.[{_B64}])")
+_JWT = re.compile(rf"(?<![.{_B64}]){_JWT_BODY}(?![{_B64}]|\.[{_B64}])")
 _JWT_FULL = re.compile(_JWT_BODY)
 _PROTECTED = re.compile(
     rf"eyJ[{_B64}]*\.[{_B64}]*\.{PLACEHOLDER}|{PLACEHOLDER}(?::[A-Za-z0-9_.-]+)?")
@@ -151,6 +152,12 @@ class Redactor:
         """The file header, marked as redacted with the union of its old rules and ours."""
         previous = RedactionPolicy.from_description(header.redaction)
         return replace(header, redaction=previous.merged(self.policy).describe())
+
+    def recording(self, recording: Recording) -> Recording:
+        """A whole recording redacted, header marked."""
+        return Recording.from_records(
+            self.header(recording.header), (self.record(r) for r in recording.records()),
+            trailer=recording.trailer, damage=recording.damage)
 
     def record(self, record: Record) -> Record:
         if type(record) is Message:
