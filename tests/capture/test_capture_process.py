@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
+import wsproto
+import wsproto.events
 from trio_websocket import ConnectionRejected, open_websocket_url
 from wsproc import ADDON, VENV_BIN, Proc, start_mitmdump
 
@@ -196,3 +199,40 @@ def test_bad_options_stop_mitmdump_with_a_clear_line(tmp_path: Path, option: str
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert f"OptionsError: {says}" in output or says in output, output
+
+
+async def test_regular_proxy_mode_records_too(server_only: ServerOnly) -> None:
+    # trio-websocket cannot talk through an HTTP proxy, so this client speaks wsproto over
+    # a TCP stream to mitmdump with an absolute-form request target, as browsers do.
+    workdir, server = server_only
+    proxy = start_mitmdump(workdir, None)
+    try:
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)
+        client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        target = f"http://127.0.0.1:{server.port}/ws?cid=regular"
+        await stream.send_all(client.send(wsproto.events.Request(
+            host=f"127.0.0.1:{server.port}", target=target)))
+        events: list[object] = []
+        while not any(isinstance(e, wsproto.events.AcceptConnection) for e in events):
+            client.receive_data(await stream.receive_some())
+            events += list(client.events())
+        await stream.send_all(client.send(wsproto.events.TextMessage("via the proxy")))
+        while not any(isinstance(e, wsproto.events.TextMessage) for e in events):
+            client.receive_data(await stream.receive_some())
+            events += list(client.events())
+        await stream.send_all(client.send(wsproto.events.CloseConnection(code=1000)))
+        while not any(isinstance(e, wsproto.events.CloseConnection) for e in events):
+            client.receive_data(await stream.receive_some())
+            events += list(client.events())
+        await stream.aclose()
+        path = _only_file(workdir / "captures")
+        _records_on_disk(path, 4)
+    finally:
+        proxy.stop()
+    recording = read_recording(path)
+    (session,) = recording.sessions
+    assert recording.header.source["mode"] == "regular"
+    assert session.handshake.url == f"ws://127.0.0.1:{server.port}/ws?cid=regular"
+    assert [m.payload for m in session.messages] == ["via the proxy", "via the proxy"]
+    assert session.close is not None
+    assert (session.close.by, session.close.code) == (Closer.CLIENT, 1000)

@@ -89,23 +89,29 @@ def _spawn(argv: Sequence[str], port: int, log: Path, env: dict[str, str] | None
     return proc
 
 
-def start_server(workdir: Path) -> Proc:
-    """The echo server (tests/capture/_server.py) on hypercorn, on a free local port."""
+def start_server(workdir: Path, *, log: bool = True) -> Proc:
+    """The echo server (tests/capture/_server.py) on hypercorn, on a free local port.
+
+    With `log`, it writes what it received per connection to workdir/server-log.
+    """
     port = free_port()
-    logs = workdir / "server-log"
-    logs.mkdir(parents=True, exist_ok=True)
     argv = [str(VENV_BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}",
             "--worker-class", "asyncio", "_server:app"]
-    env = {"WSREPLAY_SERVER_LOG": str(logs),
-           "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {"PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    if log:
+        logs = workdir / "server-log"
+        logs.mkdir(parents=True, exist_ok=True)
+        env["WSREPLAY_SERVER_LOG"] = str(logs)
     return _spawn(argv, port, workdir / "server.out", env)
 
 
-def start_mitmdump(workdir: Path, upstream_port: int, *, addon: bool = True,
+def start_mitmdump(workdir: Path, upstream_port: int | None, *, addon: bool = True,
                    options: Sequence[str] = (), name: str = "mitmdump") -> Proc:
-    """mitmdump in reverse mode in front of `upstream_port`, recording into workdir/captures."""
+    """mitmdump in reverse mode in front of `upstream_port` (regular proxy mode when None),
+    recording into workdir/captures."""
     port = free_port()
-    argv = [str(VENV_BIN / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
+    mode = "regular" if upstream_port is None else f"reverse:http://127.0.0.1:{upstream_port}"
+    argv = [str(VENV_BIN / "mitmdump"), "--mode", mode,
             "--listen-host", "127.0.0.1", "--listen-port", str(port),
             "--set", f"confdir={workdir.parent / 'mitmproxy-conf'}",
             "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
