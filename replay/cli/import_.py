@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if _looks_like_json(args.file):
         recording = read_har(args.file)
     else:
-        from capture._flows import read_flows
+        from capture import read_flows
 
         recording = read_flows(args.file)
     if not args.no_redact:
