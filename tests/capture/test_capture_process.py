@@ -102,8 +102,21 @@ async def test_unwritable_directory_is_reported_once_and_traffic_keeps_flowing(
     workdir, server = server_only
     blocker = workdir / "not-a-directory"
     blocker.write_text("a file where the capture directory's parent should be")
-    proxy = start_mitmdump(workdir, server.port,
-                           options=[f"wsreplay_dir={blocker / 'captures'}"])
+    await _traffic_flows_and_one_report(workdir, server, blocker / "captures",
+                                        "Not a directory")
+
+
+async def test_read_only_filesystem_is_reported_once_and_traffic_keeps_flowing(
+        server_only: ServerOnly) -> None:
+    workdir, server = server_only
+    with _tiny_tmpfs(workdir / "ro", "64k", "ro") as read_only:
+        await _traffic_flows_and_one_report(workdir, server, read_only,
+                                            "Read-only file system")
+
+
+async def _traffic_flows_and_one_report(workdir: Path, server: Proc, directory: Path,
+                                        reason: str) -> None:
+    proxy = start_mitmdump(workdir, server.port, options=[f"wsreplay_dir={directory}"])
     try:
         for _ in range(3):
             async with open_websocket_url(_url(proxy)) as ws:
@@ -113,17 +126,19 @@ async def test_unwritable_directory_is_reported_once_and_traffic_keeps_flowing(
         proxy.stop()
     reports = [line for line in proxy.output().splitlines() if "cannot write" in line]
     assert len(reports) == 1, proxy.output()
-    assert str(blocker) in reports[0]
-    assert "Not a directory" in reports[0]
+    assert str(directory) in reports[0]
+    assert reason in reports[0]
     assert "traffic is not affected" in reports[0]
     assert "Traceback" not in proxy.output()
 
 
 @contextlib.contextmanager
-def _tiny_tmpfs(where: Path, size: str) -> Iterator[Path]:
+def _tiny_tmpfs(where: Path, size: str, *flags: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `where` (needs root; the test is skipped without)."""
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(where)], capture_output=True, check=False)
+    options = ",".join((f"size={size}", *flags))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                             capture_output=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
