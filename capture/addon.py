@@ -10,10 +10,19 @@ wsreplay_redact_json, wsreplay_redact_regex (the last three repeatable).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
+
+if importlib.util.find_spec("capture") is None:
+    # Loaded by path from a checkout that was never pip-installed, e.g. by a mitmproxy
+    # installed on its own: the packages sit next to this file's folder (they need only
+    # mitmproxy and msgpack, which mitmproxy brings).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capture._options import OPTIONS, repeated_options, settings_from
 from capture._recorder import PER_RUN, Recorder
