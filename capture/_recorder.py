@@ -153,6 +153,14 @@ class Recorder:
                 self._finish(flow.id, live)
 
     @_hook
+    def error(self, flow: http.HTTPFlow) -> None:
+        """An upgrade request that got no response (server unreachable): mitmproxy's 502."""
+        if flow.response is None and flow.error is not None and _records.is_upgrade(flow):
+            live = self._open(flow)
+            if live is not None:
+                self._finish(flow.id, live)
+
+    @_hook
     def message(self, flow: http.HTTPFlow) -> None:
         live = self._live.get(flow.id)
         if live is None or flow.websocket is None:

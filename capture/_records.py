@@ -32,19 +32,27 @@ def is_upgrade(flow: http.HTTPFlow) -> bool:
     return "websocket" in flow.request.headers.get("upgrade", "").lower()
 
 
+UNREACHABLE_STATUS = 502
+"""What mitmproxy answers an upgrade request whose server it cannot reach or read."""
+
+
 def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
-    """The ``open`` record of a flow whose response (101 or a rejection) has arrived."""
+    """The ``open`` record of a flow whose response (101 or a rejection) has arrived, or
+    which failed before one did (then mitmproxy's own 502 is what the client saw)."""
     request, response = flow.request, flow.response
-    if response is None:
-        raise ValueError("the upgrade request has no response to record")
     t = _rel(request.timestamp_start, epoch_ns)
-    seen = response.timestamp_end or response.timestamp_start
+    if response is None:
+        if flow.error is None:
+            raise ValueError("the upgrade request has no response to record")
+        status, headers, seen = UNREACHABLE_STATUS, (), flow.error.timestamp
+    else:
+        status, headers = response.status_code, _headers(response.headers)
+        seen = response.timestamp_end or response.timestamp_start
     return Handshake(
         session=session, t=t, url=ws_url(flow), request_headers=_headers(request.headers),
-        status=response.status_code, t_response=max(t, _rel(seen, epoch_ns)),
-        response_headers=_headers(response.headers),
-        subprotocol=response.headers.get("sec-websocket-protocol") if response.status_code == 101
-        else None,
+        status=status, t_response=max(t, _rel(seen, epoch_ns)), response_headers=headers,
+        subprotocol=response.headers.get("sec-websocket-protocol")
+        if response is not None and status == 101 else None,
         client_addr=_address(flow.client_conn.peername),
         server_addr=_address(flow.server_conn.peername or flow.server_conn.address),
     )

@@ -85,6 +85,10 @@ class WsReplay:
         if self.recorder is not None:
             self.recorder.response(flow)
 
+    def error(self, flow: http.HTTPFlow) -> None:
+        if self.recorder is not None:
+            self.recorder.error(flow)
+
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         if self.recorder is not None:
             self.recorder.handshake(flow)

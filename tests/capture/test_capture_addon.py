@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import exceptions, http
+from mitmproxy import flow as flow_module
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
@@ -91,6 +92,24 @@ def test_a_rejected_upgrade_is_an_open_record_alone(tmp_path: Path) -> None:
     assert session.handshake.status == 403
     assert session.handshake.subprotocol is None
     assert session.messages == ()
+    assert session.close is None
+
+
+def test_an_upgrade_the_proxy_could_not_deliver_is_recorded_as_its_502(tmp_path: Path) -> None:
+    flow = tflow.twebsocketflow(messages=False)
+    flow.response = None
+    flow.websocket = None
+    flow.error = flow_module.Error("Connection refused", timestamp=EPOCH + 2)
+    addon = capture.addon.WsReplay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, wsreplay_dir=str(tmp_path), wsreplay_files="connection")
+        addon.error(flow)
+        addon.error(tflow.tflow(err=True))  # a plain HTTP request that failed: not ours
+        addon.done()
+    (path,) = tmp_path.glob("*.wsr")
+    (session,) = read_recording(path).sessions
+    assert (session.handshake.status, session.handshake.t_response) == (502, 2 * 10**9)
+    assert session.handshake.response_headers == ()
     assert session.close is None
 
 

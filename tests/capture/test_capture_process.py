@@ -16,7 +16,7 @@ import trio
 import wsproto
 import wsproto.events
 from trio_websocket import ConnectionRejected, open_websocket_url
-from wsproc import ADDON, VENV_BIN, Proc, start_mitmdump
+from wsproc import ADDON, VENV_BIN, Proc, free_port, start_mitmdump
 
 from corpus import Closer, CorpusReader, read_recording, validate
 
@@ -251,3 +251,24 @@ async def test_regular_proxy_mode_records_too(server_only: ServerOnly) -> None:
     assert [m.payload for m in session.messages] == ["via the proxy", "via the proxy"]
     assert session.close is not None
     assert (session.close.by, session.close.code) == (Closer.CLIENT, 1000)
+
+
+async def test_an_unreachable_server_is_recorded_as_the_502_the_client_got(
+        tmp_path: Path) -> None:
+    # With mitmproxy's default (eager) connection strategy in reverse mode, a server that
+    # cannot be reached closes the client's TCP connection before any request is read: no
+    # flow, nothing to record. Lazily, the request is read and answered 502.
+    closed_port = free_port()  # nothing listens here
+    proxy = start_mitmdump(tmp_path, closed_port, options=["connection_strategy=lazy"])
+    try:
+        with pytest.raises(ConnectionRejected) as rejected:
+            async with open_websocket_url(_url(proxy)):
+                pass
+        path = _only_file(tmp_path / "captures")
+        _records_on_disk(path, 1)
+    finally:
+        proxy.stop()
+    assert rejected.value.status_code == 502
+    (session,) = read_recording(path).sessions
+    assert session.handshake.status == 502
+    assert session.messages == ()
