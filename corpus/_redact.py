@@ -52,7 +52,8 @@ _JWT_FULL = re.compile(_JWT_BODY)
 _PROTECTED = re.compile(
     rf"eyJ[{_B64}]*\.[{_B64}]*\.{PLACEHOLDER}|{PLACEHOLDER}(?::[A-Za-z0-9_.-]+)?")
 _QUERY = re.compile(r"([?&;](?:" + "|".join(SECRET_QUERY_PARAMS) + r")=)([^&#;]*)", re.IGNORECASE)
-_RANDOM_TOKEN = re.compile(r"[A-Za-z0-9+/=_.~-]{24,}")
+_RANDOM_TOKEN = re.compile(r"[A-Za-z0-9+/=_~-]{20,}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 class RedactionError(CorpusError):
@@ -259,10 +260,21 @@ def _subprotocol_item(item: str, *, after_marker: bool) -> str:
         return redact_jwt(item)
     if item.startswith(_K8S_PREFIX) and len(item) > len(_K8S_PREFIX):
         return _K8S_PREFIX + secret(item[len(_K8S_PREFIX):], "subprotocol")
-    if (_RANDOM_TOKEN.fullmatch(item) and any(c.isdigit() for c in item)
-            and any(c.isalpha() for c in item) and not _PROTECTED.search(item)):
+    if _looks_random(item):
         return placeholder("subprotocol")
     return item
+
+
+def _looks_random(item: str) -> bool:
+    """A token rather than a protocol name: a UUID, or a long run of mixed letters and
+    digits. Dotted names (``com.example.chat.v2``, ``wamp.2.json``) and hyphenated words
+    with a version (``chat-protocol-2024-01``) are names."""
+    if "." in item or not _RANDOM_TOKEN.fullmatch(item):
+        return False
+    if _UUID.fullmatch(item):
+        return True
+    return any(len(chunk) >= 16 and any(c.isdigit() for c in chunk)
+               and any(c.isalpha() for c in chunk) for chunk in re.split(r"[-_]", item))
 
 
 def _cookie(part: str, kind: str) -> str:

@@ -97,6 +97,9 @@ def test_query_tokens_are_redacted_and_the_rest_of_the_url_kept_exactly() -> Non
     ("base64url.bearer.authorization.k8s.io.ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNkltNXZ",
      "base64url.bearer.authorization.k8s.io.wsreplay-redacted:subprotocol"),
     ("v1, a8f5f167f44f4964e6c998dee827110c", "v1, wsreplay-redacted:subprotocol"),
+    ("chat, 550e8400-e29b-41d4-a716-446655440000", "chat, wsreplay-redacted:subprotocol"),
+    ("com.example.chat.v2.2024, chat-protocol-2024-01-15",
+     "com.example.chat.v2.2024, chat-protocol-2024-01-15"),
 ])
 def test_tokens_carried_in_the_subprotocol_header(offered: str, expected: str) -> None:
     assert R.header_value("Sec-WebSocket-Protocol", offered) == expected
