@@ -95,7 +95,8 @@ class SessionClock:
     def stamp(self, record: R) -> R:
         if record.t < self.last:
             record = replace(record, t=self.last)
-        self.last = max(record.t, getattr(record, "t_response", record.t))
+        last = record.t_response if type(record) is Handshake else record.t
+        self.last = max(self.last, last)
         return record
 
 
