@@ -49,8 +49,13 @@ class CorpusWriter:
         self._messages: dict[int, int] = {}
         self._append(encode_header(header))
 
-    def write(self, *records: Record) -> None:
-        """Append records and flush them to the OS in one go."""
+    def write(self, *records: Record, flush: bool = True) -> None:
+        """Append records and flush them to the OS in one go.
+
+        ``flush=False`` leaves them in the buffer for a later `flush()`, so a writer that
+        gets many records at once (a proxy under load) pays for one system call, not one
+        per record; records reach the file whole either way.
+        """
         file = self._require_open()
         pack = self._packer.pack
         counts = self._messages
@@ -62,18 +67,28 @@ class CorpusWriter:
                 counts.setdefault(record.session, 0)
             chunks.append(pack(encode(record)))
         file.write(b"".join(chunks))
-        file.flush()
+        if flush:
+            file.flush()
+
+    def flush(self) -> None:
+        """Hand everything written so far to the OS."""
+        self._require_open().flush()
 
     @property
     def closed(self) -> bool:
         return self._file is None
 
-    def close(self) -> None:
-        """Write the trailer and close; calling it again does nothing."""
+    def close(self, *, complete: bool = True) -> None:
+        """Write the trailer and close; calling it again does nothing.
+
+        ``complete=False`` closes without the trailer, for a copy of a file that was itself
+        cut short: the copy must not claim to be whole.
+        """
         if self._file is None:
             return
         try:
-            self._append(encode_trailer(Trailer(dict(self._messages))))
+            if complete:
+                self._append(encode_trailer(Trailer(dict(self._messages))))
         finally:
             self._file.close()
             self._file = None
