@@ -11,6 +11,9 @@ from ._errors import NotACorpus as NotACorpus
 from ._errors import RecordError as RecordError
 from ._errors import TruncatedCorpus as TruncatedCorpus
 from ._errors import UnsupportedVersion as UnsupportedVersion
+from ._har import NotAHar as NotAHar
+from ._har import har_to_recording as har_to_recording
+from ._har import read_har as read_har
 from ._model import FORMAT_NAME as FORMAT_NAME
 from ._model import FORMAT_VERSION as FORMAT_VERSION
 from ._model import Close as Close
@@ -29,6 +32,13 @@ from ._reader import DEFAULT_MAX_RECORD_BYTES as DEFAULT_MAX_RECORD_BYTES
 from ._reader import CorpusReader as CorpusReader
 from ._reader import iter_records as iter_records
 from ._reader import read_recording as read_recording
+from ._redact import PLACEHOLDER as PLACEHOLDER
+from ._redact import RedactionError as RedactionError
+from ._redact import RedactionPolicy as RedactionPolicy
+from ._redact import Redactor as Redactor
+from ._redact import is_jwt as is_jwt
+from ._redact import placeholder as placeholder
+from ._redact import redact_jwt as redact_jwt
 from ._validate import Checker as Checker
 from ._validate import Problem as Problem
 from ._validate import validate as validate

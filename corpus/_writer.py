@@ -68,12 +68,17 @@ class CorpusWriter:
     def closed(self) -> bool:
         return self._file is None
 
-    def close(self) -> None:
-        """Write the trailer and close; calling it again does nothing."""
+    def close(self, *, complete: bool = True) -> None:
+        """Write the trailer and close; calling it again does nothing.
+
+        ``complete=False`` closes without the trailer, for a copy of a file that was itself
+        cut short: the copy must not claim to be whole.
+        """
         if self._file is None:
             return
         try:
-            self._append(encode_trailer(Trailer(dict(self._messages))))
+            if complete:
+                self._append(encode_trailer(Trailer(dict(self._messages))))
         finally:
             self._file.close()
             self._file = None

@@ -1,0 +1,62 @@
+"""mitmproxy flow dumps (``mitmdump -w FILE``) → recordings, read with mitmproxy's own reader.
+
+The same record builders as the live addon, so an imported session reads like a recorded
+one: WebSocket flows become sessions, upgrade requests the server refused become an open
+record alone, everything else in the dump is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mitmproxy import exceptions, http, io
+
+from corpus import CorpusError, Record, Recording, new_header
+
+from . import _records
+
+
+class NotAFlowDump(CorpusError):
+    """The file is not a (complete) mitmproxy flow dump, or has no WebSocket in it."""
+
+
+def read_flows(path: str | os.PathLike[str]) -> Recording:
+    path = os.fspath(path)
+    flows: list[http.HTTPFlow] = []
+    seen = 0
+    with open(path, "rb") as file:
+        try:
+            for flow in io.FlowReader(file).stream():
+                seen += 1
+                if isinstance(flow, http.HTTPFlow) and flow.response is not None and (
+                        flow.websocket is not None or _records.is_upgrade(flow)):
+                    flows.append(flow)
+        except exceptions.FlowReadException as bad:
+            raise NotAFlowDump(
+                f"not a complete mitmproxy flow dump ({bad}) after {seen} flows: "
+                "cut short, or not written by mitmdump -w", path=path) from None
+    if not flows:
+        raise NotAFlowDump(f"no WebSocket flows among the dump's {seen} flows", path=path)
+    flows.sort(key=lambda f: f.request.timestamp_start)
+    epoch = _records.ns(flows[0].request.timestamp_start)
+    records: list[Record] = []
+    for session, flow in enumerate(flows):
+        records += session_records(flow, session=session, epoch_ns=epoch)
+    source = {"tool": "mitmproxy", "import": os.path.basename(path)}
+    return Recording.from_records(new_header(epoch_ns=epoch, source=source), records)
+
+
+def session_records(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> list[Record]:
+    """One finished flow's records: open, messages, and the close if there was one."""
+    clock = _records.SessionClock()
+    records: list[Record] = [clock.stamp(
+        _records.handshake(flow, session=session, epoch_ns=epoch_ns))]
+    ws = flow.websocket
+    if ws is None or flow.response is None or flow.response.status_code != 101:
+        return records
+    for message in ws.messages:
+        records.append(clock.stamp(_records.message(message, session=session,
+                                                    epoch_ns=epoch_ns)))
+    if ws.timestamp_end is not None:
+        records.append(clock.stamp(_records.close(flow, session=session, epoch_ns=epoch_ns)))
+    return records

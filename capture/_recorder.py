@@ -1,0 +1,229 @@
+"""What the addon does with each hook: turn flows into records and append them to files.
+
+Runs inside mitmproxy's event loop, so a hook's work is one encode and one append to an
+open file. Nothing here may break proxied traffic: each entry point catches its own
+errors and logs them with the flow id, and a file that cannot be written (read-only or
+full directory) is reported once and then skipped while traffic keeps flowing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from corpus import CorpusWriter, Header, Record, Redactor, new_header
+
+from . import _records
+
+log = logging.getLogger("wsreplay.capture")
+
+PER_RUN = "run"
+PER_CONNECTION = "connection"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The addon's options, validated (see `addon.WsReplay.configure`)."""
+
+    directory: str
+    files: str = PER_RUN
+    """`PER_RUN`: every session of this mitmdump run in one file (true relative timing);
+    `PER_CONNECTION`: one file per WebSocket connection."""
+    flow_filter: Callable[[http.HTTPFlow], bool] | None = None
+    redactor: Redactor | None = None
+    source: dict[str, str] = field(default_factory=dict)
+
+
+class _Sink:
+    """One output file: opened on first use, reported once if it cannot be written."""
+
+    def __init__(self, path: str, header: Header) -> None:
+        self.path = path
+        self.header = header
+        self.writer: CorpusWriter | None = None
+        self.failed = False
+        self.next_session = 0
+
+    def write(self, *records: Record) -> None:
+        if self.failed:
+            return
+        try:
+            if self.writer is None:
+                self.writer = _create(self.path, self.header)
+                self.path = self.writer.path
+            self.writer.write(*records)
+        except OSError as error:
+            self._fail(error)
+
+    def close(self) -> None:
+        if self.writer is None or self.failed:
+            return
+        try:
+            self.writer.close()
+        except OSError as error:
+            self._fail(error)
+
+    def _fail(self, error: OSError) -> None:
+        self.failed = True
+        reason = error.strerror or str(error)
+        log.error(f"wsreplay: cannot write {self.path}: {reason}. Recording to this file has "
+                  "stopped; proxied traffic is not affected. Free space or fix the directory "
+                  "(--set wsreplay_dir=...) to record again.")
+        if self.writer is not None:
+            # The trailer cannot land either; the records before it still read back.
+            with contextlib.suppress(OSError):
+                self.writer.close()
+
+
+def _create(path: str, header: Header) -> CorpusWriter:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    stem, ext = os.path.splitext(path)
+    for attempt in range(1000):
+        candidate = path if attempt == 0 else f"{stem}-{attempt}{ext}"
+        try:
+            return CorpusWriter(candidate, header)
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, "no free file name", path)
+
+
+@dataclass(slots=True)
+class _Live:
+    sink: _Sink
+    session: int
+    epoch_ns: int
+    clock: _records.SessionClock = field(default_factory=_records.SessionClock)
+    seen: int = 0
+    """How many of the flow's messages are written."""
+
+
+def _hook(method: Callable[..., None]) -> Callable[..., None]:
+    """Run a hook's work; log (with the flow id) instead of raising into mitmproxy."""
+
+    @functools.wraps(method)
+    def guarded(self: Recorder, flow: http.HTTPFlow) -> None:
+        try:
+            method(self, flow)
+        except Exception as error:
+            log.error(f"wsreplay: {method.__name__} failed for flow {flow.id}: "
+                      f"{type(error).__name__}: {error} (the connection continues)")
+            log.debug("wsreplay: traceback", exc_info=True)
+
+    return guarded
+
+
+class Recorder:
+    """Keeps the output files and the sessions in flight; one per set of options."""
+
+    def __init__(self, settings: Settings, *, epoch_ns: int | None = None) -> None:
+        self.settings = settings
+        self.epoch_ns = time.time_ns() if epoch_ns is None else epoch_ns
+        self._run_sink: _Sink | None = None
+        self._live: dict[str, _Live] = {}
+
+    def describe(self) -> str:
+        settings = self.settings
+        files = "one file per run" if settings.files == PER_RUN else "one file per connection"
+        redaction = "redaction on" if settings.redactor is not None else "redaction OFF"
+        return (f"wsreplay: recording WebSocket sessions into {settings.directory}/ "
+                f"({files}, {redaction})")
+
+    # -- hooks (each guarded) ----------------------------------------------------------
+
+    @_hook
+    def handshake(self, flow: http.HTTPFlow) -> None:
+        """A 101 arrived (`websocket_start`): the session opens."""
+        self._open(flow)
+
+    @_hook
+    def response(self, flow: http.HTTPFlow) -> None:
+        """Any HTTP response: record the upgrade requests the server refused."""
+        if flow.response is not None and flow.response.status_code != 101 \
+                and _records.is_upgrade(flow):
+            live = self._open(flow)
+            if live is not None:
+                self._finish(flow.id, live)
+
+    @_hook
+    def message(self, flow: http.HTTPFlow) -> None:
+        live = self._live.get(flow.id)
+        if live is None or flow.websocket is None:
+            return
+        # Normally exactly one new message; a count (not messages[-1]) stays right when a
+        # hook of ours was skipped or flows are replayed through the addon all at once.
+        messages = flow.websocket.messages
+        for index in range(live.seen, len(messages)):
+            self._write(live, _records.message(messages[index], session=live.session,
+                                               epoch_ns=live.epoch_ns))
+        live.seen = len(messages)
+
+    @_hook
+    def end(self, flow: http.HTTPFlow) -> None:
+        live = self._live.get(flow.id)
+        if live is None:
+            return
+        self.message(flow)  # any message whose hook we did not see comes before the close
+        self._write(live, _records.close(flow, session=live.session, epoch_ns=live.epoch_ns))
+        self._finish(flow.id, live)
+
+    def done(self) -> None:
+        """mitmproxy is shutting down: write trailers; sessions still open stay open."""
+        try:
+            for live in self._live.values():
+                live.sink.close()
+            self._live.clear()
+            if self._run_sink is not None:
+                self._run_sink.close()
+        except Exception as error:
+            log.error(f"wsreplay: closing the capture files failed: {error}")
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _open(self, flow: http.HTTPFlow) -> _Live | None:
+        selected = self.settings.flow_filter
+        if flow.id in self._live or (selected is not None and not selected(flow)):
+            return None
+        if self.settings.files == PER_CONNECTION:
+            epoch = _records.ns(flow.request.timestamp_start)
+            sink = _Sink(self._path(epoch, flow.id[:8]), self._header(epoch))
+        else:
+            epoch = self.epoch_ns
+            if self._run_sink is None:
+                self._run_sink = _Sink(self._path(epoch, "capture"), self._header(epoch))
+            sink = self._run_sink
+        # Build the open record before the session exists: if the flow cannot be read, no
+        # message may later land in a session that has no open record.
+        record = _records.handshake(flow, session=sink.next_session, epoch_ns=epoch)
+        live = _Live(sink, sink.next_session, epoch)
+        sink.next_session += 1
+        self._live[flow.id] = live
+        self._write(live, record)
+        return live
+
+    def _finish(self, flow_id: str, live: _Live) -> None:
+        self._live.pop(flow_id, None)
+        if live.sink is not self._run_sink:
+            live.sink.close()
+
+    def _write(self, live: _Live, record: Record) -> None:
+        record = live.clock.stamp(record)
+        redactor = self.settings.redactor
+        live.sink.write(redactor.record(record) if redactor is not None else record)
+
+    def _header(self, epoch_ns: int) -> Header:
+        redactor = self.settings.redactor
+        return new_header(epoch_ns=epoch_ns, source=dict(self.settings.source),
+                          redaction=redactor.policy.describe() if redactor else None)
+
+    def _path(self, epoch_ns: int, tag: str) -> str:
+        when = _dt.datetime.fromtimestamp(epoch_ns / 1e9, tz=_dt.UTC)
+        stamp = when.strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+        return os.path.join(self.settings.directory, f"{stamp}-{tag}.wsr")

@@ -1,0 +1,120 @@
+"""mitmproxy flows → corpus records, with mitmproxy's own timestamps; no I/O.
+
+Shared by the live addon and the flow-dump importer, so a session recorded live and the
+same session imported from ``mitmdump -w`` read back the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TypeVar
+
+from mitmproxy import http
+from mitmproxy.websocket import WebSocketMessage
+
+from corpus import Close, Closer, Direction, Handshake, Headers, Message
+
+R = TypeVar("R", Handshake, Message, Close)
+
+# wsproto reports these when no close code was on the wire: 1006 when the TCP connection
+# went away without a close frame, 1005 for a close frame that carried no code.
+_ABNORMAL_CLOSURE = 1006
+_NO_STATUS = 1005
+
+
+def ns(timestamp: float | None) -> int:
+    """A Unix time in float seconds (mitmproxy's) as integer nanoseconds."""
+    return round((timestamp or 0.0) * 1_000_000_000)
+
+
+def is_upgrade(flow: http.HTTPFlow) -> bool:
+    """Did the client ask for a WebSocket (whatever the server answered)?"""
+    return "websocket" in flow.request.headers.get("upgrade", "").lower()
+
+
+def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
+    """The ``open`` record of a flow whose response (101 or a rejection) has arrived."""
+    request, response = flow.request, flow.response
+    if response is None:
+        raise ValueError("the upgrade request has no response to record")
+    t = _rel(request.timestamp_start, epoch_ns)
+    seen = response.timestamp_end or response.timestamp_start
+    return Handshake(
+        session=session, t=t, url=ws_url(flow), request_headers=_headers(request.headers),
+        status=response.status_code, t_response=max(t, _rel(seen, epoch_ns)),
+        response_headers=_headers(response.headers),
+        subprotocol=response.headers.get("sec-websocket-protocol") if response.status_code == 101
+        else None,
+        client_addr=_address(flow.client_conn.peername),
+        server_addr=_address(flow.server_conn.peername or flow.server_conn.address),
+    )
+
+
+def message(message: WebSocketMessage, *, session: int, epoch_ns: int) -> Message:
+    payload: str | bytes = message.content
+    if message.is_text:
+        payload = message.content.decode("utf-8", "replace")  # wsproto already checked UTF-8
+    return Message(
+        session, _rel(message.timestamp, epoch_ns),
+        Direction.CLIENT_TO_SERVER if message.from_client else Direction.SERVER_TO_CLIENT,
+        payload, message.injected, message.dropped,
+    )
+
+
+def close(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Close:
+    """The ``close`` record, from what `websocket_end` left on ``flow.websocket``."""
+    ws = flow.websocket
+    if ws is None:
+        raise ValueError("the flow carries no WebSocket data")
+    code = None if ws.close_code is None else int(ws.close_code)  # wsproto's CloseReason
+    if code == _ABNORMAL_CLOSURE or ws.closed_by_client is None:
+        return Close(session, _rel(ws.timestamp_end, epoch_ns), Closer.UNKNOWN, None,
+                     ws.close_reason or "")
+    by = Closer.CLIENT if ws.closed_by_client else Closer.SERVER
+    return Close(session, _rel(ws.timestamp_end, epoch_ns), by,
+                 None if code == _NO_STATUS else code, ws.close_reason or "")
+
+
+class SessionClock:
+    """Keeps one session's times non-decreasing: a wall clock stepped back (NTP) must not
+    make a file invalid. Times are otherwise kept exactly as mitmproxy took them."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def stamp(self, record: R) -> R:
+        if record.t < self.last:
+            record = replace(record, t=self.last)
+        self.last = max(record.t, getattr(record, "t_response", record.t))
+        return record
+
+
+def ws_url(flow: http.HTTPFlow) -> str:
+    url = flow.request.url
+    if url.startswith("http"):
+        url = "ws" + url[4:]  # http → ws, https → wss
+    return url
+
+
+def _rel(timestamp: float | None, epoch_ns: int) -> int:
+    return max(0, ns(timestamp) - epoch_ns)
+
+
+def _headers(headers: http.Headers) -> Headers:
+    return tuple((_text(name), _text(value)) for name, value in headers.fields)
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # reversible: every byte kept as one character
+
+
+def _address(peer: tuple[str, int] | tuple[str, int, int, int] | None) -> str | None:
+    if not peer:
+        return None
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,97 @@
+"""Record WebSocket sessions passing through mitmproxy as wsreplay corpus files (.wsr).
+
+    mitmdump -s capture/addon.py --mode reverse:http://127.0.0.1:8000 \\
+        --set wsreplay_dir=corpus/staging --set wsreplay_filter='~u /ws'
+
+Options (``--set name=value``): wsreplay_dir, wsreplay_files (run | connection),
+wsreplay_filter, wsreplay_redact (true | false), wsreplay_redact_header,
+wsreplay_redact_json, wsreplay_redact_regex (the last three repeatable).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from mitmproxy import ctx, exceptions, http
+
+from capture._options import OPTIONS, repeated_options, settings_from
+from capture._recorder import PER_RUN, Recorder
+
+
+class WsReplay:
+    def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+
+    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+        loader.add_option("wsreplay_dir", str, "wsreplay-captures",
+                          "Directory the .wsr corpus files are written to (created if missing).")
+        loader.add_option("wsreplay_files", str, PER_RUN,
+                          "'run': all sessions of this run in one file, true relative timing "
+                          "kept (for concurrent-connect races); 'connection': one file each.")
+        loader.add_option("wsreplay_filter", str, "",
+                          "mitmproxy filter expression choosing the flows to record, "
+                          "e.g. '~u /ws'. Empty: every WebSocket.")
+        # A str, not a bool: mitmproxy drops a script's options silently when a bool fails
+        # to parse ("--set wsreplay_redact=maybe"), and configure would never hear of it.
+        loader.add_option("wsreplay_redact", str, "true",
+                          "true|false: replace secrets (Authorization, cookies, tokens, JWT "
+                          "signatures) with typed placeholders before writing.")
+        loader.add_option("wsreplay_redact_header", Sequence[str], [],
+                          "Extra header whose value is a secret (repeatable).")
+        loader.add_option("wsreplay_redact_json", Sequence[str], [],
+                          "JSON path into text payloads to redact, e.g. $.auth.password "
+                          "(repeatable).")
+        loader.add_option("wsreplay_redact_regex", Sequence[str], [],
+                          "Regular expression to redact in URLs, headers and text payloads; "
+                          "group 1 if it has groups (repeatable).")
+        repeated = repeated_options(ctx.options)
+        if repeated:
+            # mitmproxy would drop this addon without a word; an error at start-up stops
+            # mitmdump instead, with this line.
+            logging.error(f"wsreplay: {repeated}")
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & {*OPTIONS, "mode"} and self.recorder is not None:
+            return
+        opts = ctx.options
+        typos = sorted(k for k in getattr(opts, "deferred", {}) if k.startswith("wsreplay"))
+        if typos:
+            raise exceptions.OptionsError(
+                f"wsreplay: unknown option(s) {', '.join(typos)}; known: {', '.join(OPTIONS)}")
+        settings = settings_from(
+            directory=opts.wsreplay_dir, files=opts.wsreplay_files,
+            flow_filter=opts.wsreplay_filter, redact=opts.wsreplay_redact,
+            headers=opts.wsreplay_redact_header, json_paths=opts.wsreplay_redact_json,
+            patterns=opts.wsreplay_redact_regex, modes=opts.mode)
+        if self.recorder is not None:
+            self.recorder.done()
+        self.recorder = Recorder(settings)
+
+    def running(self) -> None:
+        if self.recorder is not None:
+            logging.info(self.recorder.describe())
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self.recorder is not None:
+            self.recorder.response(flow)
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        if self.recorder is not None:
+            self.recorder.handshake(flow)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if self.recorder is not None:
+            self.recorder.message(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        if self.recorder is not None:
+            self.recorder.end(flow)
+
+    def done(self) -> None:
+        if self.recorder is not None:
+            self.recorder.done()
+            self.recorder = None
+
+
+addons = [WsReplay()]

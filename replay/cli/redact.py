@@ -1,0 +1,76 @@
+"""`wsreplay redact FILE [-o OUT]`: a copy of a recording with its secrets replaced.
+
+Never touches the input. Rules already recorded in the input's header are applied again,
+together with any given here, so redacting an already redacted file changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+from ._app import UsageError
+
+NAME = "redact"
+HELP = "write a copy of a recording with secrets replaced by typed placeholders"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="corpus file (.wsr)")
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="where to write (default: FILE with .redacted.wsr); never replaced")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME",
+                        help="another header whose value is a secret (repeatable)")
+    parser.add_argument("--json-path", action="append", default=[], metavar="PATH",
+                        help="JSON path into text payloads to redact, e.g. $.auth.password "
+                             "(repeatable)")
+    parser.add_argument("--pattern", action="append", default=[], metavar="REGEX",
+                        help="regular expression to redact; group 1 if it has groups "
+                             "(repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpus import CorpusReader, CorpusWriter, RedactionPolicy, Redactor
+
+    output = args.output or default_output(args.file, ".redacted.wsr")
+    refuse_overwrite(args.file, output)
+    extra = RedactionPolicy(headers=tuple(args.header), json_paths=tuple(args.json_path),
+                            patterns=tuple(args.pattern))
+    with CorpusReader(args.file) as reader:
+        redactor = Redactor(RedactionPolicy.from_description(reader.header.redaction)
+                            .merged(extra))
+        writer = CorpusWriter(output, redactor.header(reader.header))
+        records = changed = 0
+        try:
+            for record in reader.records(strict=False):
+                redacted = redactor.record(record)
+                changed += redacted is not record
+                records += 1
+                writer.write(redacted)
+        except BaseException:
+            writer.close(complete=False)
+            with contextlib.suppress(OSError):
+                os.unlink(output)
+            raise
+        writer.close(complete=reader.damage is None)
+    print(f"{output}: {records} records, {changed} with secrets replaced")
+    if reader.damage is not None:
+        print(f"wsreplay: warning: {reader.damage}; {output} holds the valid prefix and, like "
+              "its input, no trailer", file=sys.stderr)
+        return 1
+    return 0
+
+
+def default_output(path: str, suffix: str) -> str:
+    """FILE.wsr → FILE<suffix> (any other extension is kept before the suffix)."""
+    stem = path[: -len(".wsr")] if path.endswith(".wsr") else path
+    return stem + suffix
+
+
+def refuse_overwrite(source: str, output: str) -> None:
+    if os.path.exists(output):
+        same = os.path.exists(source) and os.path.samefile(source, output)
+        raise UsageError(f"{output}: {'is the input' if same else 'already exists'}; "
+                         "choose another -o (wsreplay never replaces a file)")

@@ -1,0 +1,209 @@
+"""Redaction: what becomes a placeholder, the exact JWT placeholder contract, idempotence."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import corpus
+from corpus import (
+    PLACEHOLDER,
+    Close,
+    Closer,
+    Direction,
+    Handshake,
+    Message,
+    RedactionError,
+    RedactionPolicy,
+    Redactor,
+    is_jwt,
+    placeholder,
+    redact_jwt,
+)
+
+
+def b64(obj: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+HEAD, CLAIMS = b64({"alg": "HS256", "typ": "JWT"}), b64({"sub": "alice", "exp": 1999999999})
+JWT = f"{HEAD}.{CLAIMS}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+REDACTED = f"{HEAD}.{CLAIMS}.wsreplay-redacted"
+
+R = Redactor()
+
+
+def handshake(url: str = "ws://h/ws", request: tuple[tuple[str, str], ...] = (),
+              response: tuple[tuple[str, str], ...] = (),
+              subprotocol: str | None = None) -> Handshake:
+    return Handshake(session=0, t=0, url=url, request_headers=request, status=101,
+                     t_response=1, response_headers=response, subprotocol=subprotocol)
+
+
+def test_a_jwt_keeps_header_and_claims_byte_for_byte_and_loses_its_signature() -> None:
+    assert redact_jwt(JWT) == REDACTED
+    assert R.text(f"token {JWT}, again {JWT}.") == f"token {REDACTED}, again {REDACTED}."
+    head, claims, signature = R.text(JWT).split(".")
+    assert (head, claims, signature) == (HEAD, CLAIMS, PLACEHOLDER)
+    assert json.loads(base64.urlsafe_b64decode(claims + "==")) == {"sub": "alice",
+                                                                    "exp": 1999999999}
+    assert is_jwt(REDACTED)
+
+
+def test_jwts_in_json_payloads_and_unsigned_jwts() -> None:
+    payload = json.dumps({"op": "auth", "token": JWT, "nested": [{"t": JWT}]})
+    assert R.text(payload) == payload.replace(JWT, REDACTED)
+    unsigned = f"{HEAD}.{CLAIMS}."
+    assert R.text(unsigned) == f"{HEAD}.{CLAIMS}.{PLACEHOLDER}"
+
+
+def test_things_that_only_look_a_little_like_jwts_are_left_alone() -> None:
+    for text in ("eyJ", "version 1.2.3", "a.b.c", f"x{JWT}", f"{JWT}.more", "eyJhbGci.x"):
+        assert R.text(text) == text
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("Authorization", f"Bearer {JWT}", f"Bearer {REDACTED}"),
+    ("authorization", "Basic dXNlcjpwYXNz", "Basic wsreplay-redacted:authorization"),
+    ("Authorization", "opaque-token", "wsreplay-redacted:authorization"),
+    ("Proxy-Authorization", "Basic abc", "Basic wsreplay-redacted:proxy-authorization"),
+    ("Cookie", f"sid=abc; jwt={JWT}; empty=",
+     f"sid=wsreplay-redacted:cookie; jwt={REDACTED}; empty="),
+    ("Set-Cookie", "sid=abc; Path=/; HttpOnly; Max-Age=60",
+     "sid=wsreplay-redacted:set-cookie; Path=/; HttpOnly; Max-Age=60"),
+    ("X-Other", f"trace {JWT}", f"trace {REDACTED}"),
+    ("Host", "example.com", "example.com"),
+])
+def test_secret_headers(name: str, value: str, expected: str) -> None:
+    assert R.headers(((name, value),)) == ((name, expected),)
+
+
+def test_query_tokens_are_redacted_and_the_rest_of_the_url_kept_exactly() -> None:
+    url = f"wss://h/ws?a=1&token=abc%2F&ACCESS_TOKEN={JWT}&jwt=x#frag;b=2"
+    assert R.url(url) == (f"wss://h/ws?a=1&token={placeholder('token')}"
+                          f"&ACCESS_TOKEN={REDACTED}&jwt={placeholder('token')}#frag;b=2")
+    assert R.url("ws://h/ws?tokens=1&mytoken=2") == "ws://h/ws?tokens=1&mytoken=2"
+
+
+@pytest.mark.parametrize(("offered", "expected"), [
+    ("graphql-transport-ws", "graphql-transport-ws"),
+    ("chat.v1, wamp.2.json", "chat.v1, wamp.2.json"),
+    ("access_token, s3cr3t", "access_token, wsreplay-redacted:subprotocol"),
+    (f"graphql-ws, {JWT}", f"graphql-ws, {REDACTED}"),
+    ("base64url.bearer.authorization.k8s.io.ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNkltNXZ",
+     "base64url.bearer.authorization.k8s.io.wsreplay-redacted:subprotocol"),
+    ("v1, a8f5f167f44f4964e6c998dee827110c", "v1, wsreplay-redacted:subprotocol"),
+])
+def test_tokens_carried_in_the_subprotocol_header(offered: str, expected: str) -> None:
+    assert R.header_value("Sec-WebSocket-Protocol", offered) == expected
+
+
+def test_a_token_the_server_echoes_as_the_chosen_subprotocol_is_redacted_the_same_way() -> None:
+    before = handshake(request=(("Sec-WebSocket-Protocol", "access_token, s3cr3t"),),
+                       response=(("Sec-WebSocket-Protocol", "s3cr3t"),), subprotocol="s3cr3t")
+    after = R.handshake(before)
+    assert after.response_headers == (("Sec-WebSocket-Protocol",
+                                        "wsreplay-redacted:subprotocol"),)
+    assert after.subprotocol == "wsreplay-redacted:subprotocol"
+
+
+def test_policy_rules_headers_json_paths_and_patterns() -> None:
+    redactor = Redactor(RedactionPolicy(
+        headers=("X-Api-Key",), json_paths=("$.user.password", "items[*].secret", "$.n"),
+        patterns=(r"card=(\d{4})", r"ssn-\d+")))
+    assert redactor.headers((("x-api-key", JWT), ("X-API-KEY", "k"))) == (
+        ("x-api-key", REDACTED), ("X-API-KEY", "wsreplay-redacted:x-api-key"))
+    text = json.dumps({"user": {"password": "hunter2", "name": "al"},
+                       "items": [{"secret": 1}, {"secret": JWT}, {"other": "x"}], "n": None})
+    assert json.loads(redactor.text(text)) == {
+        "user": {"password": "wsreplay-redacted:json", "name": "al"},
+        "items": [{"secret": "wsreplay-redacted:json"}, {"secret": REDACTED}, {"other": "x"}],
+        "n": "wsreplay-redacted:json"}
+    assert redactor.text("pay card=1234 id ssn-99") == (
+        "pay card=wsreplay-redacted:pattern id wsreplay-redacted:pattern")
+    assert redactor.text("not json {") == "not json {"
+
+
+def test_json_that_no_path_matches_keeps_its_exact_bytes() -> None:
+    redactor = Redactor(RedactionPolicy(json_paths=("$.password",)))
+    text = '{ "a" : 1,\n  "b": [1, 2] }'
+    assert redactor.text(text) == text
+
+
+@pytest.mark.parametrize("policy", [
+    {"patterns": ("(",)}, {"patterns": ("x*",)}, {"json_paths": ("a..b",)},
+    {"json_paths": ("$",)}, {"json_paths": ("a[x]",)},
+])
+def test_unusable_rules_are_refused_naming_the_rule(policy: dict[str, tuple[str, ...]]) -> None:
+    with pytest.raises(RedactionError) as refused:
+        RedactionPolicy(**policy)
+    assert repr(next(iter(policy.values()))[0]) in str(refused.value)
+
+
+def test_binary_payloads_and_closes_are_kept_as_they_are() -> None:
+    binary = Message(0, 5, Direction.SERVER_TO_CLIENT, JWT.encode())
+    close = Close(0, 6, Closer.CLIENT, 1000, JWT)
+    assert R.record(binary) is binary
+    assert R.record(close) is close
+
+
+def test_the_header_records_that_redaction_ran_and_its_rules_merged_with_earlier_ones() -> None:
+    header = corpus.new_header(epoch_ns=0)
+    first = Redactor(RedactionPolicy(headers=("X-A",))).header(header)
+    second = Redactor(RedactionPolicy(patterns=("p+",))).header(first)
+    assert first.redaction is not None
+    assert first.redaction["placeholder"] == PLACEHOLDER
+    assert "authorization" in first.redaction["headers"]  # type: ignore[operator]
+    assert second.redaction is not None
+    assert second.redaction["extra_headers"] == ["x-a"]
+    assert second.redaction["patterns"] == ["p+"]
+    assert RedactionPolicy.from_description(second.redaction) == RedactionPolicy(
+        headers=("x-a",), patterns=("p+",))
+
+
+# -- redacting twice changes nothing ---------------------------------------------------
+
+_b64 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+               min_size=0, max_size=12)
+_jwts = st.builds(lambda h, c, s: f"eyJ{h}xxxxx.{c}yy.{s}", _b64, _b64, _b64)
+_bits = st.one_of(
+    st.text(max_size=8), _jwts, st.sampled_from([
+        " ", ".", "=", ";", "&", ",", "token=", "access_token=", "?jwt=", "Bearer ",
+        "wsreplay-redacted", "wsreplay-redacted:cookie", ":", "\"", "{", "}", "card=1234",
+        "access_token, ", "eyJ", "1234", "a8f5f167f44f4964e6c998dee827110c"]))
+_strings = st.lists(_bits, max_size=10).map("".join)
+_header_names = st.sampled_from(["Authorization", "Cookie", "Set-Cookie", "X-Api-Key",
+                                 "Sec-WebSocket-Protocol", "Host", "X-Trace"])
+_POLICY = RedactionPolicy(headers=("X-Api-Key",), json_paths=("$.a", "b[*].c"),
+                          patterns=(r"card=(\d+)", r"ssn-\d+"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=_strings, headers=st.lists(st.tuples(_header_names, _strings), max_size=5),
+       subprotocol=st.none() | _strings, payload=_strings,
+       doc=st.dictionaries(st.sampled_from(["a", "b", "c"]), _strings | st.lists(
+           st.dictionaries(st.sampled_from(["c", "d"]), _strings), max_size=2), max_size=3))
+def test_redacting_twice_changes_nothing(url: str, headers: list[tuple[str, str]],
+                                         subprotocol: str | None, payload: str,
+                                         doc: dict[str, object]) -> None:
+    redactor = Redactor(_POLICY)
+    hs = handshake(url, tuple(headers), tuple(headers), subprotocol)
+    once = redactor.handshake(hs)
+    assert redactor.handshake(once) == once
+    for text in (payload, json.dumps(doc)):
+        message = Message(0, 2, Direction.CLIENT_TO_SERVER, text)
+        redacted = redactor.message(message)
+        assert redactor.message(redacted) == redacted
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefix=_strings, suffix=_strings, head=_b64, claims=_b64, signature=_b64)
+def test_every_jwt_in_text_keeps_its_first_two_parts(prefix: str, suffix: str, head: str,
+                                                     claims: str, signature: str) -> None:
+    token = f"eyJ{head}abcde.{claims}xy.{signature}"
+    text = f"{prefix} {token} {suffix}"
+    assert f" {token.rsplit('.', 1)[0]}.{PLACEHOLDER} " in R.text(text)
