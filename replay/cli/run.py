@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca", metavar="FILE", help="CA bundle (PEM) to verify wss:// with")
     parser.add_argument("--insecure", action="store_true",
                         help="do not verify the wss:// certificate (staging only)")
+    add_replay_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--report", metavar="FILE", help="also write the JSON document here")
+
+
+def add_replay_options(parser: argparse.ArgumentParser) -> None:
+    """How to replay and judge: keys, deadlines, seed, oracle options (`run` and `bisect`)."""
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--jwt-secret", metavar="SECRET",
                       help="HMAC secret to re-mint HS256 tokens (or $WSREPLAY_JWT_SECRET)")
@@ -70,8 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--report", metavar="FILE", help="also write the JSON document here")
 
 
 def _positive_int(text: str) -> int:
