@@ -50,3 +50,37 @@ class Flaky:
 
 
 flaky = Flaky(seed=7)
+
+
+async def late_first_message(scope, receive, send) -> None:
+    """A live race on the schedule's own timing: the session's cache expires 50ms after
+    the accept, so a first client message later than that is answered "stale"."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    opened = trio.current_time()
+    if (await receive())["type"] == "websocket.receive":
+        await _serve(receive, send, trio.current_time() - opened > 0.050)
+
+
+def main() -> None:
+    """``python -m tests.replay.bisect_apps``: serve `late_first_message` on 127.0.0.1 (a
+    free port, Hypercorn's trio worker), print its ws:// URL, serve until killed."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = config.errorlog = None
+    config.loglevel = "WARNING"
+
+    class _Print:
+        def started(self, binds: list[str]) -> None:
+            print(binds[0].replace("http://", "ws://"), flush=True)
+
+    trio.run(lambda: serve(late_first_message, config, task_status=_Print()))
+
+
+if __name__ == "__main__":
+    main()

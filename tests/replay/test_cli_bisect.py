@@ -5,7 +5,10 @@ a flaky one, with the command's own output checked."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +128,40 @@ def test_bad_input_is_one_line_and_exit_2(recording, target, capsys, argv, messa
     assert code == 2
     assert len(err) == 1
     assert message in err[0]
+
+
+@pytest.fixture
+def live_url():
+    """`bisect_apps.late_first_message` on a real Hypercorn server in a subprocess."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.replay.bisect_apps"],
+                              stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_live_target_gets_the_probabilistic_search(tmp_path, live_url, capsys):
+    path = tmp_path / "hello.wsr"
+    header = new_header(epoch_ns=1_764_000_000_000_000_000, source={"tool": "test"})
+    with CorpusWriter(path, header) as writer:
+        writer.write(
+            Handshake(session=1, t=0, url="ws://live.example/", request_headers=(),
+                      status=101, t_response=1 * MS),
+            Message(1, 11 * MS, Direction.CLIENT_TO_SERVER, "hello"),
+            Message(1, 12 * MS, Direction.SERVER_TO_CLIENT, "fresh"),
+            Close(1, 20 * MS, Closer.CLIENT, 1000, "bye"),
+        )
+    code = main(["bisect", str(path), "--target", live_url, "--knob", "gap[open->first-send]",
+                 "--range", "0ms..100ms", "--resolution", "5ms", "--timeout", "2"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].endswith("probabilistic bisection")
+    head = out[-3]
+    assert head.endswith("fails above it, passes below it")
+    # The cache expires 50ms after the accept; the real clock adds a little on each side.
+    below = int(head.split("(")[1].split("ms")[0])
+    assert 35 <= below <= 50
