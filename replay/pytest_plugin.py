@@ -152,7 +152,7 @@ class CorpusCase(pytest.Item):
     def _report(self, result: Any) -> str:
         lines = [f"wsreplay: {self.path.name} [{self.case.name}] → {result.verdict.kind}"]
         lines += [f"  {finding}" for finding in result.verdict.findings]
-        lines += ["", _diff(result), "", "reproduce with:", "  " + self.command()]
+        lines += ["", _diff(result, self.sidecar), "", "reproduce with:", "  " + self.command()]
         return "\n".join(lines)
 
     def command(self) -> str:
@@ -165,10 +165,12 @@ class CorpusCase(pytest.Item):
         return path
 
 
-def _diff(result: Any) -> str:
+def _diff(result: Any, sidecar: Sidecar) -> str:
     from ._diff import render_diff
 
-    return render_diff(result.schedule, result.transcript, result.verdict)
+    # The same oracle options as the verdict, or the diff would flag ignored fields.
+    return render_diff(result.schedule, result.transcript, result.verdict,
+                       options=_oracle_options(sidecar))
 
 
 def transcript_json(result: Any) -> dict[str, Any]:
@@ -245,16 +247,20 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
 
 
 def _replay_options(sidecar: Sidecar, case: Case) -> dict[str, Any]:
-    from ._oracle import OracleOptions
     from ._warp import Warp
 
     return {
         "warp": Warp.parse(case.warp), "pacing": sidecar.pacing, "seed": sidecar.seed,
         "timeout": sidecar.timeout_ns / 1e9,
-        "oracle_options": OracleOptions(ignore_paths=sidecar.ignore_paths,
-                                        unordered=sidecar.unordered),
+        "oracle_options": _oracle_options(sidecar),
         "key": _signing_key(sidecar),
     }
+
+
+def _oracle_options(sidecar: Sidecar) -> Any:
+    from ._oracle import OracleOptions
+
+    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
 
 
 def _signing_key(sidecar: Sidecar) -> Any:
