@@ -70,7 +70,7 @@ class CorpusFile(pytest.File):
                 warp=self.config.getoption("wsreplay_warp"))
         except (SidecarError, OSError) as bad:
             raise self.CollectError(str(bad)) from None
-        if not sidecar.target:
+        if not all(case.target_in(sidecar) for case in sidecar.cases):
             raise self.CollectError(
                 f"{self.path}: target: no target to replay against; set `target` in "
                 f"{self.path.name}.toml or {FOLDER_SIDECAR}, or pass --wsreplay-target")
@@ -197,7 +197,7 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
     from .cli.run import reproduce_command as run_command
 
     where = os.path.relpath(path)
-    argv = ["run", where, "--target", sidecar.target or "?", "--pacing", sidecar.pacing,
+    argv = ["run", where, "--target", case.target_in(sidecar) or "?", "--pacing", sidecar.pacing,
             "--seed", str(sidecar.seed)]
     if case.warp:
         argv += ["--warp", case.warp]
@@ -242,7 +242,7 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
     from ._targets import open_target
 
     recording = read_recording(path)
-    target = open_target(sidecar.target or "")
+    target = open_target(case.target_in(sidecar) or "")
     return replay_recording(recording, target, **_replay_options(sidecar, case))
 
 
