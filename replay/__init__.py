@@ -33,7 +33,7 @@ from ._warp import parse_duration as parse_duration
 _LAZY = {
     "replay": "._runner", "run_sync": "._runner", "replay_recording": "._runner",
     "Result": "._runner", "DEFAULT_TIMEOUT": "._runner",
-    "LiveTarget": "._live", "open_target": "._targets",
+    "LiveTarget": "._live", "open_target": "._targets", "AsgiTarget": "._asgi",
     "SigningKey": "._auth", "TokenMinter": "._auth",
 }
 

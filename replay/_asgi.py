@@ -13,15 +13,22 @@ a modelled network carries events between the runner (the client) and the app:
   as accepted once `send(accept)` is entered). The client cannot send before it has the
   101. Any other handshake answer (denial response, close before accept → 403, app
   failure → 500) also reaches the client `accept_latency` after the app sent it.
+  Consequence worth knowing: Starlette's own accept-order errors ("Need to call "accept"
+  first", send before accept) come from work a handler does *before* it calls
+  ``accept()`` (auth, lookups), so they follow the app's timing and the other sessions'
+  (warps on gaps and session starts); the accept latency decides what an app that keeps
+  its own "ready" state after ``await accept()`` loses or reorders.
 - **Messages**: each direction is FIFO (one TCP stream); a message sent at *t* arrives
   at ``max(t + latency + jitter, previous arrival)``. Jitter is drawn from a
-  `random.Random` seeded with `NetworkModel.seed` and the connection's ordinal.
+  `random.Random` seeded with `NetworkModel.seed`, the run's seed and the connection's
+  ordinal.
 - **Close**: the client's close reaches the app as ``websocket.disconnect`` after the
   c2s latency and the server's reply reaches the client a s2c latency later (the ASGI
   server answers the close frame, not the app). An app close reaches the client after
   the s2c latency and the app then gets ``websocket.disconnect`` a c2s latency later.
   Once the client's close has arrived, the app's sends raise `ClientDisconnected` (an
-  `OSError`, as the ASGI spec asks; Starlette turns it into `WebSocketDisconnect(1006)`).
+  `OSError`, as the ASGI spec asks; Starlette turns it into `WebSocketDisconnect(1006)`);
+  an app closing what the client already closed is not an error.
 - **Suspension**: `receive()` returns without suspending when a message has already
   arrived and a `send()` of a message never suspends (writes are buffered) — like uvicorn
   on asyncio, so an app does not see extra interleavings that production would not have.
@@ -37,7 +44,12 @@ Apps run on Trio directly (``loop="trio"``; anyio apps such as Starlette and Fas
 anyio's Trio backend) or on trio-asyncio's asyncio loop (``loop="asyncio"``; apps calling
 `asyncio.create_task`/`sleep`/`wait_for` directly, and anyio's asyncio backend). Both loops
 share Trio's virtual clock. ``"auto"`` picks asyncio — the loop uvicorn and hypercorn run
-apps on in production — unless the app's module imports trio.
+apps on in production, so anyio apps keep their production interleavings, and apps that
+call asyncio directly work — unless the app's module imports trio. (Measured by
+``scripts/bench_virtual``: the asyncio loop costs roughly 1-1.5x the Trio loop's time.)
+Same-instant ordering: on either loop the seed orders Trio's wake-ups (sessions, network
+deliveries, Trio tasks); asyncio callbacks ready at once run in FIFO order, as asyncio does,
+and `replay._aio` removes the memory-address orders anyio's asyncio backend would add.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import random
 import sys
@@ -91,13 +104,18 @@ _EMPTY = object()
 
 
 class _Pipe:
-    """One direction of one connection: FIFO, each item delivered at its own virtual time."""
+    """One direction of one connection: FIFO, each item delivered at its own virtual time.
+
+    Readers are Trio tasks (`get`) or asyncio tasks on trio-asyncio's loop (`aget`); both
+    wait natively on their own loop, so a message costs no task creation on either side.
+    """
 
     def __init__(self, latency: int, jitter: int, rng: random.Random) -> None:
         self._latency, self._jitter, self._rng = latency, jitter, rng
         self._items: deque[tuple[float, object]] = deque()
         self._last = -1.0
         self._lot = trio.lowlevel.ParkingLot()
+        self._futures: list[Any] = []  # asyncio readers waiting for an item
 
     def put(self, item: object, *, delay: int | None = None, at: float | None = None) -> float:
         """Send `item` now (arriving after `delay` ns, default the latency) or arriving `at`;
@@ -110,7 +128,13 @@ class _Pipe:
         at = max(at, self._last)
         self._last = at
         self._items.append((at, item))
-        self._lot.unpark_all()
+        if self._lot:
+            self._lot.unpark_all()
+        if self._futures:
+            for future in self._futures:
+                if not future.done():
+                    future.set_result(None)
+            self._futures.clear()
         return at
 
     def get_nowait(self) -> object:
@@ -120,15 +144,31 @@ class _Pipe:
         return _EMPTY
 
     async def get(self) -> object:
+        """The next item, waiting on Trio for it to arrive."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             item = self.get_nowait()
             if item is not _EMPTY:
-                await trio.lowlevel.checkpoint()
                 return item
             if self._items:
                 await trio.sleep_until(self._items[0][0])
             else:
                 await self._lot.park()
+
+    async def aget(self) -> object:
+        """The next item, waiting on asyncio (trio-asyncio's loop, same virtual clock)."""
+        import asyncio
+
+        while True:
+            item = self.get_nowait()
+            if item is not _EMPTY:
+                return item
+            if self._items:
+                await asyncio.sleep(self._items[0][0] - trio.current_time())
+            else:
+                future = asyncio.get_running_loop().create_future()
+                self._futures.append(future)
+                await future
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,12 +244,16 @@ def _str_headers(raw: object) -> Headers:
                  for k, v in (raw or ()))  # type: ignore[attr-defined]
 
 
-def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any]) -> Message:
+def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
+           extra_headers: Headers = ()) -> Message:
+    from ._live import forwarded_headers  # one rule for what a replay sends, live or not
+
     url = urlsplit(request.url)
     secure = url.scheme in ("wss", "https")
     host = url.hostname or "testserver"
     port = url.port or (443 if secure else 80)
-    headers = [(k.lower().encode("latin-1"), _latin1(v)) for k, v in request.headers]
+    headers = [(k.lower().encode("latin-1"), _latin1(v))
+               for k, v in forwarded_headers(request.headers, extra_headers)]
     names = {k for k, _ in headers}
     if b"host" not in names:
         headers.insert(0, (b"host", _latin1(host if url.port is None else f"{host}:{port}")))
@@ -247,7 +291,7 @@ class AsgiConnection:
     def __init__(self, target: AsgiTarget, request: ConnectRequest, report: Report,
                  ordinal: int) -> None:
         net: NetworkModel = request.network
-        rng = random.Random(f"wsreplay-net/{net.seed}/{ordinal}")
+        rng = random.Random(f"wsreplay-net/{net.seed}/{target._run_seed}/{ordinal}")
         self._target, self._report, self._net = target, report, net
         self._to_app = _Pipe(net.c2s_latency, net.jitter, rng)
         self._to_client = _Pipe(net.s2c_latency, net.jitter, rng)
@@ -255,7 +299,7 @@ class AsgiConnection:
         self._client: ClientState = "connecting"
         self._app: AppState = "connecting"
         self._closed: ConnectionClosed | None = None
-        self._client_gone_at = float("inf")
+        self._client_gone_at = math.inf
         self._disconnect: Message | None = None
         self._denial: tuple[int, Headers, list[bytes]] | None = None
         self._app_waiting = ""
@@ -282,7 +326,7 @@ class AsgiConnection:
             raise self._closed or ConnectionClosed(None, "not open", by_server=False)
         key = "text" if isinstance(payload, str) else "bytes"
         self._to_app.put({"type": "websocket.receive", key: payload})
-        await trio.lowlevel.checkpoint()
+        await trio.lowlevel.checkpoint_if_cancelled()  # a buffered write: never suspends
 
     async def receive(self) -> str | bytes:
         if self._client in ("closed", "closing"):
@@ -313,12 +357,13 @@ class AsgiConnection:
         self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
 
     def waiting_for(self) -> str:
+        """Where the app is, phrased to follow "the server side is in ..."."""
         if self._app_done:
-            return "app finished"
+            return "no handler: the app has returned"
         if self._app_waiting:
             return self._app_waiting
         where = _where(self._app_coro())
-        return f"app busy in {where}" if where else "app busy"
+        return f"the app's {where}" if where else "the app, running"
 
     # -- the server side (what the app calls) ---------------------------------------
 
@@ -327,8 +372,12 @@ class AsgiConnection:
         failure: BaseException | None = None
         try:
             await self._target._call_app(self, scope, self._app_receive, self._app_send)
-        except Exception as exc:
-            failure = exc
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            if trio.current_effective_deadline() == -math.inf:
+                raise  # the run is ending and cancelled the handler: not the app's failure
+            failure = exc  # includes an asyncio.CancelledError the app raised on its own
         self._app_done = True
         if failure is not None and not self._peer_left(unwrap(failure)):
             self._report(app_error(self._target._t(), failure))
@@ -351,9 +400,9 @@ class AsgiConnection:
             return self._disconnect
         item = self._to_app.get_nowait()
         if item is _EMPTY:
-            self._app_waiting = "app awaiting receive()"
+            self._app_waiting = "the app's receive()"
             try:
-                item = await self._target._block(self._to_app.get)
+                item = await self._target._get(self._to_app)
             finally:
                 self._app_waiting = ""
         message: Message = item  # type: ignore[assignment]
@@ -369,9 +418,9 @@ class AsgiConnection:
                 arrives = self._answer_handshake(
                     ("accept", message.get("subprotocol"), _str_headers(message.get("headers"))))
                 if arrives > trio.current_time():
-                    self._app_waiting = "app awaiting send(websocket.accept): accept in flight"
+                    self._app_waiting = "the app's send(websocket.accept), the accept in flight"
                     try:
-                        await self._target._block(trio.sleep_until, arrives)
+                        await self._target._sleep_until(arrives)
                     finally:
                         self._app_waiting = ""
             elif kind == "websocket.close":
@@ -395,7 +444,10 @@ class AsgiConnection:
                 self._app = "closed"
                 self._answer_handshake(("reject", status, headers, b"".join(parts)))
         elif self._app == "accepted":
-            if trio.current_time() >= self._client_gone_at:
+            if self._client_gone_at != math.inf and trio.current_time() >= self._client_gone_at:
+                if kind == "websocket.close":
+                    self._app = "closed"  # closing what the client closed: nothing to do
+                    return
                 raise ClientDisconnected("the client has closed the WebSocket")
             if kind == "websocket.send":
                 text = message.get("text")
@@ -411,7 +463,7 @@ class AsgiConnection:
             else:
                 raise RuntimeError('Expected ASGI message "websocket.send" or '
                                    f'"websocket.close", but got {kind!r}')
-        else:
+        elif kind != "websocket.close":  # a second close is harmless; data is not
             raise ClientDisconnected(f"cannot send {kind!r}: the WebSocket is closed")
 
 
@@ -432,7 +484,7 @@ class AsgiTarget(Target):
 
     def __init__(self, app: ASGIApp, *, loop: Loop = "auto",
                  lifespan: Literal["auto", "on", "off"] = "auto", name: str | None = None,
-                 module: ModuleType | None = None) -> None:
+                 module: ModuleType | None = None, extra_headers: Headers = ()) -> None:
         if loop not in LOOPS:
             raise TargetError(f"loop {loop!r}: expected one of {', '.join(LOOPS)}")
         if not callable(app):
@@ -441,12 +493,14 @@ class AsgiTarget(Target):
         self.loop: Literal["trio", "asyncio"] = (
             guess_loop(app, module) if loop == "auto" else loop)  # type: ignore[assignment]
         self.lifespan = lifespan
+        self.extra_headers = tuple(extra_headers)
         self._name = name or _app_name(app)
         self._stack: AsyncExitStack | None = None
         self._nursery: trio.Nursery | None = None
         self._aio: Any = None  # the trio-asyncio loop while entered
         self._state: dict[str, Any] = {}
         self._connections = 0
+        self._run_seed = 0
         self._origin = 0.0
         self._lifespan_to_app: _Pipe | None = None
         self._lifespan_reply: trio.MemoryReceiveChannel[Message] | None = None
@@ -455,7 +509,13 @@ class AsgiTarget(Target):
         return f"asgi:{self._name}"
 
     def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
-        return run_virtual(async_fn, seed=seed)
+        """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
+        the network model's own seed, the latency jitter."""
+        self._run_seed = seed
+        try:
+            return run_virtual(async_fn, seed=seed)
+        finally:
+            self._run_seed = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -463,12 +523,15 @@ class AsgiTarget(Target):
         if self._stack is not None:
             raise TargetError(f"{self.describe()}: already entered")
         self._origin = trio.current_time()
+        self._connections = 0  # ordinals seed jitter: each run starts from the same ones
+        self._state = {}
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
             if self.loop == "asyncio":
-                trio_asyncio = prepare_asyncio()
-                self._aio = await stack.enter_async_context(trio_asyncio.open_loop())
+                from ._aio import open_loop
+
+                self._aio = await stack.enter_async_context(open_loop())
             self._nursery = await stack.enter_async_context(trio.open_nursery())
             self._stack = stack
             if self.lifespan != "off":
@@ -501,7 +564,8 @@ class AsgiTarget(Target):
             raise TargetError(f"{self.describe()}: use 'async with target:' before connect()")
         self._connections += 1
         conn = AsgiConnection(self, request, report, self._connections)
-        return await conn._open(_scope(request, self._connections, self._state))
+        return await conn._open(_scope(request, self._connections, self._state,
+                                       self.extra_headers))
 
     def _t(self) -> int:
         return now_ns() - round(self._origin * _NS)
@@ -510,11 +574,18 @@ class AsgiTarget(Target):
         assert self._nursery is not None
         self._nursery.start_soon(fn, *args)
 
-    async def _block(self, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        """Await Trio function `fn` from the app's side (which may be asyncio code)."""
-        if self._aio is not None:
-            return await self._aio.trio_as_future(fn, *args)  # type: ignore[no-any-return]
-        return await fn(*args)
+    async def _get(self, pipe: _Pipe) -> object:
+        """`pipe.get()` from the app's side, which may be asyncio code."""
+        return await (pipe.get() if self._aio is None else pipe.aget())
+
+    async def _sleep_until(self, t: float) -> None:
+        """Sleep until Trio time `t` from the app's side, which may be asyncio code."""
+        if self._aio is None:
+            await trio.sleep_until(t)
+        else:
+            import asyncio
+
+            await asyncio.sleep(t - trio.current_time())
 
     async def _call_app(self, conn: AsgiConnection | None, scope: Message,
                         receive: Callable[[], Awaitable[Message]],
@@ -533,19 +604,20 @@ class AsgiTarget(Target):
                 conn._app_coro = lambda: task.get_coro() if task else None
             await self.app(scope, receive, send)
 
-        await prepare_asyncio().aio_as_trio(in_asyncio)()
+        from ._aio import aio_as_trio
+
+        await aio_as_trio(in_asyncio)()
 
     # -- lifespan ----------------------------------------------------------------------
 
     async def _startup(self) -> None:
         to_app = _Pipe(0, 0, random.Random(0))
-        send_reply, replies = trio.open_memory_channel[Message](4)
-        done = trio.Event()
+        send_reply, replies = trio.open_memory_channel[Message](math.inf)
 
         async def receive() -> Message:
             item = to_app.get_nowait()
             if item is _EMPTY:
-                item = await self._block(to_app.get)
+                item = await self._get(to_app)
             return item  # type: ignore[return-value]
 
         async def send(message: Message) -> None:
@@ -559,12 +631,10 @@ class AsgiTarget(Target):
                 send_reply.send_nowait({"type": "wsreplay.crashed", "error": exc})
             else:
                 send_reply.send_nowait({"type": "wsreplay.returned"})
-            finally:
-                done.set()
 
         to_app.put({"type": "lifespan.startup"})
         self._spawn(lifespan)
-        reply = await replies.receive()
+        reply = await _reply_within(replies, f"{self.describe()}: lifespan startup")
         kind = reply["type"]
         if kind == "lifespan.startup.complete":
             self._lifespan_to_app, self._lifespan_reply = to_app, replies
@@ -584,7 +654,7 @@ class AsgiTarget(Target):
         assert to_app is not None
         assert replies is not None
         to_app.put({"type": "lifespan.shutdown"})
-        reply = await replies.receive()
+        reply = await _reply_within(replies, f"{self.describe()}: lifespan shutdown")
         if reply["type"] == "lifespan.shutdown.failed":
             raise TargetError(f"{self.describe()}: lifespan shutdown failed: "
                               f"{reply.get('message', '')}".rstrip(": "))
@@ -594,27 +664,14 @@ class AsgiTarget(Target):
                               f"{_type_name(err)}: {err}")
 
 
-def prepare_asyncio() -> ModuleType:
-    """Import trio-asyncio, which patches `asyncio.current_task`/`get_running_loop` to see
-    its loop, and repair modules that bound the unpatched functions before it ran.
+LIFESPAN_TIMEOUT = 60.0
+"""Virtual seconds the app's lifespan startup or shutdown may take."""
 
-    anyio's asyncio backend does ``from asyncio import current_task, get_running_loop``; when
-    it was imported first (pytest's anyio plugin does that), every anyio task group would
-    fail with "no running event loop" on trio-asyncio's loop.
-    """
-    import asyncio
-    import warnings
 
-    with warnings.catch_warnings():  # its child watcher uses an API deprecated in 3.12
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import trio_asyncio
-
-    backend = sys.modules.get("anyio._backends._asyncio")
-    if backend is not None:
-        for name in ("current_task", "get_running_loop"):
-            if getattr(backend, name, None) is not getattr(asyncio, name):
-                setattr(backend, name, getattr(asyncio, name))
-    return trio_asyncio
+async def _reply_within(replies: trio.MemoryReceiveChannel[Message], what: str) -> Message:
+    with trio.move_on_after(LIFESPAN_TIMEOUT):
+        return await replies.receive()
+    raise TargetError(f"{what} did not finish within {LIFESPAN_TIMEOUT:g} s (virtual)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -704,8 +761,11 @@ def load_app(spec_text: str) -> tuple[ASGIApp, ModuleType]:
 
 
 def open_asgi_target(spec_text: str, *, loop: Loop = "auto",
-                     lifespan: Literal["auto", "on", "off"] = "auto") -> AsgiTarget:
+                     lifespan: Literal["auto", "on", "off"] = "auto",
+                     extra_headers: Headers = ()) -> AsgiTarget:
     """The target for ``asgi:MODULE_OR_FILE:ATTR``."""
+    if loop not in LOOPS:  # before importing anything
+        raise TargetError(f"loop {loop!r}: expected one of {', '.join(LOOPS)}")
     app, module = load_app(spec_text)
     return AsgiTarget(app, loop=loop, lifespan=lifespan, module=module,
-                      name=spec_text.removeprefix("asgi:"))
+                      name=spec_text.removeprefix("asgi:"), extra_headers=extra_headers)

@@ -18,7 +18,8 @@ def open_target(spec: str, **options: Any) -> Target:
     """The target `spec` names; `options` are that kind's keyword arguments.
 
     Live: ``ca_file``, ``insecure``, ``extra_headers``, ``connect_timeout``; in-process
-    (``asgi:``): ``loop`` (trio, asyncio, auto) and ``lifespan`` (auto, on, off). Options that
+    (``asgi:``): ``loop`` (trio, asyncio, auto), ``lifespan`` (auto, on, off) and
+    ``extra_headers``. Options that
     are None are left at the target's default, so a CLI can pass its flags through as is.
     """
     options = {k: v for k, v in options.items() if v is not None}
@@ -36,7 +37,7 @@ def open_target(spec: str, **options: Any) -> Target:
 def _open_asgi(spec: str, options: dict[str, Any]) -> Target:
     from ._asgi import open_asgi_target
 
-    return open_asgi_target(spec, **_only(options, "loop", "lifespan"))
+    return open_asgi_target(spec, **_only(options, "loop", "lifespan", "extra_headers"))
 
 
 def _only(options: dict[str, Any], *names: str) -> dict[str, Any]:

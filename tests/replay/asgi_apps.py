@@ -114,6 +114,19 @@ def ready_flag_app(event_at: float) -> Starlette:
     return _starlette(chat)
 
 
+async def _careless(ws: WebSocket) -> None:
+    """Echoes without catching the disconnect, and closes in `finally` (common code)."""
+    await ws.accept()
+    try:
+        while True:
+            await ws.send_text(await ws.receive_text())
+    finally:
+        await ws.close()
+
+
+careless = _starlette(_careless)
+
+
 async def _hang(ws: WebSocket) -> None:
     await ws.accept()
     await anyio.sleep_forever()
@@ -202,3 +215,32 @@ def join_order_app() -> Starlette:
         await ws.close()
 
     return _starlette(join)
+
+
+room = room_app(0.1)
+"""The room app with a 100 ms accept, for ``asgi:tests.replay.asgi_apps:room``."""
+
+
+def cancel_order_app() -> Starlette:
+    """Cancels eight tasks at once and reports the order their `finally` blocks ran in
+    (on asyncio that order comes from anyio's set of tasks)."""
+
+    async def cancel(ws: WebSocket) -> None:
+        await ws.accept()
+        order: list[str] = []
+
+        async def worker(name: str) -> None:
+            try:
+                await anyio.sleep_forever()
+            finally:
+                order.append(name)
+
+        async with anyio.create_task_group() as tg:
+            for name in "abcdefgh":
+                tg.start_soon(worker, name)
+            await anyio.sleep(1)
+            tg.cancel_scope.cancel()
+        await ws.send_text("".join(order))
+        await ws.close()
+
+    return _starlette(cancel)

@@ -103,6 +103,26 @@ def test_binary_messages_subprotocols_and_the_scope(loop: str) -> None:
     assert "websocket.http.response" in seen["extensions"]
 
 
+def test_header_overrides_apply_in_process_as_they_do_live() -> None:
+    seen = {}
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen["headers"] = scope["headers"]
+        await send({"type": "websocket.close"})
+
+    async def body(target, errors):  # type: ignore[no-untyped-def]
+        with pytest.raises(HandshakeRejected):
+            await target.connect(ConnectRequest(
+                url="ws://x/ws", headers=(("Authorization", "Bearer old"),
+                                          ("Connection", "Upgrade"))), errors.append)
+
+    run(AsgiTarget(app, loop="trio", lifespan="off",
+                   extra_headers=(("Authorization", "Bearer new"),)), body)
+    assert (b"authorization", b"Bearer new") in seen["headers"]
+    assert (b"authorization", b"Bearer old") not in seen["headers"]
+    assert b"connection" not in dict(seen["headers"])  # hop-by-hop: never forwarded
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_denial_response_is_handshake_rejected_with_status_headers_and_body(loop: str) -> None:
     async def body(target, errors):  # type: ignore[no-untyped-def]
@@ -201,6 +221,20 @@ def test_after_the_client_closes_the_app_gets_disconnect_and_sends_raise_oserror
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_a_disconnect_escaping_a_careless_handler_after_the_client_left_is_no_app_error(
+        loop: str) -> None:
+    async def body(target, errors):  # type: ignore[no-untyped-def]
+        conn = await target.connect(request(), errors.append)
+        await conn.send("one")
+        assert await conn.receive() == "one"
+        await conn.close()
+        await trio.sleep(1)
+
+    _, errors = run(AsgiTarget(asgi_apps.careless, loop=loop), body)
+    assert errors == []
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 def test_the_accept_is_in_flight_for_the_accept_latency(loop: str) -> None:
     """The handler's ``await accept()`` returns when the client has the 101; what other tasks
     send meanwhile is queued behind it."""
@@ -234,7 +268,7 @@ def test_waiting_for_says_what_the_app_is_blocked_on(loop: str) -> None:
         return echo.waiting_for()
 
     waiting, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body)
-    assert waiting == "app awaiting receive()"
+    assert waiting == "the app's receive()"
 
     async def hung(target, errors):  # type: ignore[no-untyped-def]
         conn = await target.connect(request(), errors.append)
@@ -242,7 +276,7 @@ def test_waiting_for_says_what_the_app_is_blocked_on(loop: str) -> None:
         return conn.waiting_for()
 
     waiting, _ = run(AsgiTarget(asgi_apps.hang, loop=loop), hung)
-    assert waiting.startswith("app busy in _hang (")
+    assert waiting.startswith("the app's _hang (")
     assert "asgi_apps.py:" in waiting
 
 
@@ -263,7 +297,9 @@ def test_jitter_is_seeded_by_the_network_model(loop: str) -> None:
 
     first, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body)
     again, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body)
+    other_run_seed, _ = run(AsgiTarget(asgi_apps.echo, loop=loop), body, seed=9)
     assert first == again
+    assert other_run_seed != first  # --seed varies the jitter too
     assert all(10 * MS <= a <= 110 * MS for a in first)
     assert len(set(first)) > 1  # jitter did something
 
@@ -292,6 +328,27 @@ def test_a_failing_startup_is_a_one_line_target_error() -> None:
 
     with pytest.raises(TargetError, match="lifespan startup failed: no database"):
         run(AsgiTarget(app, loop="trio"), body)
+
+
+def test_a_startup_that_never_finishes_is_a_target_error_not_a_hang() -> None:
+    import anyio
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await anyio.sleep_forever()
+
+    async def body(target, errors):  # type: ignore[no-untyped-def]
+        raise AssertionError("not reached")
+
+    with pytest.raises(TargetError, match=r"lifespan startup did not finish within 60 s"):
+        run(AsgiTarget(app, loop="trio"), body)
+
+
+def test_the_target_is_public_and_loads_trio_only_when_asked_for() -> None:
+    import replay
+
+    assert replay.AsgiTarget is AsgiTarget
+    assert "AsgiTarget" in dir(replay)
 
 
 def test_connect_outside_the_context_is_refused() -> None:

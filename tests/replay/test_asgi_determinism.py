@@ -76,9 +76,32 @@ def test_fifty_runs_give_byte_identical_transcripts(loop: str) -> None:
     assert all(one_run(loop, seed=3) == first for _ in range(49))
 
 
-def _digest_in_a_fresh_process(loop: str, seed: int, hash_seed: str) -> str:
-    code = ("import hashlib, sys; from tests.replay.test_asgi_determinism import one_run; "
-            "print(hashlib.sha256(one_run(sys.argv[1], int(sys.argv[2]))).hexdigest())")
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tasks_cancelled_together_resume_in_the_same_order_every_run(loop: str) -> None:
+    """On asyncio, anyio cancels a task group by iterating sets (of tasks and of cancel
+    scopes) that hash by memory address; `replay._aio` makes them hash by creation order."""
+    first = cancel_order(loop, seed=1)
+    assert all(cancel_order(loop, seed=1) == first for _ in range(29))
+
+
+def test_one_target_replayed_again_gives_the_same_transcript() -> None:
+    """``wsreplay run --repeat N`` enters the same target N times."""
+    target = AsgiTarget(asgi_apps.room_app(0.1), loop="trio")
+    first = canonical(run_sync(busy_schedule(), target, seed=2))
+    assert canonical(run_sync(busy_schedule(), target, seed=2)) == first
+
+
+def cancel_order(loop: str, seed: int) -> bytes:
+    plan = schedule(session(1, url="ws://x/ws", expects=(expect(0, "?"),)))
+    transcript = run_sync(plan, AsgiTarget(asgi_apps.cancel_order_app(), loop=loop), seed=seed)
+    return str([e.payload for e in transcript.sessions[0].events
+                if type(e) is Received]).encode()
+
+
+def _digest_in_a_fresh_process(loop: str, seed: int, hash_seed: str,
+                               scenario: str = "one_run") -> str:
+    code = (f"import hashlib, sys; from tests.replay.test_asgi_determinism import {scenario}; "
+            f"print(hashlib.sha256({scenario}(sys.argv[1], int(sys.argv[2]))).hexdigest())")
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code, loop, str(seed)], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=True)
@@ -86,10 +109,11 @@ def _digest_in_a_fresh_process(loop: str, seed: int, hash_seed: str) -> str:
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_processes_with_different_hash_seeds_agree(loop: str) -> None:
-    here = hashlib.sha256(one_run(loop, seed=5)).hexdigest()
-    assert _digest_in_a_fresh_process(loop, 5, "1") == here
-    assert _digest_in_a_fresh_process(loop, 5, "2") == here
+@pytest.mark.parametrize("scenario", ["one_run", "cancel_order"])
+def test_processes_with_different_hash_seeds_agree(loop: str, scenario: str) -> None:
+    here = hashlib.sha256(globals()[scenario](loop, 5)).hexdigest()
+    assert _digest_in_a_fresh_process(loop, 5, "1", scenario) == here
+    assert _digest_in_a_fresh_process(loop, 5, "2", scenario) == here
 
 
 # --- the seed chooses among same-instant orderings ------------------------------------------

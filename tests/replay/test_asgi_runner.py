@@ -15,7 +15,7 @@ from replay._asgi import AsgiTarget, open_asgi_target
 from replay._oracle import judge
 from replay._runner import run_sync
 from replay._target import NetworkModel
-from replay._transcript import AppError, Closed, Received, Rejected, Stuck
+from replay._transcript import AppError, Received, Rejected, Stuck
 from replay._verdict import VerdictKind
 
 from . import asgi_apps
@@ -58,7 +58,6 @@ def test_an_eager_broadcast_fails_exactly_when_the_gap_is_shorter_than_the_slow_
         [error] = errors
         assert (error.type, error.message) == ("RuntimeError", SEND_BEFORE_ACCEPT)
         assert error.t == round((100 + gap_ms) * MS)
-        assert _events(transcript, 1, Closed)[0].code == 1011
         assert judge(plan, transcript).kind is VerdictKind.APP_ERROR
     else:
         assert errors == []
@@ -133,8 +132,8 @@ def test_a_hanging_handler_is_stuck_with_where_the_app_waits(loop: str) -> None:
     transcript = run_sync(plan, AsgiTarget(asgi_apps.hang, loop=loop), timeout=2.0)
     [stuck] = _events(transcript, 1, Stuck)
     assert stuck.t == 2_005 * MS  # 2 s after the recorded answer was due
-    assert stuck.waiting.startswith("server message 0 (last recorded)")
-    assert "the server side is in app busy in _hang (" in stuck.waiting
+    assert stuck.waiting.startswith("server message 0")
+    assert "the server side is in the app's _hang (" in stuck.waiting
     assert judge(plan, transcript).kind is VerdictKind.STUCK
 
 
