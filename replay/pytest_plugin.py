@@ -118,6 +118,9 @@ class CorpusCase(pytest.Item):
     def __init__(self, *, sidecar: Sidecar, case: Case, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sidecar, self.case = sidecar, case
+        # pytest-trio's trio_mode inspects `item.obj` of every item; a plain function tells
+        # it this is no coroutine test, so it leaves the item alone.
+        self.obj = self.runtest
         self.add_marker(pytest.mark.wsreplay_race(case.name))
         if case.expect == "xfail":
             self.add_marker(pytest.mark.xfail(reason=case.reason or f"expects {case.finding}",
