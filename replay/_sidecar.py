@@ -14,6 +14,7 @@ warps = ["", "scale=0.1"]                    # shorthand: each must pass
 [[cases]]                                    # the full form, one test each
 id = "accept-race"
 warp = "accept=120ms,gap[open->first-send]=0ms"
+target = "asgi:app.py:app_without_fix"       # optional: this case's own target
 expect = "xfail"                             # "pass" (default) or "xfail"
 finding = "app-error"                        # the finding kind an xfail expects
 match = 'Need to call "accept" first'        # ...and a substring of its text
@@ -50,6 +51,8 @@ class Case:
     """One test: a warp and what the replay must conclude under it."""
 
     warp: str = ""
+    target: str | None = None
+    """This case's own target; None: the sidecar's."""
     expect: Literal["pass", "xfail"] = "pass"
     finding: str | None = None
     match: str | None = None
@@ -59,6 +62,9 @@ class Case:
     @property
     def name(self) -> str:
         return self.id or self.warp or "recorded"
+
+    def target_in(self, sidecar: Sidecar) -> str | None:
+        return self.target or sidecar.target
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +83,12 @@ class Sidecar:
     """The sidecar files this was read from, folder first."""
 
     def with_overrides(self, *, target: str | None = None, warp: str | None = None) -> Sidecar:
-        """Command-line overrides: a target, and/or one warp replacing every case."""
+        """Command-line overrides: a target (for every case), and/or one warp replacing
+        every case."""
         out = self
         if target is not None:
-            out = replace(out, target=target)
+            out = replace(out, target=target,
+                          cases=tuple(replace(c, target=None) for c in out.cases))
         if warp is not None:
             out = replace(out, cases=(Case(warp=warp),))
         return out
@@ -88,7 +96,7 @@ class Sidecar:
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
             "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str}
-_CASE_KEYS = {"id", "warp", "expect", "finding", "match", "reason"}
+_CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}
 
 
@@ -183,7 +191,8 @@ def _case(path: str, index: int, table: dict[str, Any]) -> Case:
     if expect == "xfail" and finding is None:
         raise SidecarError(path, f"{where}.finding",
                            "an xfail case must name the finding it expects")
-    return Case(warp=table.get("warp", ""), expect=expect, finding=finding,
+    return Case(warp=table.get("warp", ""), target=table.get("target"), expect=expect,
+                finding=finding,
                 match=table.get("match"), reason=table.get("reason", ""), id=table.get("id", ""))
 
 

@@ -608,6 +608,13 @@ def make_app(settings: Settings | None = None) -> Starlette:
 
 app = make_app(Settings.from_env())
 fixed_app = make_app(replace(Settings.from_env(), broken=frozenset()))
+# One race broken, the others fixed: `asgi:scripts/racy_chat.py:flush_race_app`. A race is
+# best shown alone: with every race broken, the state race drops events the others need.
+accept_race_app = make_app(replace(Settings.from_env(), broken=frozenset({"accept"})))
+auth_race_app = make_app(replace(Settings.from_env(), broken=frozenset({"auth"})))
+flush_race_app = make_app(replace(Settings.from_env(), broken=frozenset({"flush"})))
+state_race_app = make_app(replace(Settings.from_env(), broken=frozenset({"state"})))
+slots_race_app = make_app(replace(Settings.from_env(), broken=frozenset({"slots"})))
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

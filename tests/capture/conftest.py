@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from wsproc import Proc, start_mitmdump, start_server
 
 from corpus import Recording, Session, read_recording
+
+from .wsproc import Proc, start_mitmdump, start_server
 
 
 @dataclass

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from trio_websocket import ConnectionRejected, open_websocket_url
-from wsproc import Proc, start_mitmdump
 
 from corpus import Session, read_recording
 from replay.cli import main
+
+from .wsproc import Proc, start_mitmdump
 
 
 def _shape(session: Session) -> list[tuple[object, ...]]:

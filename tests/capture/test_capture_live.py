@@ -9,10 +9,11 @@ import pytest
 import trio
 import wsproto
 import wsproto.events
-from conftest import Stack
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from corpus import Closer, Direction, placeholder, validate
+
+from .conftest import Stack
 
 MiB = 1024 * 1024
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTk5OTk5OTk5OX0"

@@ -16,9 +16,10 @@ import trio
 import wsproto
 import wsproto.events
 from trio_websocket import ConnectionRejected, open_websocket_url
-from wsproc import ADDON, VENV_BIN, Proc, free_port, start_mitmdump
 
 from corpus import Closer, CorpusReader, read_recording, validate
+
+from .wsproc import ADDON, VENV_BIN, Proc, free_port, start_mitmdump
 
 ServerOnly = tuple[Path, Proc]
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import msgpack
 import pytest
 
 from corpus import (
-    SAMPLES_DIR,
     CorpusError,
     CorpusReader,
     CorruptCorpus,
@@ -19,7 +19,7 @@ from corpus import (
     validate,
 )
 
-SAMPLE = SAMPLES_DIR / "hand_chat.wsr"
+SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "hand_chat.wsr"
 
 
 def _read_all(path) -> list:

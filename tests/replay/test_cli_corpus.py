@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus import SAMPLES_DIR
-
-SAMPLE = SAMPLES_DIR / "hand_chat.wsr"
+SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "hand_chat.wsr"
 WSREPLAY = shutil.which("wsreplay", path=str(Path(sys.executable).parent)) or "wsreplay"
 
 

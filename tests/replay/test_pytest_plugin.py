@@ -61,7 +61,8 @@ def recording(sends: int = 3) -> Recording:
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A user's project: a good app, a broken one (drops reply 1), a corpus folder."""
     pytester.makepyfile(good=APP.format(drop=None), bad=APP.format(drop=1))
-    pytester.makeini("[pytest]\nwsreplay_paths = corpus\n")
+    # trio_mode as in a typical Trio project: the plugin must coexist with pytest-trio.
+    pytester.makeini("[pytest]\nwsreplay_paths = corpus\ntrio_mode = true\n")
     corpus = pytester.mkdir("corpus")
     write_recording(corpus / "chat.wsr", recording())
     (corpus / "wsreplay.toml").write_text('target = "asgi:good.py:app"\n'

@@ -52,6 +52,15 @@ def test_a_file_sidecar_overrides_its_folder_key_by_key() -> None:
     assert mine.sources == ("wsreplay.toml", "a.wsr.toml")
 
 
+def test_a_case_may_name_its_own_target_and_the_command_line_overrides_it() -> None:
+    sidecar = parse_sidecar('target = "asgi:a.py:fixed"\n[[cases]]\nid = "race"\n'
+                            'target = "asgi:a.py:broken"', path="x.toml")
+    (case,) = sidecar.cases
+    assert case.target_in(sidecar) == "asgi:a.py:broken"
+    forced = sidecar.with_overrides(target="ws://127.0.0.1:9/")
+    assert forced.cases[0].target_in(forced) == "ws://127.0.0.1:9/"
+
+
 def test_command_line_overrides_replace_target_and_warps() -> None:
     sidecar = Sidecar(target="ws://a/", cases=(Case(warp="x"), Case(warp="y")))
     out = sidecar.with_overrides(target="asgi:m:app", warp="scale=0.5")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from corpus import SAMPLES_DIR, read_recording
+from corpus import read_recording
 from replay._timeline import lanes_from_recording, plot_timeline
 
-SAMPLE = SAMPLES_DIR / "hand_chat.wsr"
+SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "hand_chat.wsr"
 
 
 def test_lanes_follow_the_recording() -> None:

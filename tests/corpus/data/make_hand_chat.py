@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write `corpus/samples/hand_chat.wsr`: a small hand-made recording for `wsreplay show`.
+"""Write `hand_chat.wsr` beside this file: a small hand-made recording, the fixture of the
+format and CLI tests (the bundled samples are recorded through the addon instead).
 
 Two chat sessions of different users overlapping in time (the shape of the concurrent
 connect race) and one handshake rejected by a failed JWT check. The token is already in
@@ -70,5 +71,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else
-         Path(__file__).resolve().parent.parent / "corpus" / "samples" / "hand_chat.wsr")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("hand_chat.wsr"))
