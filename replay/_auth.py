@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import corpus
+
 from ._errors import AuthError
 from ._schedule import Schedule, SessionPlan
 
@@ -159,9 +161,11 @@ def redacted_token_count(schedule: Schedule) -> int:
 class TokenMinter:
     """The runner's `SessionRewrite` that re-mints every token of a session at its connect.
 
-    `recorded_epoch` is the recording's t=0 in Unix ns (`Header.epoch_ns`): the lifetime
-    of a token without ``iat`` counts from there. `unix_origin` is the Unix time of the
-    replay's t=0; by default it is read from the wall clock at the first connect.
+    `recorded_epoch` is the recorded Unix ns of the replay's t=0 (the first session's
+    start; `for_recording` works it out): the lifetime of a token without ``iat`` counts
+    from its session's start. `unix_origin` is the Unix time of the
+    replay's t=0; by default read from the wall clock at the first connect. Pin it (and
+    the app's clock) where a result depends on where in a second tokens expire.
     """
 
     def __init__(self, key: SigningKey, *, token_expiry: int | None = None,
@@ -172,6 +176,20 @@ class TokenMinter:
         self.recorded_epoch = recorded_epoch
         self.allow_alg_change = allow_alg_change
         self.unix_origin = unix_origin
+
+    @classmethod
+    def for_recording(cls, key: SigningKey, recording: corpus.Recording, schedule: Schedule, *,
+                      allow_alg_change: bool = False,
+                      unix_origin: float | None = None) -> TokenMinter:
+        """The minter for replaying `recording` as `schedule`.
+
+        `build_schedule` counts time from the first session's start, so that instant (not
+        the file's epoch) is the recorded time of the replay's t=0.
+        """
+        first = min((session.start for session in recording.sessions), default=0)
+        return cls(key, token_expiry=schedule.token_expiry,
+                   recorded_epoch=recording.header.epoch_ns + first,
+                   allow_alg_change=allow_alg_change, unix_origin=unix_origin)
 
     def check(self, schedule: Schedule) -> None:
         """Refuse, before anything connects, any token this key must not sign."""
@@ -197,6 +215,7 @@ class TokenMinter:
     def __call__(self, plan: SessionPlan, at: int) -> tuple[SessionPlan,
                                                             Callable[[str | bytes], str | bytes]]:
         if self.unix_origin is None:
+            # The wall clock, like the server's: `exp` must mean the same instant to both.
             self.unix_origin = time.time() - at / 1e9
         now = self.unix_origin + at / 1e9
         recorded_start = (self.recorded_epoch + plan.start) / 1e9 \

@@ -369,25 +369,52 @@ def replay_recording(recording: Recording, target: Target, *, warp: Warp | None 
                      pacing: Pacing = "causal", oracle_options: OracleOptions | None = None,
                      key: SigningKey | None = None, allow_alg_change: bool = False,
                      seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
-                     concurrency: int | None = None,
-                     on_event: OnEvent | None = None) -> Result:
+                     concurrency: int | None = None, on_event: OnEvent | None = None,
+                     unix_origin: float | None = None) -> Result:
     """Schedule `recording`, bend it with `warp`, replay it on `target`, judge it.
 
     With `key`, every JWT in the recording is re-minted at its session's connect (see
     `replay._auth`); a token the key must not sign is refused before anything connects.
+    `unix_origin` pins the Unix time of the replay's t=0 for those tokens (default: the
+    wall clock), for results that depend on where in a second a token expires.
     """
-    schedule = plan_recording(recording, warp=warp, pacing=pacing)
-    rewrite = None
-    if key is not None:
-        from ._auth import TokenMinter
-
-        rewrite = TokenMinter(key, token_expiry=schedule.token_expiry,
-                              recorded_epoch=recording.header.epoch_ns,
-                              allow_alg_change=allow_alg_change)
-        rewrite.check(schedule)
+    schedule, rewrite = _prepare(recording, warp=warp, pacing=pacing, key=key,
+                                 allow_alg_change=allow_alg_change, unix_origin=unix_origin)
     transcript = run_sync(schedule, target, seed=seed, timeout=timeout,
                           concurrency=concurrency, on_event=on_event, rewrite=rewrite)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, oracle_options))
+
+
+async def replay_recording_async(recording: Recording, target: Target, *,
+                                 warp: Warp | None = None, pacing: Pacing = "causal",
+                                 oracle_options: OracleOptions | None = None,
+                                 key: SigningKey | None = None, allow_alg_change: bool = False,
+                                 timeout: float = DEFAULT_TIMEOUT,
+                                 concurrency: int | None = None,
+                                 on_event: OnEvent | None = None,
+                                 unix_origin: float | None = None) -> Result:
+    """`replay_recording` inside a running Trio loop, on that loop's clock (e.g. a
+    ``@pytest.mark.trio`` test with ``autojump_clock``)."""
+    schedule, rewrite = _prepare(recording, warp=warp, pacing=pacing, key=key,
+                                 allow_alg_change=allow_alg_change, unix_origin=unix_origin)
+    transcript = await replay(schedule, target, timeout=timeout, concurrency=concurrency,
+                              on_event=on_event, rewrite=rewrite)
+    return Result(schedule, transcript, judge_transcript(schedule, transcript, oracle_options))
+
+
+def _prepare(recording: Recording, *, warp: Warp | None, pacing: Pacing,
+             key: SigningKey | None, allow_alg_change: bool,
+             unix_origin: float | None) -> tuple[Schedule, SessionRewrite | None]:
+    schedule = plan_recording(recording, warp=warp, pacing=pacing)
+    if key is None:
+        return schedule, None
+    from ._auth import TokenMinter
+
+    minter = TokenMinter.for_recording(key, recording, schedule,
+                                       allow_alg_change=allow_alg_change,
+                                       unix_origin=unix_origin)
+    minter.check(schedule)  # refuse a key that must not sign before anything connects
+    return schedule, minter
 
 
 def plan_recording(recording: Recording, *, warp: Warp | None = None,

@@ -299,23 +299,13 @@ class Replayer:
         """Replay inside a running Trio test, on that test's clock."""
         from corpus import read_recording
 
-        from ._auth import TokenMinter
-        from ._runner import Result, judge_transcript, plan_recording, replay
+        from ._runner import replay_recording_async
         from ._targets import open_target
 
         sidecar, case = self._plan(target, warp, options)
         opts = _replay_options(sidecar, case)
-        recording = read_recording(file)
-        schedule = plan_recording(recording, warp=opts["warp"], pacing=sidecar.pacing)
-        rewrite = None
-        if opts["key"] is not None:
-            rewrite = TokenMinter(opts["key"], token_expiry=schedule.token_expiry,
-                                  recorded_epoch=recording.header.epoch_ns)
-            rewrite.check(schedule)
-        transcript = await replay(schedule, open_target(target), timeout=opts["timeout"],
-                                  rewrite=rewrite)
-        return Result(schedule, transcript,
-                      judge_transcript(schedule, transcript, opts["oracle_options"]))
+        del opts["seed"]  # the running test's loop decides same-instant ordering
+        return await replay_recording_async(read_recording(file), open_target(target), **opts)
 
     @staticmethod
     def _plan(target: str, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:

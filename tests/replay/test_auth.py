@@ -219,8 +219,8 @@ async def test_a_live_server_that_checks_tokens_accepts_reminted_ones(nursery) -
 
     async def run(**kw):
         schedule = plan_recording(recording, warp=kw.pop("warp", None))
-        minter = TokenMinter(SigningKey.secret(SECRET), token_expiry=schedule.token_expiry,
-                             recorded_epoch=recording.header.epoch_ns) if kw.get("key") else None
+        minter = TokenMinter.for_recording(SigningKey.secret(SECRET), recording,
+                                           schedule) if kw.get("key") else None
         transcript = await replay(schedule, LiveTarget(url), rewrite=minter, timeout=5)
         return transcript.sessions[0].events, judge_transcript(schedule, transcript)
 
@@ -244,3 +244,18 @@ def test_replay_recording_refuses_a_token_the_key_must_not_sign_before_connectin
         replay_recording(recording, HandlerTarget(handler),
                          key=SigningKey.secret(SECRET))
     assert connected == []
+
+
+def test_the_minter_counts_recorded_time_from_the_first_session_start() -> None:
+    """Replay t=0 is the first session's start (as build_schedule counts), so that instant,
+    not the file's epoch, is the recorded time of t=0."""
+    import dataclasses
+
+    from corpus import Recording
+
+    recording = echo_recording(authorization="Bearer x")
+    late = dataclasses.replace(recording.header, epoch_ns=1_800_000_000_600_000_000)
+    first = recording.sessions[0].start
+    minter = TokenMinter.for_recording(SigningKey.secret(SECRET), Recording(
+        late, recording.sessions, recording.trailer), plan_recording(recording))
+    assert minter.recorded_epoch == 1_800_000_000_600_000_000 + first
