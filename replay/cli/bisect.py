@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,8 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = None
     parser.add_argument("file", metavar="FILE", help="corpus file (.wsr)")
-    parser.add_argument("--target", "-t", required=True, metavar="URL",
-                        help="ws://…, wss://… (live) or asgi:PATH:ATTR (virtual clock)")
     parser.add_argument("--knob", "-k", required=True, metavar="KNOB",
                         help="the warp knob to vary, e.g. accept or gap[open->first-send]")
     parser.add_argument("--range", "-r", required=True, metavar="LO..HI", dest="span",
@@ -81,11 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="OUT.svg|png",
                         help="draw verdict (or failure rate) against the knob value")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--pacing", choices=("causal", "absolute"), default="causal",
-                        help="causal (default) or absolute pacing, as for `run`")
-    parser.add_argument("--ca", metavar="FILE", help="CA bundle (PEM) to verify wss:// with")
-    parser.add_argument("--insecure", action="store_true",
-                        help="do not verify the wss:// certificate (staging only)")
     add_replay_options(parser)
 
 
@@ -223,12 +215,10 @@ def search_knob(search: Any, probe: Callable[[int], ProbeRecord],
 
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording
-    from replay._auth import signing_key
     from replay._bisect import BisectError, BisectKind
-    from replay._oracle import OracleOptions
     from replay._plot import plot_bisect, plot_format
-    from replay._runner import DEFAULT_TIMEOUT
-    from replay._targets import open_target
+
+    from .run import open_replay
 
     # Everything the user typed is checked before the first replay.
     lo, hi = parse_span(args.span)
@@ -237,11 +227,8 @@ def run(args: argparse.Namespace) -> int:
         plot_format(args.plot)
     if args.repeats is not None and args.repeats % 2 == 0:
         raise UsageError(f"--repeats {args.repeats}: expected an odd number (a majority)")
-    if args.insecure and args.ca:
-        raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
+    target, options = open_replay(args)
     recording = read_recording(args.file)
-    target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None)
     mode = args.search
     if mode == "auto":
         mode = "exact" if getattr(target, "clock", "real") == "virtual" else "noisy"
@@ -249,11 +236,6 @@ def run(args: argparse.Namespace) -> int:
         search = make_search(mode, args, lo, hi, resolution)
     except BisectError as error:
         raise UsageError(str(error)) from None
-    options = {"pacing": args.pacing, "key": key, "seed": args.seed,
-               "allow_alg_change": args.jwt_allow_alg_change,
-               "timeout": args.timeout or DEFAULT_TIMEOUT, "concurrency": args.concurrency,
-               "oracle_options": OracleOptions(ignore_paths=tuple(args.ignore_path),
-                                               unordered=args.unordered)}
     prober = Prober(recording, target, knob=args.knob, base=args.warp, replay_options=options)
     prober.check(lo, hi)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -12,37 +11,40 @@ HELP = "search the warp space for a timing that breaks the replay; write a minim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="corpus file (.wsr) to explore")
-    parser.add_argument("--target", required=True,
-                        help="ws://..., wss://... or asgi:MODULE_OR_FILE:ATTR (virtual clock)")
+    from .run import add_replay_options
+
+    parser.add_argument("file", metavar="FILE", help="corpus file (.wsr) to explore; it must "
+                        "replay clean at its recorded timing")
     parser.add_argument("--budget", type=int, default=200, metavar="N",
                         help="most replays to spend, searching and shrinking (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
     parser.add_argument("--out", default="explored", metavar="DIR",
                         help="where to write the minimal repro (default ./explored)")
-    parser.add_argument("--pacing", choices=("causal", "absolute"), default="causal")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="per-session progress deadline of each replay (default 30)")
+    add_replay_options(parser)  # --seed seeds the search as well as each replay
 
 
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording, write_recording
     from replay._explore import Discovery, explore
     from replay._runner import plan_recording, replay_recording
-    from replay._targets import open_target
 
     from ._app import UsageError
+    from .run import open_replay
 
     if args.budget < 1:
         raise UsageError(f"--budget: expected at least 1 replay, got {args.budget}")
+    target, options = open_replay(args)
     recording = read_recording(args.file)
     schedule = plan_recording(recording, pacing=args.pacing)
 
     def probe(candidate, warp):
-        target = open_target(args.target)
-        return replay_recording(candidate, target, warp=warp, pacing=args.pacing,
-                                seed=args.seed, timeout=args.timeout).verdict
+        return replay_recording(candidate, target, warp=warp, **options).verdict
 
+    baseline = probe(recording, None)
+    if not baseline.passed:  # a search needs a passing starting point to bend away from
+        first = baseline.findings[0] if baseline.findings else baseline.kind
+        raise UsageError(f"{args.file}: does not replay clean at its recorded timing "
+                         f"({baseline.kind}: {first}); explore needs a passing recording "
+                         "(missing --jwt-secret or --ignore-path?)")
     show = _Progress(args.budget)
     result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
                      progress=show)
@@ -69,9 +71,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {finding}")
     print(f"  wrote {repro} and {sidecar.name}")
     print("reproduce with:")
-    print("  " + shlex.join(["wsreplay", "run", str(repro), "--target", args.target,
-                             "--warp", str(result.warp), "--seed", str(args.seed)]))
+    print("  " + _reproduce(args, repro, str(result.warp)))
     return 1
+
+
+def _reproduce(args: argparse.Namespace, repro: Path, warp: str) -> str:
+    import copy
+
+    from .run import reproduce_command
+
+    # run's own printer, so the command carries every replay option given here.
+    as_run = copy.copy(args)
+    as_run.warp, as_run.repeat = warp, 1
+    return reproduce_command(as_run, str(repro))
 
 
 def _sidecar_text(args: argparse.Namespace, result) -> str:
@@ -83,6 +95,12 @@ def _sidecar_text(args: argparse.Namespace, result) -> str:
         f"target = {_toml(args.target)}",
         f"seed = {args.seed}",
         f"pacing = {_toml(args.pacing)}",
+        *([f"ignore_paths = [{', '.join(_toml(p) for p in args.ignore_path)}]"]
+          if args.ignore_path else []),
+        *(["unordered = true"] if args.unordered else []),
+        *([f"jwt_key_file = {_toml(str(Path(args.jwt_key).resolve()))}"] if args.jwt_key
+          else ["jwt_secret_env = \"WSREPLAY_JWT_SECRET\"  # the secret is not written here"]
+          if args.jwt_secret else []),
         "",
         "[[cases]]",
         'id = "explored"',

@@ -42,27 +42,29 @@ with --jwt-secret (HS256; or $WSREPLAY_JWT_SECRET) or --jwt-key (RS256/ES256 PEM
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.add_argument("files", nargs="+", metavar="FILE", help="corpus files (.wsr)")
-    parser.add_argument("--target", "-t", required=True, metavar="URL",
-                        help="where to replay: ws://…, wss://… or asgi:PATH:ATTR")
     parser.add_argument("--warp", "-w", metavar="WARP", default="",
                         help="bend the timeline, e.g. 'scale=0.5,gap[open->first-send]=0ms'")
-    parser.add_argument("--pacing", choices=("causal", "absolute"), default="causal",
-                        help="causal: each send waits for what preceded it (default); "
-                             "absolute: fixed offsets from the handshake")
     parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
                         help="replay each file N times (default 1)")
-    parser.add_argument("--header", "-H", action="append", default=[], metavar="'K: V'",
-                        help="add or replace a request header (repeatable)")
-    parser.add_argument("--ca", metavar="FILE", help="CA bundle (PEM) to verify wss:// with")
-    parser.add_argument("--insecure", action="store_true",
-                        help="do not verify the wss:// certificate (staging only)")
     add_replay_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--report", metavar="FILE", help="also write the JSON document here")
 
 
 def add_replay_options(parser: argparse.ArgumentParser) -> None:
-    """How to replay and judge: keys, deadlines, seed, oracle options (`run` and `bisect`)."""
+    """Where and how to replay and judge: target, pacing, TLS, keys, deadlines, seed, oracle
+    options (`run`, `bisect` and `explore` share them; `open_replay` reads them)."""
+    parser.add_argument("--target", "-t", required=True, metavar="TARGET",
+                        help="where to replay: ws://…, wss://… (live, real clock) or "
+                             "asgi:MODULE_OR_FILE:ATTR (in-process, virtual clock)")
+    parser.add_argument("--pacing", choices=("causal", "absolute"), default="causal",
+                        help="causal: each send waits for what preceded it (default); "
+                             "absolute: fixed offsets from the handshake")
+    parser.add_argument("--header", "-H", action="append", default=[], metavar="'K: V'",
+                        help="add or replace a request header (repeatable)")
+    parser.add_argument("--ca", metavar="FILE", help="CA bundle (PEM) to verify wss:// with")
+    parser.add_argument("--insecure", action="store_true",
+                        help="do not verify the wss:// certificate (staging only)")
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--jwt-secret", metavar="SECRET",
                       help="HMAC secret to re-mint HS256 tokens (or $WSREPLAY_JWT_SECRET)")
@@ -85,6 +87,30 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+
+
+def open_replay(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The target and the `replay_recording` keyword arguments that `add_replay_options`
+    asked for; every option is checked before anything connects."""
+    from replay._auth import signing_key
+    from replay._live import parse_header_option
+    from replay._oracle import OracleOptions
+    from replay._runner import DEFAULT_TIMEOUT
+    from replay._targets import open_target
+
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    headers = tuple(parse_header_option(h) for h in args.header)
+    key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
+    if args.insecure and args.ca:
+        raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
+    if args.loop and not args.target.startswith("asgi:"):
+        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
+    target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
+                         extra_headers=headers or None, loop=args.loop)
+    return target, {"pacing": args.pacing, "oracle_options": options, "key": key,
+                    "allow_alg_change": args.jwt_allow_alg_change, "seed": args.seed,
+                    "timeout": args.timeout or DEFAULT_TIMEOUT,
+                    "concurrency": args.concurrency}
 
 
 def _positive_int(text: str) -> int:
@@ -122,24 +148,14 @@ class _Run:
 
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording
-    from replay._auth import redacted_token_count, signing_key
-    from replay._live import parse_header_option
-    from replay._oracle import OracleOptions
-    from replay._runner import DEFAULT_TIMEOUT, plan_recording, replay_recording
-    from replay._targets import open_target
+    from replay._auth import redacted_token_count
+    from replay._runner import plan_recording, replay_recording
     from replay._warp import Warp
 
     # Everything the user typed is checked before anything connects.
     warp = Warp.parse(args.warp) if args.warp else None
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
-    headers = tuple(parse_header_option(h) for h in args.header)
-    key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
-    if args.insecure and args.ca:
-        raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if args.loop and not args.target.startswith("asgi:"):
-        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
-    target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
-                         extra_headers=headers or None, loop=args.loop)
+    target, replay_options = open_replay(args)
+    key = replay_options["key"]
     recordings = [(path, read_recording(path)) for path in args.files]
     for path, recording in recordings:
         schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
@@ -157,11 +173,8 @@ def run(args: argparse.Namespace) -> int:
         for path, recording in recordings:
             for repeat in range(1, args.repeat + 1):
                 progress.describe(f"{os.path.basename(path)} run {repeat}/{args.repeat}")
-                result = replay_recording(
-                    recording, target, warp=warp, pacing=args.pacing, oracle_options=options,
-                    key=key, allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
-                    timeout=args.timeout or DEFAULT_TIMEOUT, concurrency=args.concurrency,
-                    on_event=progress.on_event)
+                result = replay_recording(recording, target, warp=warp,
+                                          on_event=progress.on_event, **replay_options)
                 runs.append(_Run(path, repeat, result))
 
     code = _exit_code(runs)
