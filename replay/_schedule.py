@@ -20,11 +20,12 @@ Pacing rules (the runner's contract):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from corpus import Closer, Headers
+from corpus import Closer, Direction, Handshake, Headers, Message, Recording, Session
 
+from ._errors import ScheduleError
 from ._target import NetworkModel
 
 Pacing = Literal["causal", "absolute"]
@@ -106,3 +107,88 @@ class Schedule:
     token_expiry: int | None = None
     """Re-minted JWTs expire this many ns after their session's connect starts (may be
     negative: already expired); None keeps each token's recorded lifetime."""
+
+
+# Which recorded messages the replay reproduces. The replay stands in for the client *and*
+# the proxy, so it reproduces what the server saw and sent: client messages the server got
+# (the proxy's injected ones included, the ones it dropped left out) and server messages
+# the server sent (dropped ones included: without a proxy the client now receives them;
+# injected ones left out: the server never sent them).
+def _server_got(message: Message) -> bool:
+    return message.direction is Direction.CLIENT_TO_SERVER and not message.dropped
+
+
+def _server_sent(message: Message) -> bool:
+    return message.direction is Direction.SERVER_TO_CLIENT and not message.injected
+
+
+def _offered_subprotocols(handshake: Handshake) -> tuple[str, ...]:
+    offered = tuple(
+        part.strip()
+        for name, value in handshake.request_headers
+        if name.lower() == "sec-websocket-protocol"
+        for part in value.split(",")
+        if part.strip()
+    )
+    if not offered and handshake.subprotocol:
+        return (handshake.subprotocol,)
+    return offered
+
+
+def _plan(session: Session, *, start: int, pacing: Pacing) -> SessionPlan:
+    handshake = session.handshake
+    opened = handshake.t_response
+    plan = SessionPlan(
+        session=session.id,
+        start=start,
+        url=handshake.url,
+        headers=handshake.request_headers,
+        subprotocols=_offered_subprotocols(handshake),
+        expect_status=handshake.status,
+        handshake_time=max(0, handshake.t_response - handshake.t),
+    )
+    if not handshake.accepted:
+        return plan  # nothing to send: the replay checks the server still says no
+
+    # Walk the session in recorded order, remembering the last replayable event: under
+    # causal pacing that is what the next client message (or the close) waits for.
+    anchor, anchor_t = OPEN, opened
+    sends: list[Send] = []
+    expects: list[Expect] = []
+    for message in session.messages:
+        if _server_got(message):
+            after, since = (anchor, anchor_t) if pacing == "causal" else (OPEN, opened)
+            sends.append(Send(index=len(sends), payload=message.payload, after=after,
+                              gap=max(0, message.t - since),
+                              recorded_t=message.t - handshake.t))
+            anchor, anchor_t = Anchor("sent", len(sends) - 1), message.t
+        elif _server_sent(message):
+            expects.append(Expect(index=len(expects), payload=message.payload,
+                                  recorded_t=message.t - handshake.t))
+            anchor, anchor_t = Anchor("received", len(expects) - 1), message.t
+    close = None
+    if session.close is not None:
+        after, since = (anchor, anchor_t) if pacing == "causal" else (OPEN, opened)
+        close = ClosePlan(by=session.close.by, code=session.close.code,
+                          reason=session.close.reason, after=after,
+                          gap=max(0, session.close.t - since),
+                          recorded_t=session.close.t - handshake.t)
+    return replace(plan, sends=tuple(sends), expects=tuple(expects), close=close)
+
+
+def build_schedule(recording: Recording, *, pacing: Pacing = "causal") -> Schedule:
+    """The schedule that replays `recording` (see the module docstring for the rules).
+
+    Session starts count from the earliest session's upgrade request, so the first session
+    starts at 0 and the others overlap it as they did in the recording.
+    """
+    if pacing not in ("causal", "absolute"):
+        raise ScheduleError(f"pacing: expected 'causal' or 'absolute', got {pacing!r}")
+    if not recording.sessions:
+        raise ScheduleError("the recording has no sessions to replay")
+    origin = min(session.start for session in recording.sessions)
+    return Schedule(
+        sessions=tuple(_plan(session, start=session.start - origin, pacing=pacing)
+                       for session in recording.sessions),
+        pacing=pacing,
+    )

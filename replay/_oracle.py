@@ -1,0 +1,460 @@
+"""The oracle: does a replay's transcript show the server behaving as recorded?
+
+`judge` compares each session's transcript with its plan and returns a `Verdict` whose
+findings each name one divergence. Server messages are aligned, not zipped, so one lost
+message is one ``missing`` finding rather than a cascade of ``changed`` ones:
+
+1. Each payload gets a key: JSON text is parsed and re-serialised canonically after the
+   ignore-paths are removed (so key order, spacing, ids and timestamps do not count);
+   other text and binary payloads are their exact selves.
+2. Ordered mode aligns the two key sequences with `difflib.SequenceMatcher` (no junk
+   heuristic). Unordered mode matches them as multisets.
+3. Unmatched messages are classified, in this order: an expected message that arrived
+   elsewhere is ``reordered``; an extra copy of an expected message is ``duplicated``;
+   unmatched expected and received messages in the same replaced block pair up as
+   ``changed``; what is left is ``missing`` or ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from functools import cache
+from typing import Literal
+
+from corpus import Closer
+
+from ._errors import ReplayError
+from ._schedule import ClosePlan, Expect, Schedule, SessionPlan
+from ._transcript import (
+    AppError,
+    Closed,
+    Connected,
+    Event,
+    Received,
+    Rejected,
+    SessionTranscript,
+    Stuck,
+    Transcript,
+    Unreachable,
+)
+from ._verdict import Finding, FindingKind, SessionVerdict, Verdict
+
+NORMAL_CLOSE_CODES = frozenset({1000, 1001})
+"""Close codes of a session that ended as intended (normal closure, going away)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OracleOptions:
+    """How strictly server messages are compared."""
+
+    ignore_paths: tuple[str, ...] = ()
+    """JSON paths whose values never count: ``$.id``, ``$.data.ts``, ``$..timestamp``
+    (any depth), ``$.items[*].id``, ``$['odd key']``, ``$.list[0]``."""
+    unordered: bool = False
+    """Compare server messages as a multiset: arrival order does not matter."""
+    ignore_extra: bool = False
+    """Server messages beyond the recorded ones (extra or duplicated) are not findings."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ignore_paths, str) or not all(
+                isinstance(p, str) for p in self.ignore_paths):
+            raise ReplayError("ignore_paths: expected a tuple of JSON paths like '$.id'")
+        for path in self.ignore_paths:
+            _compile_path(path)  # a bad path is reported now, not at the first message
+
+
+DEFAULT_OPTIONS = OracleOptions()
+
+
+# --- JSON paths ------------------------------------------------------------------------------
+
+Step = tuple[Literal["key", "index", "any", "descend"], str | int | None]
+
+_PATH_TOKEN = re.compile(
+    r"\.\.(?P<deep>[A-Za-z_][\w-]*|\*)"
+    r"|\.(?P<key>[A-Za-z_][\w-]*|\*)"
+    r"|\[(?:(?P<index>\d+)|(?P<star>\*)|'(?P<quoted>[^']*)'|\"(?P<dquoted>[^\"]*)\")\]"
+)
+
+
+@cache
+def _compile_path(path: str) -> tuple[Step, ...]:
+    if not path.startswith("$"):
+        raise ReplayError(f"ignore path {path!r}, column 1: expected '$' (the message root)")
+    steps: list[Step] = []
+    pos = 1
+    while pos < len(path):
+        match = _PATH_TOKEN.match(path, pos)
+        if match is None:
+            raise ReplayError(f"ignore path {path!r}, column {pos + 1}: expected .name, "
+                              "..name, [N], [*] or ['name']")
+        if match["deep"] is not None:
+            steps.append(("descend", None))
+            name = match["deep"]
+            steps.append(("any", None) if name == "*" else ("key", name))
+        elif match["key"] is not None:
+            steps.append(("any", None) if match["key"] == "*" else ("key", match["key"]))
+        elif match["index"] is not None:
+            steps.append(("index", int(match["index"])))
+        elif match["star"] is not None:
+            steps.append(("any", None))
+        else:
+            quoted = match["quoted"] if match["quoted"] is not None else match["dquoted"]
+            steps.append(("key", quoted))
+        pos = match.end()
+    return tuple(steps)
+
+
+class _Ignored:
+    """Stands in for an ignored list element, so positions after it still line up."""
+
+    def __repr__(self) -> str:
+        return "<ignored>"
+
+
+IGNORED = _Ignored()
+
+
+def _strip(doc: object, steps: Sequence[Step]) -> object:
+    """`doc` without what `steps` select: dict keys removed, list elements `IGNORED`."""
+    if not steps:
+        return IGNORED
+    (kind, arg), rest = steps[0], steps[1:]
+    if kind == "descend":
+        # ..name: try the rest here, then at every level below.
+        doc = _strip(doc, rest)
+        if isinstance(doc, dict):
+            return {k: _strip(v, steps) for k, v in doc.items()}
+        if isinstance(doc, list):
+            return [_strip(v, steps) for v in doc]
+        return doc
+    if isinstance(doc, dict):
+        keys = doc.keys() if kind == "any" else ([arg] if arg in doc else [])
+        out = dict(doc)
+        for key in keys:
+            stripped = _strip(doc[key], rest)
+            if stripped is IGNORED:
+                del out[key]
+            else:
+                out[key] = stripped
+        return out
+    if isinstance(doc, list) and kind in ("any", "index"):
+        indices = range(len(doc)) if kind == "any" else [arg] if arg < len(doc) else []
+        out_list = list(doc)
+        for i in indices:
+            out_list[i] = _strip(doc[i], rest)
+        return out_list
+    return doc
+
+
+# --- payload keys ----------------------------------------------------------------------------
+
+Key = tuple[str, str | bytes]
+"""("json", canonical text) | ("text", text) | ("binary", bytes): equal keys match."""
+
+
+def _json(text: str) -> object | None:
+    """The JSON document in `text` when it is an object or array, else None."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return None  # plain text ("ping", "42") is compared exactly
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _canonical(doc: object) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)
+
+
+def payload_key(payload: str | bytes, options: OracleOptions = OracleOptions()) -> Key:
+    """What `payload` is compared by under `options`."""
+    if isinstance(payload, bytes):
+        return ("binary", payload)
+    doc = _json(payload)
+    if doc is None:
+        return ("text", payload)
+    for path in options.ignore_paths:
+        doc = _strip(doc, _compile_path(path))
+    return ("json", _canonical(doc))
+
+
+def preview(payload: str | bytes, width: int = 60) -> str:
+    """A one-line glimpse of a payload: text as is, binary as a hex prefix with its size."""
+    if isinstance(payload, bytes):
+        head = payload[: max(1, width // 3)].hex(" ")
+        more = " …" if len(payload) > max(1, width // 3) else ""
+        return f"<{len(payload)} bytes: {head}{more}>"
+    text = payload.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _first_difference(expected: object, got: object, path: str = "$") -> str:
+    """Where two JSON documents first differ, as ``$.a.b: expected X, got Y``."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        for key in sorted(expected.keys() | got.keys(), key=str):
+            where = f"{path}.{key}" if re.fullmatch(r"[A-Za-z_]\w*", key) else \
+                f"{path}[{json.dumps(key)}]"
+            if key not in got:
+                return f"{where}: missing (expected {_short(expected[key])})"
+            if key not in expected:
+                return f"{where}: unexpected (got {_short(got[key])})"
+            if expected[key] != got[key]:
+                return _first_difference(expected[key], got[key], where)
+    if isinstance(expected, list) and isinstance(got, list):
+        for i, (a, b) in enumerate(zip(expected, got, strict=False)):
+            if a != b:
+                return _first_difference(a, b, f"{path}[{i}]")
+        if len(expected) != len(got):
+            return f"{path}: expected {len(expected)} items, got {len(got)}"
+    return f"{path}: expected {_short(expected)}, got {_short(got)}"
+
+
+def _short(value: object) -> str:
+    return preview(_canonical(value), 40)
+
+
+def describe_change(expected: str | bytes, got: str | bytes,
+                    options: OracleOptions = OracleOptions()) -> str:
+    """How `got` differs from `expected`, in a few words."""
+    if isinstance(expected, str) and isinstance(got, str):
+        a, b = _json(expected), _json(got)
+        if a is not None and b is not None:
+            for path in options.ignore_paths:
+                a, b = _strip(a, _compile_path(path)), _strip(b, _compile_path(path))
+            return _first_difference(a, b)
+    if type(expected) is not type(got):
+        kinds = {str: "text", bytes: "binary"}
+        return f"expected a {kinds[type(expected)]} message, got {kinds[type(got)]}"
+    return f"expected {preview(expected, 40)}, got {preview(got, 40)}"
+
+
+# --- alignment -------------------------------------------------------------------------------
+
+Status = Literal["matched", "missing", "extra", "duplicated", "reordered", "changed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One row of an alignment: an expected message, a received one, or both."""
+
+    status: Status
+    expected: int | None
+    """Index into the plan's expects."""
+    got: int | None
+    """Index into the received messages."""
+
+
+@dataclass(slots=True)
+class _Pool:
+    """Unmatched messages on both sides, with the replaced block each came from."""
+
+    expected: dict[int, int] = field(default_factory=dict)  # expected index -> block
+    got: dict[int, int] = field(default_factory=dict)  # received index -> block
+
+
+def align(expects: Sequence[str | bytes], received: Sequence[str | bytes],
+          options: OracleOptions = OracleOptions()) -> list[Pair]:
+    """Pair recorded server messages with received ones (see the module docstring)."""
+    ekeys = [payload_key(p, options) for p in expects]
+    gkeys = [payload_key(p, options) for p in received]
+    pairs: list[Pair] = []
+    pool = _Pool()
+    if options.unordered:
+        arrivals: dict[Key, list[int]] = {}
+        for j, key in enumerate(gkeys):
+            arrivals.setdefault(key, []).append(j)
+        for i, key in enumerate(ekeys):
+            if arrivals.get(key):
+                pairs.append(Pair("matched", i, arrivals[key].pop(0)))
+            else:
+                pool.expected[i] = 0
+        pool.got.update(dict.fromkeys(sorted(j for js in arrivals.values() for j in js), 0))
+    else:
+        matcher = SequenceMatcher(None, ekeys, gkeys, autojunk=False)
+        for block, (tag, i1, i2, j1, j2) in enumerate(matcher.get_opcodes()):
+            if tag == "equal":
+                pairs.extend(Pair("matched", i1 + k, j1 + k) for k in range(i2 - i1))
+                continue
+            pool.expected.update(dict.fromkeys(range(i1, i2), block))
+            pool.got.update(dict.fromkeys(range(j1, j2), block))
+        # An expected message that turned up elsewhere was reordered (ordered mode only).
+        for i in list(pool.expected):
+            j = next((j for j in pool.got if gkeys[j] == ekeys[i]), None)
+            if j is not None:
+                pairs.append(Pair("reordered", i, j))
+                del pool.expected[i], pool.got[j]
+    # Another copy of an expected message: duplicated.
+    first_of = {}
+    for i, key in enumerate(ekeys):
+        first_of.setdefault(key, i)
+    for j in list(pool.got):
+        if gkeys[j] in first_of:
+            pairs.append(Pair("duplicated", first_of[gkeys[j]], j))
+            del pool.got[j]
+    # What is left in the same block pairs up as changed, in order.
+    for i, block in list(pool.expected.items()):
+        j = next((j for j, b in pool.got.items() if b == block), None)
+        if j is not None:
+            pairs.append(Pair("changed", i, j))
+            del pool.expected[i], pool.got[j]
+    pairs.extend(Pair("missing", i, None) for i in pool.expected)
+    pairs.extend(Pair("extra", None, j) for j in pool.got)
+    return pairs
+
+
+# --- judging ---------------------------------------------------------------------------------
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:.3f} ms"
+
+
+def _close_text(by: Closer | str, code: int | None, reason: str) -> str:
+    what = "without a close frame" if code is None else f"with {code}"
+    return f"closed by {by} {what}" + (f" {reason!r}" if reason else "")
+
+
+def _judge_close(plan: SessionPlan, closed: Closed | None) -> str | None:
+    """What is wrong with how the session ended, or None."""
+    recorded: ClosePlan | None = plan.close
+    if closed is None:
+        if recorded is None:
+            return None
+        return (f"the connection never closed; recorded "
+                f"{_close_text(recorded.by, recorded.code, recorded.reason)}")
+    got = _close_text(closed.by, closed.code, closed.reason)
+    if recorded is None:
+        # A cut recording has no close; the runner ending it normally is not a finding.
+        if closed.by is Closer.CLIENT and closed.code in NORMAL_CLOSE_CODES:
+            return None
+        return f"{got}; the recording has no close"
+    was_normal = recorded.code in NORMAL_CLOSE_CODES
+    now_normal = closed.code in NORMAL_CLOSE_CODES
+    if was_normal and now_normal:
+        if recorded.by is Closer.CLIENT and closed.by is Closer.SERVER:
+            return f"{got} before the client's recorded close"
+        return None
+    if closed.code == recorded.code:
+        return None
+    return f"{got}; recorded {_close_text(recorded.by, recorded.code, recorded.reason)}"
+
+
+def _message_findings(plan: SessionPlan, received: Sequence[Received],
+                      options: OracleOptions) -> Iterator[Finding]:
+    expects: Sequence[Expect] = plan.expects
+    pairs = align([e.payload for e in expects], [r.payload for r in received], options)
+    # Report in the order a reader meets them: by recorded position, then arrival.
+    pairs.sort(key=lambda p: (p.expected if p.expected is not None else len(expects),
+                              p.got if p.got is not None else -1))
+    sid = plan.session
+    for pair in pairs:
+        e = expects[pair.expected] if pair.expected is not None else None
+        g = received[pair.got] if pair.got is not None else None
+        t = g.t if g is not None else None
+        match pair.status:
+            case "matched":
+                continue
+            case "missing":
+                assert e is not None
+                yield Finding(FindingKind.MISSING, sid,
+                              f"server message #{e.index} never arrived (recorded at "
+                              f"{_ms(e.recorded_t)}): {preview(e.payload)}",
+                              expected=e.index)
+            case "extra":
+                assert g is not None
+                if not options.ignore_extra:
+                    yield Finding(FindingKind.EXTRA, sid,
+                                  f"unexpected server message (received #{pair.got}): "
+                                  f"{preview(g.payload)}", got=pair.got, t=t)
+            case "duplicated":
+                assert e is not None
+                assert g is not None
+                if not options.ignore_extra:
+                    yield Finding(FindingKind.DUPLICATED, sid,
+                                  f"server message #{e.index} arrived again (received "
+                                  f"#{pair.got}): {preview(g.payload)}",
+                                  expected=e.index, got=pair.got, t=t)
+            case "reordered":
+                assert e is not None
+                assert g is not None
+                yield Finding(FindingKind.REORDERED, sid,
+                              f"server message #{e.index} arrived out of order (received "
+                              f"#{pair.got}): {preview(g.payload)}",
+                              expected=e.index, got=pair.got, t=t)
+            case "changed":
+                assert e is not None
+                assert g is not None
+                yield Finding(FindingKind.CHANGED, sid,
+                              f"server message #{e.index} changed (received #{pair.got}): "
+                              f"{describe_change(e.payload, g.payload, options)}",
+                              expected=e.index, got=pair.got, t=t)
+
+
+def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "real",
+                  options: OracleOptions = OracleOptions()) -> SessionVerdict:
+    """The verdict on one session's replay."""
+    sid = plan.session
+    findings: list[Finding] = []
+    stuck_kind = FindingKind.STUCK if clock == "virtual" else FindingKind.TIMEOUT
+    stuck = [e for e in events if type(e) is Stuck]
+    unreachable = next((e for e in events if type(e) is Unreachable), None)
+    rejected = next((e for e in events if type(e) is Rejected), None)
+    connected = next((e for e in events if type(e) is Connected), None)
+    closed = next((e for e in events if type(e) is Closed), None)
+    received = [e for e in events if type(e) is Received]
+
+    if unreachable is not None:
+        findings.append(Finding(FindingKind.UNREACHABLE, sid, unreachable.error,
+                                t=unreachable.t))
+    elif rejected is not None:
+        if rejected.status != plan.expect_status:
+            recorded = "accepted (101)" if plan.expect_status == 101 else \
+                f"rejected with HTTP {plan.expect_status}"
+            findings.append(Finding(FindingKind.REJECTED, sid,
+                                    f"handshake rejected with HTTP {rejected.status}; "
+                                    f"recorded {recorded}", t=rejected.t))
+    elif connected is not None and plan.expect_status != 101:
+        findings.append(Finding(FindingKind.REJECTED, sid,
+                                f"handshake accepted (101); recorded a rejection with HTTP "
+                                f"{plan.expect_status}", t=connected.t))
+    elif connected is not None:
+        findings.extend(_message_findings(plan, received, options))
+        # A hang or a crash explains how the session ended (no close, a 1011, the runner
+        # giving up): one fault, one finding.
+        crashed = any(type(e) is AppError for e in events)
+        problem = None if stuck or crashed else _judge_close(plan, closed)
+        if problem is not None:
+            findings.append(Finding(FindingKind.ABNORMAL_CLOSE, sid, problem,
+                                    t=closed.t if closed is not None else None))
+    elif not stuck and not any(type(e) is AppError for e in events):
+        findings.append(Finding(stuck_kind, sid, "the handshake never completed"))
+
+    findings.extend(Finding(FindingKind.APP_ERROR, sid, f"{e.type}: {e.message}", t=e.t)
+                    for e in events if type(e) is AppError)
+    findings.extend(Finding(stuck_kind, sid, f"no progress; waiting for {e.waiting}"
+                            if e.waiting else "no progress", t=e.t) for e in stuck)
+    return SessionVerdict(sid, tuple(findings))
+
+
+def judge(schedule: Schedule, transcript: Transcript, *,
+          options: OracleOptions = OracleOptions()) -> Verdict:
+    """Compare `transcript` with the recording `schedule` was built from."""
+    by_session: dict[int, SessionTranscript] = {s.session: s for s in transcript.sessions}
+    verdicts = []
+    for plan in schedule.sessions:
+        session = by_session.get(plan.session)
+        if session is None:
+            kind = FindingKind.STUCK if transcript.clock == "virtual" else FindingKind.TIMEOUT
+            verdicts.append(SessionVerdict(plan.session, (
+                Finding(kind, plan.session, "the replay has no transcript for this session"),
+            )))
+            continue
+        verdicts.append(judge_session(plan, session.events, clock=transcript.clock,
+                                      options=options))
+    return Verdict(tuple(verdicts))
