@@ -26,7 +26,7 @@ exit codes:
 """
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMANDS = ("show", "validate")
+_COMMANDS = ("show", "validate", "run")
 
 
 class UsageError(Exception):

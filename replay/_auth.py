@@ -1,0 +1,280 @@
+"""JWT re-mint: recorded tokens replaced by fresh ones, signed with the user's key.
+
+A recording holds either real tokens (``eyJ….eyJ….signature``) or, once redacted, the
+capture's placeholders ``<header-b64url>.<claims-b64url>.wsreplay-redacted``: the header
+and claims kept, the signature dropped. Both are found in request headers, the URL's
+query, offered subprotocols and text payloads, and replaced at each session's connect by
+a token with the same header and claims, signed with the key the user gives, and with
+``iat``/``nbf``/``exp`` moved to the replay's clock:
+
+- ``iat`` becomes the connect time; ``nbf`` keeps its distance to ``iat``;
+- ``exp`` keeps the token's recorded lifetime (from ``iat``, or from the recorded session
+  start when the token has no ``iat``) — or, with the warp's ``exp=…`` knob
+  (`Schedule.token_expiry`), is set that long after the connect (negative: already
+  expired), to make a token expire mid-handshake on purpose.
+
+Safety rules: ``alg: none`` is refused; a token recorded as RS256/ES256 is never signed
+with an HMAC secret (nor the other way round) unless the user allows it by name. Fresh
+tokens live only in memory: the runner records the recorded payloads, and the function
+returned with each rewritten plan turns a fresh token echoed back by the server into the
+recorded text again, so transcripts and reports never hold one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import AuthError
+from ._schedule import Schedule, SessionPlan
+
+PLACEHOLDER_SIGNATURE = "wsreplay-redacted"
+"""What the capture's redaction writes where a token's signature was."""
+
+# header.claims.signature, each base64url; both JSON parts start with '{"' → 'eyJ'.
+TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+
+ENV_SECRET = "WSREPLAY_JWT_SECRET"
+
+_FAMILIES = {"HS": "an HMAC secret (--jwt-secret)", "RS": "an RSA private key",
+             "PS": "an RSA private key", "ES": "an EC private key", "Ed": "an Ed25519 key"}
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A key to sign with and the algorithms it can sign."""
+
+    key: Any
+    algorithms: tuple[str, ...]
+    """Algorithms this key signs, the first being its natural one."""
+    source: str
+    """Where it came from, for messages ("--jwt-secret", "--jwt-key key.pem")."""
+
+    def __repr__(self) -> str:  # never show a secret
+        return f"SigningKey({self.source}, {'/'.join(self.algorithms)})"
+
+    @classmethod
+    def secret(cls, secret: str | bytes, *, source: str = "--jwt-secret") -> SigningKey:
+        if not secret:
+            raise AuthError(f"{source}: expected a non-empty HMAC secret")
+        raw = secret.encode() if isinstance(secret, str) else secret
+        return cls(raw, ("HS256", "HS384", "HS512"), source)
+
+    @classmethod
+    def from_pem_file(cls, path: str | Path) -> SigningKey:
+        """An RSA, EC or Ed25519 private key from a PEM file; `AuthError` naming the file."""
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        source = f"--jwt-key {path}"
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise AuthError(f"{source}: cannot read the key file "
+                            f"({error.strerror or error})") from None
+        try:
+            key = load_pem_private_key(data, password=None)
+        except TypeError:
+            raise AuthError(f"{source}: the key is encrypted; expected an unencrypted PEM "
+                            f"private key") from None
+        except ValueError:
+            raise AuthError(f"{source}: expected a PEM private key (RSA for RS256, EC P-256 "
+                            f"for ES256), found something else") from None
+        if isinstance(key, rsa.RSAPrivateKey):
+            algorithms: tuple[str, ...] = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            curve = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512",
+                     "secp256k1": "ES256K"}.get(key.curve.name)
+            if curve is None:
+                raise AuthError(f"{source}: EC curve {key.curve.name} has no JWT algorithm")
+            algorithms = (curve,)
+        elif isinstance(key, ed25519.Ed25519PrivateKey):
+            algorithms = ("EdDSA",)
+        else:
+            raise AuthError(f"{source}: expected an RSA, EC or Ed25519 private key, "
+                            f"found {type(key).__name__}")
+        return cls(key, algorithms, source)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundToken:
+    """A token in a recording, decoded (signature not checked: it is being replaced)."""
+
+    text: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    redacted: bool
+
+
+def _b64json(part: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def decode_token(text: str) -> FoundToken | None:
+    """`text` as a JWT (real or placeholder), or None when it only looks like one."""
+    head, _, rest = text.partition(".")
+    body, _, signature = rest.partition(".")
+    header, claims = _b64json(head), _b64json(body)
+    if header is None or claims is None or "alg" not in header:
+        return None
+    return FoundToken(text, header, claims, signature == PLACEHOLDER_SIGNATURE)
+
+
+def find_tokens(text: str) -> list[FoundToken]:
+    return [t for t in map(decode_token, TOKEN.findall(text)) if t is not None]
+
+
+def plan_texts(plan: SessionPlan) -> Iterable[tuple[str, str]]:
+    """(where, text) of every place a session can carry a token."""
+    yield "url", plan.url
+    for name, value in plan.headers:
+        yield f"header {name}", value
+    for protocol in plan.subprotocols:
+        yield "subprotocol", protocol
+    for send in plan.sends:
+        if isinstance(send.payload, str):
+            yield f"client message {send.index}", send.payload
+
+
+def redacted_token_count(schedule: Schedule) -> int:
+    """How many placeholder tokens the schedule holds (they need a key to be useful)."""
+    return sum(t.redacted for plan in schedule.sessions for _, text in plan_texts(plan)
+               for t in find_tokens(text))
+
+
+class TokenMinter:
+    """The runner's `SessionRewrite` that re-mints every token of a session at its connect.
+
+    `recorded_epoch` is the recording's t=0 in Unix ns (`Header.epoch_ns`): the lifetime
+    of a token without ``iat`` counts from there. `unix_origin` is the Unix time of the
+    replay's t=0; by default it is read from the wall clock at the first connect.
+    """
+
+    def __init__(self, key: SigningKey, *, token_expiry: int | None = None,
+                 recorded_epoch: int | None = None, allow_alg_change: bool = False,
+                 unix_origin: float | None = None) -> None:
+        self.key = key
+        self.token_expiry = token_expiry
+        self.recorded_epoch = recorded_epoch
+        self.allow_alg_change = allow_alg_change
+        self.unix_origin = unix_origin
+
+    def check(self, schedule: Schedule) -> None:
+        """Refuse, before anything connects, any token this key must not sign."""
+        for plan in schedule.sessions:
+            for where, text in plan_texts(plan):
+                for token in find_tokens(text):
+                    self._algorithm(token, f"session {plan.session}, {where}")
+
+    def _algorithm(self, token: FoundToken, where: str) -> str:
+        alg = str(token.header.get("alg"))
+        if alg.lower() == "none":
+            raise AuthError(f"{where}: the recorded token has alg 'none'; refusing to replay "
+                            f"an unsigned token")
+        if alg in self.key.algorithms:
+            return alg
+        if self.allow_alg_change:
+            return self.key.algorithms[0]
+        wanted = _FAMILIES.get(alg[:2], f"a key for {alg}")
+        raise AuthError(f"{where}: the token was signed with {alg}, which needs {wanted}; "
+                        f"{self.key.source} signs {'/'.join(self.key.algorithms)} "
+                        f"(--jwt-allow-alg-change to sign with it anyway)")
+
+    def __call__(self, plan: SessionPlan, at: int) -> tuple[SessionPlan,
+                                                            Callable[[str | bytes], str | bytes]]:
+        if self.unix_origin is None:
+            self.unix_origin = time.time() - at / 1e9
+        now = self.unix_origin + at / 1e9
+        recorded_start = (self.recorded_epoch + plan.start) / 1e9 \
+            if self.recorded_epoch is not None else None
+        fresh: dict[str, str] = {}
+
+        def mint(match: re.Match[str]) -> str:
+            original = match.group(0)
+            if original not in fresh:
+                token = decode_token(original)
+                if token is None:
+                    return original
+                fresh[original] = self._mint(token, now, recorded_start,
+                                             f"session {plan.session}")
+            return fresh[original]
+
+        def sub(text: str) -> str:
+            return TOKEN.sub(mint, text)
+
+        rewritten = dataclasses.replace(
+            plan, url=sub(plan.url),
+            headers=tuple((name, sub(value)) for name, value in plan.headers),
+            subprotocols=tuple(sub(p) for p in plan.subprotocols),
+            sends=tuple(dataclasses.replace(s, payload=sub(s.payload))
+                        if isinstance(s.payload, str) else s for s in plan.sends))
+        if not fresh:
+            return plan, _unchanged
+        back = {new: old for old, new in fresh.items()}
+        pattern = re.compile("|".join(re.escape(new) for new in back))
+
+        def restore(payload: str | bytes) -> str | bytes:
+            if isinstance(payload, bytes):
+                return payload
+            return pattern.sub(lambda m: back[m.group(0)], payload)
+
+        return rewritten, restore
+
+    def _mint(self, token: FoundToken, now: float, recorded_start: float | None,
+              where: str) -> str:
+        import jwt
+
+        alg = self._algorithm(token, where)
+        claims = dict(token.claims)
+        iat, nbf, exp = (claims.get(k) for k in ("iat", "nbf", "exp"))
+        number = (int, float)
+        issued = iat if isinstance(iat, number) else recorded_start
+        if "iat" in claims:
+            claims["iat"] = int(now)
+        if isinstance(nbf, number):
+            claims["nbf"] = int(now - (iat - nbf)) if isinstance(iat, number) else int(now)
+        if self.token_expiry is not None:
+            claims["exp"] = _numeric(now + self.token_expiry / 1e9)
+        elif isinstance(exp, number):
+            lifetime = exp - issued if issued is not None else 3600
+            claims["exp"] = int(now + max(lifetime, 0))
+        headers = {k: v for k, v in token.header.items() if k not in ("alg",)}
+        try:
+            return jwt.encode(claims, self.key.key, algorithm=alg, headers=headers)
+        except (ValueError, TypeError, jwt.PyJWTError) as error:
+            raise AuthError(f"{where}: cannot sign {alg} with {self.key.source}: "
+                            f"{error}") from None
+
+
+def _numeric(value: float) -> int | float:
+    """A NumericDate: whole seconds when whole, else to the millisecond."""
+    return int(value) if value == int(value) else round(value, 3)
+
+
+def _unchanged(payload: str | bytes) -> str | bytes:
+    return payload
+
+
+def signing_key(*, secret: str | None = None, key_file: str | None = None,
+                env: dict[str, str] | None = None) -> SigningKey | None:
+    """The key the user gave: `secret`, `key_file`, or the environment's secret; or None."""
+    if secret is not None and key_file is not None:
+        raise AuthError("--jwt-secret and --jwt-key: give one key, not both")
+    if key_file is not None:
+        return SigningKey.from_pem_file(key_file)
+    if secret is not None:
+        return SigningKey.secret(secret)
+    from_env = (env or {}).get(ENV_SECRET)
+    return SigningKey.secret(from_env, source=f"${ENV_SECRET}") if from_env else None

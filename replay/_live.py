@@ -1,0 +1,291 @@
+"""Live targets: a real server over ``ws://`` or ``wss://``, via trio-websocket, real clock.
+
+The target URL supplies scheme, host and port; each session keeps its recorded path and
+query (unless the target URL names a path of its own). The recorded request headers are
+sent minus those that belong to one hop or to the WebSocket handshake itself (the client
+library writes its own), with ``--header`` overrides on top; the recorded subprotocols are
+offered as recorded.
+
+Connections live in a nursery the target opens for the run (`async with target:`): the
+WebSocket's reader task needs one, and a `Connection` outlives the `connect()` call.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import trio
+import trio_websocket
+
+from corpus import Headers
+
+from ._errors import ConnectionClosed, HandshakeRejected, TargetError, TargetUnreachable
+from ._nursery import NurseryTarget
+from ._target import ConnectRequest, NetworkModel, Report
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds for TCP connect + TLS + the upgrade's answer before the target is unreachable."""
+
+NOT_FORWARDED = frozenset({
+    # hop-by-hop (RFC 9110 §7.6.1) and framing
+    "host", "connection", "upgrade", "keep-alive", "proxy-connection", "proxy-authorization",
+    "te", "trailer", "transfer-encoding", "content-length",
+    # the WebSocket handshake: the client library writes its own
+    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+    "sec-websocket-accept", "sec-websocket-protocol",
+})
+
+
+def forwarded_headers(recorded: Headers, overrides: Headers = ()) -> Headers:
+    """The recorded headers a replay sends, with `overrides` replacing same-named ones."""
+    replaced = {name.lower() for name, _ in overrides}
+    kept = tuple((name, value) for name, value in recorded
+                 if name.lower() not in NOT_FORWARDED and not name.startswith(":")
+                 and name.lower() not in replaced)
+    return kept + tuple(overrides)
+
+
+def parse_header_option(text: str) -> tuple[str, str]:
+    """``--header 'Name: value'`` → ("Name", "value"); the name must be a token."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or any(c in name for c in " \t\"(),/;<=>?@[\\]{}"):
+        raise TargetError(f"--header {text!r}: expected 'Name: value'")
+    return name, value.strip()
+
+
+class LiveTarget(NurseryTarget):
+    """A WebSocket server reached over the network."""
+
+    clock = "real"
+
+    def __init__(self, url: str, *, ca_file: str | None = None, insecure: bool = False,
+                 extra_headers: Sequence[tuple[str, str]] = (),
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise TargetError(f"target {url!r}: expected ws://HOST[:PORT][/PATH] or wss://...")
+        try:
+            self.port = parts.port or (443 if parts.scheme == "wss" else 80)
+        except ValueError:
+            raise TargetError(f"target {url!r}: bad port") from None
+        self.url = url
+        self.host = parts.hostname
+        self.path = parts.path if parts.path not in ("", "/") else None
+        self.query = parts.query or None
+        self.extra_headers = tuple(extra_headers)
+        self.connect_timeout = connect_timeout
+        self.ssl_context = _ssl_context(ca_file, insecure) if parts.scheme == "wss" else None
+
+    def describe(self) -> str:
+        return self.url
+
+    def resource(self, recorded_url: str) -> str:
+        """Path and query to request: the recorded ones, unless the target names its own."""
+        recorded = urlsplit(recorded_url)
+        path = self.path or recorded.path or "/"
+        query = self.query if self.query is not None else recorded.query
+        return path + (f"?{query}" if query else "")
+
+    async def connect(self, request: ConnectRequest, report: Report) -> _LiveConnection:
+        return await self.nursery.start(self._hold, request)
+
+    async def _hold(self, request: ConnectRequest, *,
+                    task_status: trio.TaskStatus[_LiveConnection]) -> None:
+        """Open one connection, hand it to `connect()`, keep it until it is released."""
+        resource = self.resource(request.url)
+        where = f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}"
+        stream = await self._open_stream(where)
+        headers = [(k.encode("latin-1"), v.encode("latin-1"))
+                   for k, v in forwarded_headers(request.headers, self.extra_headers)]
+        host_header = self.host if self.port in (80, 443) else f"{self.host}:{self.port}"
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.move_on_after(self.connect_timeout) as waited:
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery, stream, host_header, resource,
+                        subprotocols=list(request.subprotocols), extra_headers=headers)
+                if waited.cancelled_caught:
+                    raise TargetUnreachable(f"{where}: no answer to the WebSocket upgrade "
+                                            f"within {self.connect_timeout:g} s")
+                connection = _LiveConnection(ws, request.network, nursery)
+                task_status.started(connection)
+                await connection.released.wait()
+        except* trio_websocket.ConnectionRejected as group:
+            rejected = group.exceptions[0]
+            assert isinstance(rejected, trio_websocket.ConnectionRejected)
+            raise HandshakeRejected(rejected.status_code, headers=_decode(rejected.headers),
+                                    body=rejected.body or b"") from None
+        except* TargetUnreachable as group:
+            raise group.exceptions[0] from None
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _open_stream(self, where: str) -> trio.abc.Stream:
+        """TCP (+ TLS, handshake done here so a bad certificate says so at once)."""
+        stream: trio.abc.Stream | None = None
+        try:
+            with trio.fail_after(self.connect_timeout):
+                stream = await trio.open_tcp_stream(self.host, self.port)
+                if self.ssl_context is not None:
+                    stream = trio.SSLStream(stream, self.ssl_context,
+                                            server_hostname=self.host,
+                                            https_compatible=True)
+                    await stream.do_handshake()
+                return stream
+        except trio.TooSlowError:
+            reason = f"no connection within {self.connect_timeout:g} s"
+        except trio.BrokenResourceError as error:  # TLS failures arrive wrapped
+            reason = f"TLS failed: {_ssl_reason(error.__cause__ or error)}"
+        except OSError as error:
+            reason = _os_reason(error)
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise TargetUnreachable(f"cannot reach {where}: {reason}")
+
+
+class _LiveConnection:
+    """A trio-websocket connection behind the `Connection` protocol.
+
+    With message latencies in the network model, deliveries pass through a timed queue per
+    direction (a live network can only be made slower): order is kept, as TCP keeps it.
+    """
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection, network: NetworkModel,
+                 nursery: trio.Nursery) -> None:
+        self._ws = ws
+        self.subprotocol: str | None = ws.subprotocol
+        self.response_headers: Headers = _decode(ws.handshake_headers)
+        self.released = trio.Event()
+        self._client_closed = False
+        self._random = random.Random(network.seed)
+        self._jitter = network.jitter
+        self._last_due = {"in": 0.0, "out": 0.0}
+        self._inbox: trio.MemoryReceiveChannel[tuple[float, str | bytes | None]] | None = None
+        self._outbox: trio.MemorySendChannel[tuple[float, str | bytes]] | None = None
+        if network.s2c_latency or network.jitter:
+            send, self._inbox = trio.open_memory_channel[tuple[float, str | bytes | None]](
+                float("inf"))
+            nursery.start_soon(self._delay_inbound, send, network.s2c_latency)
+        if network.c2s_latency or network.jitter:
+            self._outbox, receive = trio.open_memory_channel[tuple[float, str | bytes]](
+                float("inf"))
+            nursery.start_soon(self._delay_outbound, receive, network.c2s_latency)
+
+    def _due(self, direction: str, latency_ns: int) -> float:
+        extra = self._random.randint(0, self._jitter) if self._jitter else 0
+        due = max(trio.current_time() + (latency_ns + extra) / 1e9, self._last_due[direction])
+        self._last_due[direction] = due
+        return due
+
+    async def send(self, payload: str | bytes) -> None:
+        if self._outbox is not None:
+            if self._ws.closed is not None:
+                raise self._closed(self._ws.closed)
+            self._outbox.send_nowait((self._due("out", 0), payload))
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self._ws.send_message(payload)
+        except trio_websocket.ConnectionClosed as closed:
+            raise self._closed(closed.reason) from None
+
+    async def receive(self) -> str | bytes:
+        if self._inbox is None:
+            try:
+                return await self._ws.get_message()
+            except trio_websocket.ConnectionClosed as closed:
+                raise self._closed(closed.reason) from None
+        try:
+            due, payload = await self._inbox.receive()
+        except trio.EndOfChannel:
+            raise self._closed(self._ws.closed) from None
+        await trio.sleep_until(due)
+        if payload is None:
+            raise self._closed(self._ws.closed)
+        return payload
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._ws.closed is None:
+            self._client_closed = True
+        if self._outbox is not None:
+            self._outbox.close()  # what is still queued is lost, as on a closing socket
+        try:
+            with trio.move_on_after(DEFAULT_CONNECT_TIMEOUT):
+                await self._ws.aclose(code, reason or None)
+        finally:
+            self.released.set()
+
+    def waiting_for(self) -> str:
+        return ""  # a remote server does not say
+
+    def _closed(self, reason: trio_websocket.CloseReason | None) -> ConnectionClosed:
+        code = reason.code if reason is not None else None
+        if code == 1006:  # trio-websocket's name for "the TCP connection just went away"
+            code = None
+        return ConnectionClosed(code, (reason.reason or "") if reason else "",
+                                by_server=not self._client_closed)
+
+    async def _delay_inbound(self, channel: trio.MemorySendChannel[
+            tuple[float, str | bytes | None]], latency: int) -> None:
+        async with channel:
+            while True:
+                try:
+                    payload = await self._ws.get_message()
+                except trio_websocket.ConnectionClosed:
+                    channel.send_nowait((self._due("in", latency), None))
+                    return
+                channel.send_nowait((self._due("in", latency), payload))
+
+    async def _delay_outbound(self, channel: trio.MemoryReceiveChannel[
+            tuple[float, str | bytes]], latency: int) -> None:
+        async for due, payload in channel:
+            await trio.sleep_until(due + latency / 1e9)
+            try:
+                await self._ws.send_message(payload)
+            except trio_websocket.ConnectionClosed:
+                return
+
+
+def _decode(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)
+
+
+def _ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except FileNotFoundError:
+        raise TargetError(f"--ca {ca_file}: no such file") from None
+    except (ssl.SSLError, OSError) as error:
+        raise TargetError(f"--ca {ca_file}: not a PEM CA bundle ({_ssl_reason(error)})") from None
+    if insecure:  # staging certificates: the user asked for it by name
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _ssl_reason(error: BaseException) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return error.verify_message or str(error)
+    if isinstance(error, ssl.SSLError):
+        return error.reason or str(error)
+    return str(error) or type(error).__name__
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, OSError) and "Name or service not known" in str(error):
+        return "unknown host"
+    text = error.strerror or str(error)
+    # trio reports "all attempts failed" wrapping the real reasons: name the first.
+    cause = getattr(error, "__cause__", None)
+    if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        first = cause.exceptions[0]
+        if isinstance(first, OSError):
+            return _os_reason(first)
+    return text

@@ -1,0 +1,386 @@
+"""The runner: execute a `Schedule` against a `Target` and record what happened.
+
+One runner serves every target. It touches time only through ``trio.current_time()`` and
+``trio.sleep_until()``, so the same code runs on the real clock (live targets) and under a
+virtual clock (in-process targets, `trio.testing.MockClock`).
+
+Shape of a run::
+
+    replay()            enters the target, one nursery for the run
+    └── session task    (one per SessionPlan, started at plan.start, capped by a semaphore)
+        ├── watchdog    progress deadline → `Stuck`, then the session is torn down
+        ├── connect     → Connected | Rejected | Unreachable
+        ├── receiver    → Received ... Closed (by the server)
+        └── driver      → Sent ... (each at anchor time + gap), then the client's close
+
+Every event carries integer nanoseconds from the run's start; a `Sent` also carries when
+the schedule wanted it out, so ``t - scheduled`` is the runner's own lateness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Protocol
+
+import trio
+
+from corpus import Closer
+
+from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
+from ._schedule import OPEN, Anchor, Schedule, SessionPlan
+from ._target import Connection, ConnectRequest, Target
+from ._transcript import (
+    Closed,
+    Connected,
+    Event,
+    Received,
+    Rejected,
+    Sent,
+    SessionTranscript,
+    Stuck,
+    Transcript,
+    Unreachable,
+)
+
+if TYPE_CHECKING:
+    from corpus import Recording
+
+    from ._auth import SigningKey
+    from ._oracle import OracleOptions
+    from ._schedule import Pacing
+    from ._verdict import Verdict
+    from ._warp import Warp
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a session may go without progress (beyond what its schedule plans) before it
+is declared `Stuck`."""
+
+CLOSE_GRACE = 2.0
+"""Seconds the runner gives a connection to finish closing when it tears a session down."""
+
+OnEvent = Callable[[int, Event], None]
+"""Called with (recorded session id, event) as each event is recorded: progress displays."""
+
+Payload = str | bytes
+
+
+class SessionRewrite(Protocol):
+    """Rewrites a session just before it connects (JWT re-mint, see `replay._auth`).
+
+    Gets the plan and the replay time of the connect (ns from the run's start); returns the
+    plan to send and a function the runner applies to each received payload, so that what
+    the transcript keeps is in the recording's terms (a re-minted token echoed back by the
+    server reads as the recorded placeholder, and never reaches a report).
+    """
+
+    def __call__(self, plan: SessionPlan, at: int, /) -> tuple[SessionPlan,
+                                                                 Callable[[Payload], Payload]]:
+        ...
+
+
+def _keep(payload: Payload) -> Payload:
+    return payload
+
+
+async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT_TIMEOUT,
+                 concurrency: int | None = None, on_event: OnEvent | None = None,
+                 rewrite: SessionRewrite | None = None) -> Transcript:
+    """Run `schedule` against `target` (entered for the run) and return the transcript.
+
+    `timeout` is the per-session progress deadline in seconds; `concurrency` caps how many
+    sessions are connected at once (None: no cap).
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
+    run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
+               cap=trio.Semaphore(concurrency) if concurrency else None)
+    async with target, trio.open_nursery() as nursery:
+        run.t0 = trio.current_time()
+        for log in run.logs:
+            nursery.start_soon(run.session, log)
+    return Transcript(sessions=tuple(SessionTranscript(session=log.plan.session,
+                                                       events=log.events())
+                                     for log in run.logs),
+                      clock=target.clock)
+
+
+def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
+             concurrency: int | None = None, on_event: OnEvent | None = None,
+             rewrite: SessionRewrite | None = None) -> Transcript:
+    """`replay` from synchronous code, on the target's own event loop and clock."""
+    return target.run(partial(replay, schedule, target, timeout=timeout,
+                              concurrency=concurrency, on_event=on_event, rewrite=rewrite),
+                      seed=seed)
+
+
+class _SessionLog:
+    """One session's events, its anchors, and what it is waiting for (for `Stuck`)."""
+
+    def __init__(self, run: _Run, plan: SessionPlan) -> None:
+        self.run, self.plan = run, plan
+        self._events: list[Event] = []
+        self.anchors: dict[Anchor, int] = {}
+        self._anchor_set: dict[Anchor, trio.Event] = {}
+        self.received = 0
+        self.connect_at = 0
+        self.progress_at = 0
+        """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
+        self.waiting = "its start"
+        self.connection: Connection | None = None
+        self.restore: Callable[[Payload], Payload] = _keep
+        self.done = False
+
+    def add(self, event: Event) -> None:
+        if self.done:
+            return
+        self._events.append(event)
+        self.progress_at = max(self.progress_at, event.t)
+        if self.run.on_event is not None:
+            self.run.on_event(self.plan.session, event)
+
+    def report(self, event: Event) -> None:
+        """The target's out-of-band channel: stamped with the runner's clock."""
+        self.add(dataclasses.replace(event, t=self.run.now()))
+
+    def happened(self, anchor: Anchor, t: int) -> None:
+        self.anchors[anchor] = t
+        if anchor in self._anchor_set:
+            self._anchor_set[anchor].set()
+
+    async def anchor_time(self, anchor: Anchor) -> int:
+        if anchor not in self.anchors:
+            await self._anchor_set.setdefault(anchor, trio.Event()).wait()
+        return self.anchors[anchor]
+
+    def planned_wait(self, until: int) -> None:
+        """A scheduled pause is not a lack of progress: the deadline counts from its end."""
+        self.progress_at = max(self.progress_at, until)
+
+    def events(self) -> tuple[Event, ...]:
+        # Events are appended when their awaits return; order them by when they happened.
+        return tuple(sorted(self._events, key=lambda e: e.t))
+
+
+class _Run:
+    def __init__(self, schedule: Schedule, target: Target, *, timeout: float,
+                 on_event: OnEvent | None, rewrite: SessionRewrite | None,
+                 cap: trio.Semaphore | None) -> None:
+        self.schedule, self.target = schedule, target
+        self.timeout_ns = round(timeout * 1e9)
+        self.on_event, self.rewrite, self.cap = on_event, rewrite, cap
+        self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
+        self.t0 = 0.0
+
+    def now(self) -> int:
+        return round((trio.current_time() - self.t0) * 1e9)
+
+    async def until(self, t: int) -> None:
+        await trio.sleep_until(self.t0 + t / 1e9)
+
+    async def session(self, log: _SessionLog) -> None:
+        log.planned_wait(log.plan.start)
+        await self.until(log.plan.start)
+        if self.cap is None:
+            await self._session(log)
+        else:
+            log.waiting = "a free slot (--concurrency)"
+            async with self.cap:
+                await self._session(log)
+
+    async def _session(self, log: _SessionLog) -> None:
+        log.connect_at = log.progress_at = self.now()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watchdog, log, nursery.cancel_scope)
+                await self._connect_and_exchange(log)
+                nursery.cancel_scope.cancel()
+        finally:
+            log.done = True
+            if log.connection is not None:
+                # Whatever happened, leave no socket or handler behind.
+                with (trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE),
+                      contextlib.suppress(ConnectionClosed)):
+                    await log.connection.close()
+
+    async def _connect_and_exchange(self, log: _SessionLog) -> None:
+        plan = log.plan
+        if self.rewrite is not None:
+            plan, log.restore = self.rewrite(plan, log.connect_at)
+        request = ConnectRequest(url=plan.url, headers=plan.headers,
+                                 subprotocols=plan.subprotocols, network=self.schedule.network)
+        log.waiting = "the handshake response"
+        try:
+            connection = await self.target.connect(request, log.report)
+        except HandshakeRejected as rejected:
+            log.add(Rejected(t=self.now(), status=rejected.status, headers=rejected.headers,
+                             body=rejected.body))
+            return
+        except TargetUnreachable as error:
+            log.add(Unreachable(t=self.now(), error=str(error)))
+            return
+        log.connection = connection
+        t = self.now()
+        log.add(Connected(t=t, subprotocol=connection.subprotocol,
+                          headers=connection.response_headers))
+        log.happened(OPEN, t)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
+            nursery.start_soon(self._drive, log, plan, connection, nursery.cancel_scope)
+
+    async def _receive(self, log: _SessionLog, connection: Connection,
+                       scope: trio.CancelScope) -> None:
+        while True:
+            try:
+                payload = await connection.receive()
+            except ConnectionClosed as closed:
+                if closed.by_server:
+                    by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
+                    log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
+                    scope.cancel()  # the driver has nothing left to do
+                return
+            t = self.now()
+            log.add(Received(t=t, payload=log.restore(payload)))
+            log.happened(Anchor("received", log.received), t)
+            log.received += 1
+
+    async def _drive(self, log: _SessionLog, plan: SessionPlan, connection: Connection,
+                     scope: trio.CancelScope) -> None:
+        """Send each client message at its anchor's time + gap, then close as recorded."""
+        recorded = {s.index: s.payload for s in log.plan.sends}
+        for send in plan.sends:
+            log.waiting = f"{_describe(send.after)} (anchor of client message {send.index})"
+            scheduled = await log.anchor_time(send.after) + send.gap
+            log.waiting = f"the time to send client message {send.index}"
+            log.planned_wait(scheduled)
+            await self.until(scheduled)
+            t = self.now()
+            try:
+                await connection.send(send.payload)
+            except ConnectionClosed:
+                return  # the receiver records the close
+            # The transcript keeps the recorded payload: a re-minted token never leaves here.
+            log.add(Sent(t=t, index=send.index, payload=recorded.get(send.index, send.payload),
+                         scheduled=scheduled))
+            log.happened(Anchor("sent", send.index), t)
+        close = plan.close
+        if close is None or close.by is not Closer.CLIENT:
+            # The server closed in the recording (or the capture ended with it open): wait for
+            # the recorded messages, then for the server's close; with no recorded close the
+            # client closes normally once it has what the recording had.
+            if close is None:
+                log.waiting = f"server message {len(plan.expects) - 1} (last recorded)"
+                if plan.expects:
+                    await log.anchor_time(Anchor("received", len(plan.expects) - 1))
+                await self._client_close(log, connection, 1000, "", scope)
+                return
+            log.waiting = "the server's close"
+            return
+        log.waiting = f"{_describe(close.after)} (anchor of the client's close)"
+        scheduled = await log.anchor_time(close.after) + close.gap
+        log.waiting = "the time to close"
+        log.planned_wait(scheduled)
+        await self.until(scheduled)
+        await self._client_close(log, connection, close.code or 1000, close.reason, scope)
+
+    async def _client_close(self, log: _SessionLog, connection: Connection, code: int,
+                            reason: str, scope: trio.CancelScope) -> None:
+        log.waiting = "the close handshake"
+        t = self.now()
+        try:
+            await connection.close(code, reason)
+        except ConnectionClosed:
+            return
+        log.add(Closed(t=t, by=Closer.CLIENT, code=code, reason=reason))
+        scope.cancel()
+
+    async def _watchdog(self, log: _SessionLog, scope: trio.CancelScope) -> None:
+        while True:
+            deadline = max(log.progress_at, self._expected_by(log)) + self.timeout_ns
+            await self.until(deadline)
+            if max(log.progress_at, self._expected_by(log)) + self.timeout_ns <= deadline:
+                break
+        server = log.connection.waiting_for() if log.connection is not None else ""
+        # Read by the oracle as "no progress; waiting for <this>".
+        waiting = f"{log.waiting}; the server side is in {server}" if server else log.waiting
+        log.add(Stuck(t=self.now(), waiting=waiting))
+        log.done = True
+        scope.cancel()
+
+    @staticmethod
+    def _expected_by(log: _SessionLog) -> int:
+        """When the recording says the server's next step is due (a late server is not a
+        stuck one until the timeout has passed after that)."""
+        plan = log.plan
+        if log.received < len(plan.expects):
+            due = plan.expects[log.received].recorded_t
+        elif plan.close is not None and plan.close.by is not Closer.CLIENT:
+            due = plan.close.recorded_t
+        else:
+            return 0
+        return log.connect_at + due
+
+
+def _describe(anchor: Anchor) -> str:
+    if anchor.kind == "open":
+        return "the handshake"
+    if anchor.kind == "sent":
+        return f"client message {anchor.index} to be sent"
+    return f"server message {anchor.index}"
+
+
+# --- the helper the CLI and the pytest plugin share --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One replay of a recording: what was planned, what happened, what it means."""
+
+    schedule: Schedule
+    transcript: Transcript
+    verdict: Verdict
+
+
+def replay_recording(recording: Recording, target: Target, *, warp: Warp | None = None,
+                     pacing: Pacing = "causal", oracle_options: OracleOptions | None = None,
+                     key: SigningKey | None = None, allow_alg_change: bool = False,
+                     seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
+                     concurrency: int | None = None,
+                     on_event: OnEvent | None = None) -> Result:
+    """Schedule `recording`, bend it with `warp`, replay it on `target`, judge it.
+
+    With `key`, every JWT in the recording is re-minted at its session's connect (see
+    `replay._auth`); a token the key must not sign is refused before anything connects.
+    """
+    schedule = plan_recording(recording, warp=warp, pacing=pacing)
+    rewrite = None
+    if key is not None:
+        from ._auth import TokenMinter
+
+        rewrite = TokenMinter(key, token_expiry=schedule.token_expiry,
+                              recorded_epoch=recording.header.epoch_ns,
+                              allow_alg_change=allow_alg_change)
+        rewrite.check(schedule)
+    transcript = run_sync(schedule, target, seed=seed, timeout=timeout,
+                          concurrency=concurrency, on_event=on_event, rewrite=rewrite)
+    return Result(schedule, transcript, judge_transcript(schedule, transcript, oracle_options))
+
+
+def plan_recording(recording: Recording, *, warp: Warp | None = None,
+                   pacing: Pacing = "causal") -> Schedule:
+    from ._schedule import build_schedule
+
+    schedule = build_schedule(recording, pacing=pacing)
+    return warp.apply(schedule) if warp is not None else schedule
+
+
+def judge_transcript(schedule: Schedule, transcript: Transcript,
+                     oracle_options: OracleOptions | None = None) -> Verdict:
+    from ._oracle import OracleOptions, judge
+
+    return judge(schedule, transcript, options=oracle_options or OracleOptions())

@@ -1,0 +1,372 @@
+"""`wsreplay run FILE... --target URL`: replay recordings against a server and judge them.
+
+Prints one verdict line per session; for each run that did not pass, the timeline diff and
+the exact command that reproduces it. ``--json`` prints one JSON document instead;
+``--report FILE`` writes that document to a file as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._app import EXIT_DIVERGED, EXIT_OK, EXIT_UNREACHABLE, UsageError
+
+NAME = "run"
+HELP = "replay recordings against a target and say whether it behaved as recorded"
+
+DESCRIPTION = """\
+Replay each recorded session against --target on the schedule the recording implies
+(bent by --warp), then compare what the server did with what it did when recorded.
+
+targets:
+  ws://HOST[:PORT][/PATH]    a live server; each session keeps its recorded path and
+  wss://HOST[:PORT][/PATH]   query unless the target names a path
+  asgi:MODULE_OR_FILE:ATTR   an ASGI app run in-process on a virtual clock (when available)
+
+JWTs in the recording (real or redacted placeholders) are re-minted at each connect
+with --jwt-secret (HS256; or $WSREPLAY_JWT_SECRET) or --jwt-key (RS256/ES256 PEM).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.add_argument("files", nargs="+", metavar="FILE", help="corpus files (.wsr)")
+    parser.add_argument("--target", "-t", required=True, metavar="URL",
+                        help="where to replay: ws://…, wss://… or asgi:PATH:ATTR")
+    parser.add_argument("--warp", "-w", metavar="WARP", default="",
+                        help="bend the timeline, e.g. 'scale=0.5,gap[open->first-send]=0ms'")
+    parser.add_argument("--pacing", choices=("causal", "absolute"), default="causal",
+                        help="causal: each send waits for what preceded it (default); "
+                             "absolute: fixed offsets from the handshake")
+    parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
+                        help="replay each file N times (default 1)")
+    parser.add_argument("--header", "-H", action="append", default=[], metavar="'K: V'",
+                        help="add or replace a request header (repeatable)")
+    parser.add_argument("--ca", metavar="FILE", help="CA bundle (PEM) to verify wss:// with")
+    parser.add_argument("--insecure", action="store_true",
+                        help="do not verify the wss:// certificate (staging only)")
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--jwt-secret", metavar="SECRET",
+                      help="HMAC secret to re-mint HS256 tokens (or $WSREPLAY_JWT_SECRET)")
+    keys.add_argument("--jwt-key", metavar="FILE",
+                      help="private key PEM to re-mint RS256/ES256 tokens")
+    parser.add_argument("--jwt-allow-alg-change", action="store_true",
+                        help="sign tokens whose recorded algorithm the key cannot sign with "
+                             "the key's own algorithm")
+    parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="per-session progress deadline (default 10; '500ms' works)")
+    parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
+                        help="at most N sessions connected at once (default: as recorded)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for jitter and same-instant ordering (default 0)")
+    parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
+                        help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
+    parser.add_argument("--unordered", action="store_true",
+                        help="compare server messages as a multiset (order does not count)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--report", metavar="FILE", help="also write the JSON document here")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    from replay._warp import parse_duration
+
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = parse_duration(text) / 1e9
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected seconds (10, 0.5) or a duration (500ms), got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+    return value
+
+
+@dataclass
+class _Run:
+    path: str
+    repeat: int
+    result: Any  # replay._runner.Result
+
+
+def run(args: argparse.Namespace) -> int:
+    from corpus import read_recording
+    from replay._auth import redacted_token_count, signing_key
+    from replay._live import parse_header_option
+    from replay._oracle import OracleOptions
+    from replay._runner import DEFAULT_TIMEOUT, plan_recording, replay_recording
+    from replay._targets import open_target
+    from replay._warp import Warp
+
+    # Everything the user typed is checked before anything connects.
+    warp = Warp.parse(args.warp) if args.warp else None
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    headers = tuple(parse_header_option(h) for h in args.header)
+    key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
+    if args.insecure and args.ca:
+        raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
+    target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
+                         extra_headers=headers or None)
+    recordings = [(path, read_recording(path)) for path in args.files]
+    for path, recording in recordings:
+        schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
+        if key is None and redacted_token_count(schedule):
+            print(f"wsreplay: note: {path} holds redacted JWTs; without --jwt-secret or "
+                  f"--jwt-key they are sent as recorded and the server will likely refuse "
+                  f"them", file=sys.stderr)
+
+    total = sum(len(r.sessions) for _, r in recordings) * args.repeat
+    runs: list[_Run] = []
+    with _Progress(total, enabled=not args.json and sys.stderr.isatty()) as progress:
+        for path, recording in recordings:
+            for repeat in range(1, args.repeat + 1):
+                progress.describe(f"{os.path.basename(path)} run {repeat}/{args.repeat}")
+                result = replay_recording(
+                    recording, target, warp=warp, pacing=args.pacing, oracle_options=options,
+                    key=key, allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
+                    timeout=args.timeout or DEFAULT_TIMEOUT, concurrency=args.concurrency,
+                    on_event=progress.on_event)
+                runs.append(_Run(path, repeat, result))
+
+    code = _exit_code(runs)
+    document = _document(runs, args, code)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+    if args.json:
+        json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return code
+    if code == EXIT_UNREACHABLE and _all_unreachable(runs):
+        # Nothing answered at all: one line says why, like any other input problem.
+        from replay._errors import TargetUnreachable
+
+        raise TargetUnreachable(_first_unreachable(runs))
+    _print_text(runs, args, target.describe())
+    return code
+
+
+# --- outcome -------------------------------------------------------------------------------
+
+
+def _unreachable_events(runs: Sequence[_Run]) -> list[Any]:
+    from replay._transcript import Unreachable
+
+    return [e for r in runs for s in r.result.transcript.sessions for e in s.events
+            if type(e) is Unreachable]
+
+
+def _all_unreachable(runs: Sequence[_Run]) -> bool:
+    sessions = [s for r in runs for s in r.result.transcript.sessions]
+    return len(_unreachable_events(runs)) == len(sessions) > 0
+
+
+def _first_unreachable(runs: Sequence[_Run]) -> str:
+    return _unreachable_events(runs)[0].error
+
+
+def _exit_code(runs: Sequence[_Run]) -> int:
+    if _unreachable_events(runs):
+        return EXIT_UNREACHABLE
+    return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
+
+
+def lateness(events: Sequence[Any]) -> dict[str, int] | None:
+    """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
+    from replay._transcript import Sent
+
+    late = sorted(e.t - e.scheduled for e in events if type(e) is Sent)
+    if not late:
+        return None
+    return {"p50": late[(len(late) - 1) // 2], "p99": late[min(len(late) - 1,
+                                                                 (len(late) * 99) // 100)],
+            "max": late[-1]}
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def reproduce_command(args: argparse.Namespace, path: str) -> str:
+    """The `wsreplay run` line that replays `path` as this run did (secrets left out)."""
+    words = ["wsreplay", "run", path, "--target", args.target]
+    if args.warp:
+        words += ["--warp", args.warp]
+    if args.pacing != "causal":
+        words += ["--pacing", args.pacing]
+    for header in args.header:
+        words += ["--header", header]
+    if args.ca:
+        words += ["--ca", args.ca]
+    if args.insecure:
+        words.append("--insecure")
+    if args.jwt_key:
+        words += ["--jwt-key", args.jwt_key]
+    if args.jwt_allow_alg_change:
+        words.append("--jwt-allow-alg-change")
+    if args.timeout:
+        words += ["--timeout", f"{args.timeout:g}"]
+    if args.concurrency:
+        words += ["--concurrency", str(args.concurrency)]
+    if args.seed:
+        words += ["--seed", str(args.seed)]
+    for ignored in args.ignore_path:
+        words += ["--ignore-path", ignored]
+    if args.unordered:
+        words.append("--unordered")
+    command = shlex.join(words)
+    if args.jwt_secret:  # never print a secret: read it from the environment instead
+        command = f'WSREPLAY_JWT_SECRET="$WSREPLAY_JWT_SECRET" {command}'
+    return command
+
+
+def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
+    from replay._diff import render_diff
+    from replay._verdict import VerdictKind
+
+    for run in runs:
+        label = os.path.basename(run.path) + (f" #{run.repeat}" if args.repeat > 1 else "")
+        events = {s.session: s.events for s in run.result.transcript.sessions}
+        for verdict in run.result.verdict.sessions:
+            word = verdict.kind.upper() if verdict.kind is not VerdictKind.PASS else "PASS"
+            worst = max(verdict.findings, key=lambda f: f.kind.verdict.severity, default=None)
+            first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
+            more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
+            late = lateness(events.get(verdict.session, ()))
+            timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
+            print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
+    failed = [r for r in runs if not r.result.verdict.passed]
+    for run in failed:
+        result = run.result
+        print()
+        print(f"── {run.path}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
+              + f" against {target}")
+        print(render_diff(result.schedule, result.transcript, result.verdict,
+                          options=_options(args)))
+    if failed:
+        print()
+        print("reproduce with:")
+        for path in dict.fromkeys(r.path for r in failed):
+            print(f"  {reproduce_command(args, path)}")
+    sessions = sum(len(r.result.verdict.sessions) for r in runs)
+    bad = sum(v.kind != VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
+    print(f"\n{sessions - bad} of {sessions} sessions passed against {target}")
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from replay._oracle import OracleOptions
+
+    return OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict[str, Any]:
+    return {
+        "target": args.target,
+        "warp": args.warp,
+        "pacing": args.pacing,
+        "seed": args.seed,
+        "exit_code": code,
+        "passed": code == EXIT_OK,
+        "runs": [_run_json(r, args) for r in runs],
+    }
+
+
+def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
+    result = run.result
+    events = {s.session: s.events for s in result.transcript.sessions}
+    return {
+        "file": run.path,
+        "repeat": run.repeat,
+        "clock": result.transcript.clock,
+        "verdict": str(result.verdict.kind),
+        "reproduce": reproduce_command(args, run.path),
+        "sessions": [{
+            "session": v.session,
+            "verdict": str(v.kind),
+            "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
+                          "got": f.got, "t_ns": f.t} for f in v.findings],
+            "lateness_ns": lateness(events.get(v.session, ())),
+            "events": [event_json(e) for e in events.get(v.session, ())],
+        } for v in result.verdict.sessions],
+    }
+
+
+def event_json(event: Any) -> dict[str, Any]:
+    """A transcript event as JSON (binary payloads and bodies in base64)."""
+    import base64
+    import dataclasses
+
+    out: dict[str, Any] = {"kind": type(event).__name__.lower()}
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        name = "t_ns" if field.name == "t" else field.name
+        if isinstance(value, bytes):
+            out[name + "_b64"] = base64.b64encode(value).decode()
+        elif field.name == "headers":
+            out[name] = [list(pair) for pair in value]
+        elif hasattr(value, "value"):  # enums (Closer)
+            out[name] = value.value
+        else:
+            out[name] = value
+    return out
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A rich progress bar on stderr for long runs; nothing when stderr is not a terminal."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), console=Console(stderr=True),
+                                 transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task("replaying", total=self.total)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+
+    def describe(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
+
+    def on_event(self, session: int, event: Any) -> None:
+        if self._bar is None:
+            return
+        from replay._transcript import Closed, Rejected, Stuck, Unreachable
+
+        if type(event) in (Closed, Rejected, Stuck, Unreachable):
+            self._bar.advance(self._task)
