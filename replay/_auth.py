@@ -28,6 +28,7 @@ import dataclasses
 import json
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,9 @@ from ._schedule import Schedule, SessionPlan
 PLACEHOLDER_SIGNATURE = "wsreplay-redacted"
 """What the capture's redaction writes where a token's signature was."""
 
-# header.claims.signature, each base64url; both JSON parts start with '{"' → 'eyJ'.
-TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# header.claims.signature, each base64url; the header is a JSON object with "alg", so it
+# starts with '{"' → 'eyJ'. Candidates are decoded before anything is replaced.
+TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 ENV_SECRET = "WSREPLAY_JWT_SECRET"
 
@@ -252,7 +254,10 @@ class TokenMinter:
             claims["exp"] = int(now + max(lifetime, 0))
         headers = {k: v for k, v in token.header.items() if k not in ("alg",)}
         try:
-            return jwt.encode(claims, self.key.key, algorithm=alg, headers=headers)
+            with warnings.catch_warnings():
+                # A short HMAC secret is the server's choice, not something a replay can fix.
+                warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+                return jwt.encode(claims, self.key.key, algorithm=alg, headers=headers)
         except (ValueError, TypeError, jwt.PyJWTError) as error:
             raise AuthError(f"{where}: cannot sign {alg} with {self.key.source}: "
                             f"{error}") from None

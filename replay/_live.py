@@ -270,7 +270,7 @@ def _ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
 
 def _ssl_reason(error: BaseException) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
-        return error.verify_message or str(error)
+        return f"certificate verify failed: {error.verify_message or error.reason}"
     if isinstance(error, ssl.SSLError):
         return error.reason or str(error)
     return str(error) or type(error).__name__

@@ -6,7 +6,8 @@ The protocol: the server echoes each text message; after echoing ``bye`` it clos
 - ``faithful``: as described; ``drop``: never echoes ``two``; ``duplicate``: echoes
   ``two`` twice; ``reorder``: holds ``one`` back until ``two`` is echoed; ``crash``: closes
   with 1011 instead of 1000; ``auth``: rejects the upgrade with 401 unless the
-  Authorization header holds an HS256 token signed with ``SECRET`` that has not expired.
+  Authorization header holds an HS256 token signed with ``SECRET`` that has not expired;
+  ``inspect``: sends one JSON message describing the request it got, then closes.
 
 In a test's nursery: ``binds = await nursery.start(serve, "faithful")``. From a shell or a
 subprocess: ``python -m tests.replay.servers BEHAVIOUR [--tls CERT_PEM]`` prints the URL
@@ -26,8 +27,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 if TYPE_CHECKING:
     from corpus import Recording
 
-SECRET = "test-secret-for-wsreplay"
-BEHAVIOURS = ("faithful", "drop", "duplicate", "reorder", "crash", "auth")
+SECRET = "test-secret-for-wsreplay-32-bytes-long"
+BEHAVIOURS = ("faithful", "drop", "duplicate", "reorder", "crash", "auth", "inspect")
 
 
 def app_for(behaviour: str) -> Starlette:
@@ -40,6 +41,14 @@ def app_for(behaviour: str) -> Starlette:
             return
         offered = ws.scope.get("subprotocols") or []
         await ws.accept(subprotocol=offered[0] if offered else None)
+        if behaviour == "inspect":  # say what arrived, for header/path forwarding tests
+            await ws.send_json({"path": ws.scope["path"],
+                                "query": ws.scope["query_string"].decode(),
+                                "headers": [[k.decode(), v.decode()]
+                                            for k, v in ws.scope["headers"]],
+                                "subprotocols": offered})
+            await ws.close(1000)
+            return
         held: str | None = None
         try:
             while True:
