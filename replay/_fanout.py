@@ -112,6 +112,23 @@ class Rate:
 
 Starts = AllAtOnce | Ramp | Rate
 
+_MINUTES = re.compile(r"^(\d+(?:\.\d+)?)(m|min|h)$")
+
+
+def parse_span(text: str) -> int:
+    """Nanoseconds of a load's time span: ``30s``, ``500ms``, ``2m``/``2min``, ``1h``, or
+    bare seconds (``90``); ValueError otherwise."""
+    text = text.strip()
+    match = _MINUTES.match(text)
+    if match is not None:
+        return round(float(match.group(1)) * (60 if match.group(2) != "h" else 3600) * SECOND)
+    try:
+        return round(float(text) * SECOND)
+    except ValueError:
+        pass
+    return parse_duration(text)
+
+
 _RAMP = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+|N)\s*/\s*(\S+)\s*$")
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*(s|sec|second|m|min|minute)\s*$")
 
@@ -128,7 +145,7 @@ def parse_ramp(text: str, *, sessions: int | None) -> Ramp:
             raise LoadError(f"--ramp {text!r}: N means --sessions, which is not given")
         target = str(sessions)
     try:
-        over_ns = parse_duration(over)
+        over_ns = parse_span(over)
     except ValueError as error:
         raise LoadError(f"--ramp {text!r}: bad duration {over!r} ({error})") from None
     return Ramp(int(initial), int(target), over_ns)

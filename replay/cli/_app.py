@@ -26,7 +26,7 @@ exit codes:
 """
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMANDS = ("show", "validate", "run")
+_COMMANDS = ("show", "validate", "run", "load")
 
 
 class UsageError(Exception):
