@@ -394,8 +394,15 @@ class LoadReport:
         return {kind: counts[kind] for kind in order if counts[kind]}
 
     @property
+    def failed(self) -> int:
+        """Sessions that ended otherwise than recorded (cut and not started do not count)."""
+        return sum(o.verdict not in (VerdictKind.PASS, CUT, NOT_STARTED)
+                   for o in self.outcomes)
+
+    @property
     def passed(self) -> bool:
-        return not self.errors and all(o.verdict == VerdictKind.PASS for o in self.outcomes)
+        """No shard error and no failed session (a --duration may cut sessions)."""
+        return not self.errors and self.failed == 0
 
     @property
     def all_unreachable(self) -> bool:
@@ -516,10 +523,8 @@ def render_report(report: LoadReport) -> str:
         lines.append(f"── {o.verdict}: session {o.session} = copy {o.copy} of "
                      f"{failure.source} session {o.recorded}")
         lines.append(failure.diff or f"  {o.detail}")
-    failed = sum(n for kind, n in report.counts.items()
-                 if kind not in (VerdictKind.PASS, CUT, NOT_STARTED))
     passed = report.counts.get(VerdictKind.PASS.value, 0)
     lines.append("")
     lines.append(f"{passed} of {sessions} sessions passed"
-                 + (f", {failed} failed" if failed else ""))
+                 + (f", {report.failed} failed" if report.failed else ""))
     return "\n".join(lines)

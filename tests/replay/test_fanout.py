@@ -7,7 +7,6 @@ it by copy without losing or duplicating a session; shard statistics merge like 
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 
@@ -15,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corpus import Close, Closer, Direction, Handshake, Message, Recording, Session, new_header
-from replay._auth import PLACEHOLDER_SIGNATURE, find_tokens, plan_texts
+from corpus import Closer
+from replay._auth import find_tokens, plan_texts
 from replay._fanout import (
     SECOND,
     AllAtOnce,
@@ -43,38 +42,9 @@ from replay._loadstats import (
 from replay._runner import plan_recording
 from replay._transcript import Closed, Connected, Received, Sent
 
+from .chat import chat_recording
+
 MS = 1_000_000
-EPOCH = 1_764_000_000 * 10**9
-
-
-def placeholder(claims: dict) -> str:
-    def b64(doc: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
-
-    return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}.{PLACEHOLDER_SIGNATURE}"
-
-
-def chat_recording(*, users: tuple[str, ...] = ("alice",), uid: int = 7) -> Recording:
-    """One session per user: join → joined (echoing the user), ping → pong, client close."""
-    c2s, s2c = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
-    sessions = []
-    for sid, user in enumerate(users, start=1):
-        t = (sid - 1) * 5 * MS
-        token = placeholder({"sub": user, "uid": uid, "exp": EPOCH // 10**9 + 3600})
-        sessions.append(Session(
-            id=sid,
-            handshake=Handshake(session=sid, t=t, url="ws://chat.example/ws",
-                                request_headers=(("authorization", f"Bearer {token}"),),
-                                status=101, t_response=t + MS),
-            messages=(
-                Message(sid, t + 2 * MS, c2s, '{"type": "join"}'),
-                Message(sid, t + 3 * MS, s2c, json.dumps({"type": "joined", "user": user})),
-                Message(sid, t + 40 * MS, c2s, '{"type": "ping", "n": 1}'),
-                Message(sid, t + 41 * MS, s2c,
-                        json.dumps({"type": "pong", "n": 1, "user": user})),
-            ),
-            close=Close(session=sid, t=t + 45 * MS, by=Closer.CLIENT, code=1000)))
-    return Recording(header=new_header(epoch_ns=EPOCH), sessions=tuple(sessions))
 
 
 def tokens_of(plan) -> list:
@@ -167,7 +137,7 @@ def test_copies_cycle_through_the_files_and_a_duration_cuts_late_copies() -> Non
 
 
 def test_each_copy_has_its_own_user_in_every_token_and_in_echoed_payloads() -> None:
-    schedule = plan_recording(chat_recording())
+    schedule = plan_recording(chat_recording(claims={"uid": 7}))
     load = fan_out([("chat.wsr", schedule)], copies=3,
                    identity=Identity.parse("sub=user-{n}"))
     for n, plan in enumerate(load.schedule.sessions):
@@ -181,7 +151,7 @@ def test_each_copy_has_its_own_user_in_every_token_and_in_echoed_payloads() -> N
 
 
 def test_identity_templates_may_use_the_recorded_value_and_keep_numbers_numbers() -> None:
-    schedule = plan_recording(chat_recording(users=("alice", "bob")))
+    schedule = plan_recording(chat_recording(users=("alice", "bob"), claims={"uid": 7}))
     load = fan_out([("chat.wsr", schedule)], copies=2,
                    identity=Identity.parse("sub={value}-{n}, uid=10{n}"))
     claims = [tokens_of(plan)[0].claims for plan in load.schedule.sessions]
@@ -284,7 +254,7 @@ def test_a_shard_judges_each_session_and_shards_merge_into_one_report() -> None:
     assert report.sent == report.received == 8
     assert report.lateness.count == 8 and report.lateness.max == MS
     recorded, replayed = report.response["pong"]
-    assert recorded.percentile(50) == MS  # ping at 40 ms, pong at 41 ms in the recording
+    assert recorded.percentile(50) == MS  # ping at 43 ms, pong at 44 ms in the recording
     assert replayed.max == 4 * MS and replayed.count == 4  # a changed pong is a pong still
     opened = sum(row["opened"] for row in report.timeline.rows())
     assert opened == 4 and report.timeline.rows()[-1]["open"] == 0
