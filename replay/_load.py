@@ -157,14 +157,18 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     except Exception as error:  # reported with the results, as one line
         return _failed(job, f"{type(error).__name__}: {error}")
     state = _ShardState()
+    cpu = time.thread_time()
     try:
         target.run(lambda: _run_shard(job, target=target, rewrite=rewrite, collector=collector,
                                       state=state, tick=tick, sigint=sigint))
     except KeyboardInterrupt:  # Ctrl-C landed outside the shard's own handling
         state.stopped = "interrupted"
-    return collector.finish(t0_unix=state.t0_unix or time.time(),
-                            complete=state.transcript is not None,
-                            stopped=state.stopped, transcript=state.transcript)
+    cpu = time.thread_time() - cpu
+    wall = time.time() - state.t0_unix if state.t0_unix else 0.0
+    result = collector.finish(t0_unix=state.t0_unix or time.time(),
+                              complete=state.transcript is not None,
+                              stopped=state.stopped, transcript=state.transcript)
+    return dataclasses.replace(result, cpu_s=cpu, wall_s=wall)
 
 
 def _failed(job: ShardJob, error: str) -> ShardResult:

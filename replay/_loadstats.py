@@ -192,12 +192,18 @@ class ShardResult:
     response: dict[str, tuple[Histogram, Histogram]]
     """Message kind → (recorded, replay) server response times."""
     timeline: Timeline
+    steady: Histogram = field(default_factory=Histogram)
+    """Send lateness once every session of the shard has started (the ramp is over)."""
     sent: int = 0
     received: int = 0
     stopped: str | None = None
     """Why it stopped early ('interrupted', 'duration'), None when every session ended."""
     error: str | None = None
     """A problem that kept the shard from running (one line)."""
+    cpu_s: float = 0.0
+    """CPU seconds the shard's runner thread used: how close it came to saturating a core."""
+    wall_s: float = 0.0
+    """Seconds the shard ran."""
 
 
 def message_kind(payload: str | bytes) -> str:
@@ -234,6 +240,9 @@ class ShardCollector:
         self.events: dict[int, list[Event]] = {}
         self.verdicts: dict[int, SessionVerdict] = {}
         self.lateness = Histogram()
+        self.steady = Histogram()
+        self.ramped = max((p.start for p in load.schedule.sessions), default=0)
+        """When the shard's last session is due to start: sends after it are steady-state."""
         self.timeline = Timeline()
         self.sent = self.received = self.opened = self.failed = 0
 
@@ -258,6 +267,8 @@ class ShardCollector:
         if kind is Sent:
             self.sent += 1
             self.lateness.add(event.t - event.scheduled)
+            if event.scheduled >= self.ramped:
+                self.steady.add(event.t - event.scheduled)
             self.timeline.add(event.t, "sent")
         elif kind is Received:
             self.received += 1
@@ -318,7 +329,8 @@ class ShardCollector:
                                Verdict((verdict,)), options=self.options)
             diffs.append((plan.session, text))
         return ShardResult(shard=self.shard, t0_unix=t0_unix, outcomes=tuple(outcomes),
-                           diffs=tuple(diffs), lateness=self.lateness, response=response,
+                           diffs=tuple(diffs), lateness=self.lateness, steady=self.steady,
+                           response=response,
                            timeline=self.timeline, sent=self.sent, received=self.received,
                            stopped=stopped)
 
@@ -381,9 +393,13 @@ class LoadReport:
     timeline: Timeline
     sent: int
     received: int
+    steady: Histogram = field(default_factory=Histogram)
+    """Send lateness after each shard's ramp (every session started)."""
     stopped: str | None = None
     errors: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    shard_load: tuple[tuple[float, float], ...] = ()
+    """(CPU seconds, wall seconds) per shard."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -422,7 +438,11 @@ class LoadReport:
             "passed": self.passed,
             "counts": self.counts,
             "messages": {"sent": self.sent, "received": self.received},
+            "shard_cpu": [{"cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+                           "busy": round(cpu / wall, 3) if wall else None}
+                          for cpu, wall in self.shard_load],
             "lateness_ns": self.lateness.to_json(),
+            "lateness_after_ramp_ns": self.steady.to_json(),
             "response_ns": {kind: {"recorded": rec.to_json(), "replay": rep.to_json()}
                             for kind, (rec, rep) in sorted(self.response.items())},
             "timeline": self.timeline.rows(),
@@ -442,7 +462,7 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
           stopped: str | None = None) -> LoadReport:
     """One report from every shard's result (shards put on one timeline by wall clock)."""
     results = sorted(results, key=lambda r: r.shard)
-    lateness, timeline = Histogram(), Timeline()
+    lateness, steady, timeline = Histogram(), Histogram(), Timeline()
     response: dict[str, tuple[Histogram, Histogram]] = {}
     started = [r.t0_unix for r in results if r.error is None]
     origin = min(started, default=0.0)
@@ -450,6 +470,7 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
     diffs: dict[int, str] = {}
     for result in results:
         lateness.merge(result.lateness)
+        steady.merge(result.steady)
         timeline.merge(result.timeline, shift=round((result.t0_unix - origin) * 1e9 / BIN)
                        if result.error is None else 0)
         for kind, (recorded, replayed) in result.response.items():
@@ -474,11 +495,13 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
     reasons = [r.stopped for r in results if r.stopped] + ([stopped] if stopped else [])
     return LoadReport(
         target=target, sources=load.sources, copies=load.copies, shards=len(results),
-        outcomes=ordered, failures=failures, lateness=lateness, response=response,
+        outcomes=ordered, failures=failures, lateness=lateness, steady=steady,
+        response=response,
         timeline=timeline, sent=sum(r.sent for r in results),
         received=sum(r.received for r in results),
         stopped=reasons[0] if reasons else None,
-        errors=tuple(r.error for r in results if r.error), settings=dict(settings or {}))
+        errors=tuple(r.error for r in results if r.error), settings=dict(settings or {}),
+        shard_load=tuple((r.cpu_s, r.wall_s) for r in results))
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -503,9 +526,16 @@ def render_report(report: LoadReport) -> str:
     lines.append("verdicts: " + ", ".join(f"{kind} {count}"
                                           for kind, count in report.counts.items()))
     lines.append(f"messages: {report.sent} sent, {report.received} received")
+    if report.shard_load:
+        busy = ", ".join(f"{cpu / wall:.0%}" if wall else "-" for cpu, wall in report.shard_load)
+        lines.append(f"runner CPU per shard (of one core): {busy}")
     if report.lateness.count:
         s = report.lateness.summary()
         lines.append(f"send lateness (ms): p50 {_ms(s['p50'])}  p90 {_ms(s['p90'])}  "
+                     f"p99 {_ms(s['p99'])}  max {_ms(s['max'])}")
+    if report.steady.count and report.steady.count != report.lateness.count:
+        s = report.steady.summary()
+        lines.append(f"  after the ramp:    p50 {_ms(s['p50'])}  p90 {_ms(s['p90'])}  "
                      f"p99 {_ms(s['p99'])}  max {_ms(s['max'])}")
     if report.response:
         lines.append("server response time (ms), replay vs recorded:")

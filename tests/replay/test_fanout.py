@@ -253,6 +253,8 @@ def test_a_shard_judges_each_session_and_shards_merge_into_one_report() -> None:
     assert "changed" in failure.diff and "session 3" in failure.diff
     assert report.sent == report.received == 8
     assert report.lateness.count == 8 and report.lateness.max == MS
+    # after each shard's ramp: only its last copy's sends (copies 2 and 3)
+    assert report.steady.count == 4
     recorded, replayed = report.response["pong"]
     assert recorded.percentile(50) == MS  # ping at 43 ms, pong at 44 ms in the recording
     assert replayed.max == 4 * MS and replayed.count == 4  # a changed pong is a pong still
