@@ -11,3 +11,24 @@ from ._schedule import build_schedule as build_schedule
 from ._warp import Warp as Warp
 from ._warp import format_duration as format_duration
 from ._warp import parse_duration as parse_duration
+
+# The Trio side (runner, targets, JWT re-mint) loads on first use: `import replay` and the
+# CLI's quick commands stay free of Trio, trio-websocket and pyjwt.
+_LAZY = {
+    "replay": "._runner", "run_sync": "._runner", "replay_recording": "._runner",
+    "Result": "._runner", "DEFAULT_TIMEOUT": "._runner",
+    "LiveTarget": "._live", "open_target": "._targets",
+    "SigningKey": "._auth", "TokenMinter": "._auth",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'replay' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -39,7 +39,7 @@ from ._transcript import (
 )
 from ._verdict import FindingKind, SessionVerdict, Verdict, VerdictKind
 
-_PAYLOAD_WIDTH = 48
+_PAYLOAD_WIDTH = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +126,22 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
         recorded.append((expect.recorded_t, 1, rows))
     recorded.sort(key=lambda item: (item[0], item[1]))
     out = [row for _, _, rows in recorded for row in rows]
-    # Slot each replay-only message after the last row that happened no later in the replay.
-    for got_t, row in sorted(extras, key=lambda item: item[0]):
-        where = 0
-        for i, other in enumerate(out):
-            if other.replay is not None and other.replay <= got_t:
-                where = i + 1
-        out.insert(where, row)
+    for _, row in sorted(extras, key=lambda item: item[0]):
+        _slot_in(out, row)
     return out
+
+
+def _slot_in(rows: list[Row], row: Row) -> None:
+    """Insert a replay-only row after the last row that happened no later in the replay,
+    or at the end when nothing after that point happened in the replay at all."""
+    assert row.replay is not None
+    where = 0
+    for i, other in enumerate(rows):
+        if other.replay is not None and other.replay <= row.replay:
+            where = i + 1
+    if all(other.replay is None for other in rows[where:]):
+        where = len(rows)
+    rows.insert(where, row)
 
 
 def timeline(plan: SessionPlan, events: Sequence[Event], verdict: SessionVerdict | None = None,
@@ -170,20 +178,20 @@ def timeline(plan: SessionPlan, events: Sequence[Event], verdict: SessionVerdict
                         None if closed is None else closed.t - opened, "close", text, note))
     for event in events:
         if type(event) is AppError:
-            rows.append(Row("!", None, event.t - opened, "raised",
-                            f"{event.type}: {event.message}"))
+            _slot_in(rows, Row("!", None, event.t - opened, "raised",
+                               f"{event.type}: {event.message}"))
         elif type(event) is Stuck:
-            rows.append(Row("!", None, event.t - opened, "stuck",
-                            event.waiting or "no progress"))
+            _slot_in(rows, Row("!", None, event.t - opened, "stuck",
+                               event.waiting or "no progress"))
     return rows
 
 
 def _line(row: Row, first: bool) -> str:
     prefix = ">>>" if first else "   "
     times = "" if row.continues else f"{_ms(row.recorded):>12} {_ms(row.replay):>12}"
-    body = f"{prefix} {row.mark} {times:>25}    {row.label:<8} {row.text}"
+    body = f"{prefix} {row.mark} {times:>25}    {row.label:<10} {row.text}"
     if row.note:
-        body = f"{body:<{len(prefix) + 2 + 25 + 4 + 9 + _PAYLOAD_WIDTH}}  {row.note}"
+        body = f"{body:<{len(prefix) + 3 + 25 + 4 + 11 + _PAYLOAD_WIDTH}}  {row.note}"
     return body.rstrip()
 
 

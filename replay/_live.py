@@ -78,7 +78,9 @@ class LiveTarget(NurseryTarget):
         self.query = parts.query or None
         self.extra_headers = tuple(extra_headers)
         self.connect_timeout = connect_timeout
-        self.ssl_context = _ssl_context(ca_file, insecure) if parts.scheme == "wss" else None
+        # A bad --ca is reported even for ws://, where it would otherwise go unnoticed.
+        context = _ssl_context(ca_file, insecure) if ca_file or parts.scheme == "wss" else None
+        self.ssl_context = context if parts.scheme == "wss" else None
 
     def describe(self) -> str:
         return self.url

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -267,27 +268,43 @@ def align(expects: Sequence[str | bytes], received: Sequence[str | bytes],
     pairs: list[Pair] = []
     pool = _Pool()
     if options.unordered:
-        arrivals: dict[Key, list[int]] = {}
+        arrivals: dict[Key, deque[int]] = {}
         for j, key in enumerate(gkeys):
-            arrivals.setdefault(key, []).append(j)
+            arrivals.setdefault(key, deque()).append(j)
         for i, key in enumerate(ekeys):
             if arrivals.get(key):
-                pairs.append(Pair("matched", i, arrivals[key].pop(0)))
+                pairs.append(Pair("matched", i, arrivals[key].popleft()))
             else:
                 pool.expected[i] = 0
         pool.got.update(dict.fromkeys(sorted(j for js in arrivals.values() for j in js), 0))
     else:
-        matcher = SequenceMatcher(None, ekeys, gkeys, autojunk=False)
+        # Most replays agree at both ends; only the middle needs the (quadratic) matcher.
+        head = 0
+        while head < min(len(ekeys), len(gkeys)) and ekeys[head] == gkeys[head]:
+            head += 1
+        tail = 0
+        while (tail < min(len(ekeys), len(gkeys)) - head
+               and ekeys[-1 - tail] == gkeys[-1 - tail]):
+            tail += 1
+        pairs.extend(Pair("matched", k, k) for k in range(head))
+        pairs.extend(Pair("matched", len(ekeys) - 1 - k, len(gkeys) - 1 - k)
+                     for k in range(tail))
+        matcher = SequenceMatcher(None, ekeys[head:len(ekeys) - tail],
+                                  gkeys[head:len(gkeys) - tail], autojunk=False)
         for block, (tag, i1, i2, j1, j2) in enumerate(matcher.get_opcodes()):
             if tag == "equal":
-                pairs.extend(Pair("matched", i1 + k, j1 + k) for k in range(i2 - i1))
+                pairs.extend(Pair("matched", head + i1 + k, head + j1 + k)
+                             for k in range(i2 - i1))
                 continue
-            pool.expected.update(dict.fromkeys(range(i1, i2), block))
-            pool.got.update(dict.fromkeys(range(j1, j2), block))
+            pool.expected.update(dict.fromkeys(range(head + i1, head + i2), block))
+            pool.got.update(dict.fromkeys(range(head + j1, head + j2), block))
         # An expected message that turned up elsewhere was reordered (ordered mode only).
+        waiting: dict[Key, deque[int]] = {}
+        for j in pool.got:
+            waiting.setdefault(gkeys[j], deque()).append(j)
         for i in list(pool.expected):
-            j = next((j for j in pool.got if gkeys[j] == ekeys[i]), None)
-            if j is not None:
+            if waiting.get(ekeys[i]):
+                j = waiting[ekeys[i]].popleft()
                 pairs.append(Pair("reordered", i, j))
                 del pool.expected[i], pool.got[j]
     # Another copy of an expected message: duplicated.
@@ -299,9 +316,12 @@ def align(expects: Sequence[str | bytes], received: Sequence[str | bytes],
             pairs.append(Pair("duplicated", first_of[gkeys[j]], j))
             del pool.got[j]
     # What is left in the same block pairs up as changed, in order.
+    left_in: dict[int, deque[int]] = {}
+    for j, block in pool.got.items():
+        left_in.setdefault(block, deque()).append(j)
     for i, block in list(pool.expected.items()):
-        j = next((j for j, b in pool.got.items() if b == block), None)
-        if j is not None:
+        if left_in.get(block):
+            j = left_in[block].popleft()
             pairs.append(Pair("changed", i, j))
             del pool.expected[i], pool.got[j]
     pairs.extend(Pair("missing", i, None) for i in pool.expected)
@@ -345,6 +365,19 @@ def _judge_close(plan: SessionPlan, closed: Closed | None) -> str | None:
     return f"{got}; recorded {_close_text(recorded.by, recorded.code, recorded.reason)}"
 
 
+# How each kind of unmatched pair reads: (finding kind, what happened to server message #e
+# or to received message #g). Matched pairs are not findings.
+_FINDING_OF: dict[Status, tuple[FindingKind, str]] = {
+    "missing": (FindingKind.MISSING,
+                "server message #{e} never arrived (recorded {at} after open)"),
+    "extra": (FindingKind.EXTRA, "unexpected server message (received #{g})"),
+    "duplicated": (FindingKind.DUPLICATED, "server message #{e} arrived again (received #{g})"),
+    "reordered": (FindingKind.REORDERED,
+                  "server message #{e} arrived out of order (received #{g})"),
+    "changed": (FindingKind.CHANGED, "server message #{e} changed (received #{g})"),
+}
+
+
 def _message_findings(plan: SessionPlan, received: Sequence[Received],
                       options: OracleOptions) -> Iterator[Finding]:
     expects: Sequence[Expect] = plan.expects
@@ -352,48 +385,24 @@ def _message_findings(plan: SessionPlan, received: Sequence[Received],
     # Report in the order a reader meets them: by recorded position, then arrival.
     pairs.sort(key=lambda p: (p.expected if p.expected is not None else len(expects),
                               p.got if p.got is not None else -1))
-    sid = plan.session
     for pair in pairs:
-        e = expects[pair.expected] if pair.expected is not None else None
-        g = received[pair.got] if pair.got is not None else None
-        t = g.t if g is not None else None
-        match pair.status:
-            case "matched":
-                continue
-            case "missing":
-                assert e is not None
-                yield Finding(FindingKind.MISSING, sid,
-                              f"server message #{e.index} never arrived (recorded at "
-                              f"{_ms(e.recorded_t)}): {preview(e.payload)}",
-                              expected=e.index)
-            case "extra":
-                assert g is not None
-                if not options.ignore_extra:
-                    yield Finding(FindingKind.EXTRA, sid,
-                                  f"unexpected server message (received #{pair.got}): "
-                                  f"{preview(g.payload)}", got=pair.got, t=t)
-            case "duplicated":
-                assert e is not None
-                assert g is not None
-                if not options.ignore_extra:
-                    yield Finding(FindingKind.DUPLICATED, sid,
-                                  f"server message #{e.index} arrived again (received "
-                                  f"#{pair.got}): {preview(g.payload)}",
-                                  expected=e.index, got=pair.got, t=t)
-            case "reordered":
-                assert e is not None
-                assert g is not None
-                yield Finding(FindingKind.REORDERED, sid,
-                              f"server message #{e.index} arrived out of order (received "
-                              f"#{pair.got}): {preview(g.payload)}",
-                              expected=e.index, got=pair.got, t=t)
-            case "changed":
-                assert e is not None
-                assert g is not None
-                yield Finding(FindingKind.CHANGED, sid,
-                              f"server message #{e.index} changed (received #{pair.got}): "
-                              f"{describe_change(e.payload, g.payload, options)}",
-                              expected=e.index, got=pair.got, t=t)
+        if pair.status == "matched" or (
+                options.ignore_extra and pair.status in ("extra", "duplicated")):
+            continue
+        kind, template = _FINDING_OF[pair.status]
+        expect = expects[pair.expected] if pair.expected is not None else None
+        got = received[pair.got] if pair.got is not None else None
+        head = template.format(e=pair.expected, g=pair.got,
+                               at=_ms(expect.recorded_t - plan.handshake_time)
+                               if expect is not None else "")
+        if expect is not None and got is not None and pair.status == "changed":
+            tail = describe_change(expect.payload, got.payload, options)
+        else:
+            shown = got if got is not None else expect
+            assert shown is not None  # every unmatched pair has at least one side
+            tail = preview(shown.payload)
+        yield Finding(kind, plan.session, f"{head}: {tail}", expected=pair.expected,
+                      got=pair.got, t=got.t if got is not None else None)
 
 
 def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "real",

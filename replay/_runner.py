@@ -31,7 +31,7 @@ import trio
 from corpus import Closer
 
 from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
-from ._schedule import OPEN, Anchor, Schedule, SessionPlan
+from ._schedule import Anchor, Schedule, Send, SessionPlan
 from ._target import Connection, ConnectRequest, Target
 from ._transcript import (
     Closed,
@@ -125,13 +125,15 @@ class _SessionLog:
     def __init__(self, run: _Run, plan: SessionPlan) -> None:
         self.run, self.plan = run, plan
         self._events: list[Event] = []
-        self.anchors: dict[Anchor, int] = {}
-        self._anchor_set: dict[Anchor, trio.Event] = {}
+        self.anchors: dict[tuple[str, int], int] = {}
+        self._anchor_set: dict[tuple[str, int], trio.Event] = {}
         self.received = 0
         self.connect_at = 0
         self.progress_at = 0
         """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
-        self.waiting = "its start"
+        self.waiting: str | tuple[str, Send] = "its start"
+        """What the session waits for: text, or (kind, send) formatted only if it gets stuck
+        (formatting on every message would cost more than the rest of the bookkeeping)."""
         self.connection: Connection | None = None
         self.restore: Callable[[Payload], Payload] = _keep
         self.done = False
@@ -148,15 +150,27 @@ class _SessionLog:
         """The target's out-of-band channel: stamped with the runner's clock."""
         self.add(dataclasses.replace(event, t=self.run.now()))
 
-    def happened(self, anchor: Anchor, t: int) -> None:
-        self.anchors[anchor] = t
-        if anchor in self._anchor_set:
-            self._anchor_set[anchor].set()
+    # Anchors are keyed by (kind, index) tuples: cheaper than an `Anchor` per message.
+    def happened(self, kind: str, index: int, t: int) -> None:
+        key = (kind, index)
+        self.anchors[key] = t
+        waiter = self._anchor_set.get(key)
+        if waiter is not None:
+            waiter.set()
 
     async def anchor_time(self, anchor: Anchor) -> int:
-        if anchor not in self.anchors:
-            await self._anchor_set.setdefault(anchor, trio.Event()).wait()
-        return self.anchors[anchor]
+        key = (anchor.kind, anchor.index)
+        if key not in self.anchors:
+            await self._anchor_set.setdefault(key, trio.Event()).wait()
+        return self.anchors[key]
+
+    def waiting_text(self) -> str:
+        if isinstance(self.waiting, str):
+            return self.waiting
+        kind, send = self.waiting
+        if kind == "anchor":
+            return f"{_describe(send.after)} (anchor of client message {send.index})"
+        return f"the time to send client message {send.index}"
 
     def planned_wait(self, until: int) -> None:
         """A scheduled pause is not a lack of progress: the deadline counts from its end."""
@@ -181,7 +195,10 @@ class _Run:
         return round((trio.current_time() - self.t0) * 1e9)
 
     async def until(self, t: int) -> None:
-        await trio.sleep_until(self.t0 + t / 1e9)
+        # Already due: go at once. A sleep into the past would still cost a trip through
+        # the run loop per message, which halves live throughput when gaps are 0.
+        if t > self.now():
+            await trio.sleep_until(self.t0 + t / 1e9)
 
     async def session(self, log: _SessionLog) -> None:
         log.planned_wait(log.plan.start)
@@ -228,7 +245,7 @@ class _Run:
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
                           headers=connection.response_headers))
-        log.happened(OPEN, t)
+        log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
             nursery.start_soon(self._drive, log, plan, connection, nursery.cancel_scope)
@@ -246,7 +263,7 @@ class _Run:
                 return
             t = self.now()
             log.add(Received(t=t, payload=log.restore(payload)))
-            log.happened(Anchor("received", log.received), t)
+            log.happened("received", log.received, t)
             log.received += 1
 
     async def _drive(self, log: _SessionLog, plan: SessionPlan, connection: Connection,
@@ -254,9 +271,9 @@ class _Run:
         """Send each client message at its anchor's time + gap, then close as recorded."""
         recorded = {s.index: s.payload for s in log.plan.sends}
         for send in plan.sends:
-            log.waiting = f"{_describe(send.after)} (anchor of client message {send.index})"
+            log.waiting = ("anchor", send)
             scheduled = await log.anchor_time(send.after) + send.gap
-            log.waiting = f"the time to send client message {send.index}"
+            log.waiting = ("time", send)
             log.planned_wait(scheduled)
             await self.until(scheduled)
             t = self.now()
@@ -267,7 +284,7 @@ class _Run:
             # The transcript keeps the recorded payload: a re-minted token never leaves here.
             log.add(Sent(t=t, index=send.index, payload=recorded.get(send.index, send.payload),
                          scheduled=scheduled))
-            log.happened(Anchor("sent", send.index), t)
+            log.happened("sent", send.index, t)
         close = plan.close
         if close is None or close.by is not Closer.CLIENT:
             # The server closed in the recording (or the capture ended with it open): wait for
@@ -307,7 +324,9 @@ class _Run:
                 break
         server = log.connection.waiting_for() if log.connection is not None else ""
         # Read by the oracle as "no progress; waiting for <this>".
-        waiting = f"{log.waiting}; the server side is in {server}" if server else log.waiting
+        waiting = log.waiting_text()
+        if server:
+            waiting += f"; the server side is in {server}"
         log.add(Stuck(t=self.now(), waiting=waiting))
         log.done = True
         scope.cancel()

@@ -65,15 +65,15 @@ def format_duration(ns: int) -> str:
 
 
 def parse_duration(text: str) -> int:
-    """Nanoseconds of a non-negative duration like ``5ms``, ``1.5s`` or ``0``; ValueError else."""
+    """Nanoseconds of a non-negative duration like ``5ms``, ``1.5s`` or ``0`` (else WarpError)."""
     if text == "0":
         return 0
     match = _DURATION.match(text)
     if match is None:
-        raise ValueError("expected a duration like 5ms (units ns, us, ms, s)")
+        raise WarpError("expected a duration like 5ms (units ns, us, ms, s)")
     value = Decimal(match["number"]) * _UNITS[match["unit"]]
     if value != value.to_integral_value():
-        raise ValueError(f"{text} is not a whole number of nanoseconds")
+        raise WarpError(f"{text} is not a whole number of nanoseconds")
     return int(value)
 
 
@@ -86,9 +86,9 @@ def parse_factor(text: str) -> float:
     try:
         factor = float(text)
     except ValueError:
-        raise ValueError("expected a factor like 0.5 or 2") from None
+        raise WarpError("expected a factor like 0.5 or 2") from None
     if not math.isfinite(factor) or factor < 0 or text.strip() != text or "_" in text:
-        raise ValueError("expected a finite, non-negative factor like 0.5 or 2")
+        raise WarpError("expected a finite, non-negative factor like 0.5 or 2")
     return factor
 
 
@@ -112,11 +112,11 @@ class Selector:
 
     def __post_init__(self) -> None:
         if (self.item == "send") != (self.index is not None):
-            raise ValueError("a send selector needs an index, and only it")
+            raise WarpError("a send selector needs an index, and only it")
         for name in ("index", "session"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
-                raise ValueError(f"selector {name}: expected a non-negative integer")
+                raise WarpError(f"selector {name}: expected a non-negative integer")
 
     def __str__(self) -> str:
         scope = "" if self.session is None else f"session[{self.session}]."
@@ -201,13 +201,13 @@ _KNOWN = ("scale, clamp, jitter, accept, handshake, latency.c2s, latency.s2c, "
 
 def _check_ns(name: str, value: object, *, signed: bool = False) -> None:
     if type(value) is not int or (value < 0 and not signed):
-        raise ValueError(f"{name}: expected {'an' if signed else 'a non-negative'} integer "
+        raise WarpError(f"{name}: expected {'an' if signed else 'a non-negative'} integer "
                          f"of nanoseconds, got {value!r}")
 
 
 def _check_factor(value: object) -> None:
     if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"factor: expected a finite non-negative number, got {value!r}")
+        raise WarpError(f"factor: expected a finite non-negative number, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +235,7 @@ class Clamp:
             if getattr(self, name) is not None:
                 _check_ns(f"clamp {name}", getattr(self, name))
         if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError("clamp: the low bound is above the high bound")
+            raise WarpError("clamp: the low bound is above the high bound")
 
     def __str__(self) -> str:
         low = "" if self.low is None else format_duration(self.low)
@@ -253,21 +253,29 @@ class Jitter:
 
     amount: int
     seed: int = 0
+    NAME: ClassVar[str] = "jitter"
 
     def __post_init__(self) -> None:
-        _check_ns("jitter", self.amount)
+        _check_ns(self.NAME, self.amount)
         if type(self.seed) is not int:
-            raise ValueError(f"jitter seed: expected an integer, got {self.seed!r}")
+            raise WarpError(f"{self.NAME} seed: expected an integer, got {self.seed!r}")
 
     def __str__(self) -> str:
         seed = f",seed={self.seed}" if self.seed else ""
-        return f"jitter={format_duration(self.amount)}{seed}"
+        return f"{self.NAME}={format_duration(self.amount)}{seed}"
 
     def draw(self, *key: object) -> int:
         if self.amount == 0:
             return 0
         rng = random.Random(":".join(map(str, (self.seed, *key))))
         return rng.randint(-self.amount, self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkJitter(Jitter):
+    """Set the network model's per-delivery jitter and its seed (the target draws it)."""
+
+    NAME: ClassVar[str] = "latency.jitter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +292,7 @@ class Adjust:
         elif self.mode in ("set", "shift"):
             _check_ns(str(self.selector), self.value, signed=self.mode == "shift")
         else:
-            raise ValueError(f"mode: expected set, shift or scale, got {self.mode!r}")
+            raise WarpError(f"mode: expected set, shift or scale, got {self.mode!r}")
 
     def __str__(self) -> str:
         if self.mode == "scale":
@@ -309,28 +317,11 @@ class Network:
 
     def __post_init__(self) -> None:
         if self.knob not in _NETWORK_FIELD:
-            raise ValueError(f"network knob: expected one of {', '.join(_NETWORK_FIELD)}")
+            raise WarpError(f"network knob: expected one of {', '.join(_NETWORK_FIELD)}")
         _check_ns(self.knob, self.value)
 
     def __str__(self) -> str:
         return f"{self.knob}={format_duration(self.value)}"
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkJitter:
-    """Set the network model's per-delivery jitter and its seed."""
-
-    amount: int
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_ns("latency.jitter", self.amount)
-        if type(self.seed) is not int:
-            raise ValueError(f"latency.jitter seed: expected an integer, got {self.seed!r}")
-
-    def __str__(self) -> str:
-        text = f"latency.jitter={format_duration(self.amount)}"
-        return text + (f",seed={self.seed}" if self.seed else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,10 +505,11 @@ def _apply_adjust(schedule: Schedule, op: Adjust) -> Schedule:
         else:
             plans.append(plan)
     if not matched:
-        what = {"send": f"client message {op.selector.index}", "close": "a close",
-                "first-send": "a client message"}[op.selector.item]
-        where = "the session" if wanted is not None else "any session"
-        raise WarpError(f"{op.selector}: {where} has no {what} to warp")
+        what = {"send": f"client message {op.selector.index}", "close": "close",
+                "first-send": "client message"}[op.selector.item]
+        if wanted is None:
+            raise WarpError(f"{op.selector}: no session has a {what}")
+        raise WarpError(f"{op.selector}: session {wanted} has no {what}")
     return replace(schedule, sessions=tuple(plans))
 
 
@@ -535,10 +527,6 @@ def _apply_op(schedule: Schedule, op: Op) -> Schedule:
                     gap = max(low, gap)
                 return gap if high is None else min(high, gap)
             return replace(schedule, sessions=tuple(_gaps(p, clamp) for p in schedule.sessions))
-        case Jitter():
-            def jitter(plan: SessionPlan, key: tuple[object, ...], gap: int) -> int:
-                return gap + op.draw(plan.session, *key)
-            return replace(schedule, sessions=tuple(_gaps(p, jitter) for p in schedule.sessions))
         case Adjust():
             return _apply_adjust(schedule, op)
         case Network(knob, value):
@@ -547,6 +535,10 @@ def _apply_op(schedule: Schedule, op: Op) -> Schedule:
         case NetworkJitter(amount, seed):
             return replace(schedule, network=replace(schedule.network, jitter=amount,
                                                      seed=seed))
+        case Jitter():  # after NetworkJitter, its subclass
+            def jitter(plan: SessionPlan, key: tuple[object, ...], gap: int) -> int:
+                return gap + op.draw(plan.session, *key)
+            return replace(schedule, sessions=tuple(_gaps(p, jitter) for p in schedule.sessions))
         case Expiry(value):
             return replace(schedule, token_expiry=value)
     raise TypeError(f"not a warp operation: {op!r}")
@@ -571,7 +563,7 @@ class Warp:
     def __post_init__(self) -> None:
         if not isinstance(self.ops, tuple) or not all(
                 isinstance(op, Op) for op in self.ops):  # type: ignore[arg-type]
-            raise ValueError("Warp.ops: expected a tuple of warp operations")
+            raise WarpError("Warp.ops: expected a tuple of warp operations")
 
     @classmethod
     def parse(cls, text: str) -> Warp:
@@ -619,6 +611,8 @@ class Warp:
                 text = value
             elif key == "scale":
                 text = format_factor(value)
+            elif key == "seed" and isinstance(value, int):
+                text = str(value)
             elif isinstance(value, int):
                 text = f"{value}ns"
             else:

@@ -28,7 +28,11 @@ Replay each recorded session against --target on the schedule the recording impl
 targets:
   ws://HOST[:PORT][/PATH]    a live server; each session keeps its recorded path and
   wss://HOST[:PORT][/PATH]   query unless the target names a path
-  asgi:MODULE_OR_FILE:ATTR   an ASGI app run in-process on a virtual clock (when available)
+  asgi:MODULE_OR_FILE:ATTR   an ASGI app run in-process on a virtual clock, e.g.
+                             asgi:scripts/racy_chat.py:app or asgi:myservice.main:app;
+                             the network is modelled (warp knobs accept=, handshake=,
+                             latency.c2s=, latency.s2c=, latency.jitter=) and the same
+                             file + warp + --seed replays byte-identically
 
 JWTs in the recording (real or redacted placeholders) are re-minted at each connect
 with --jwt-secret (HS256; or $WSREPLAY_JWT_SECRET) or --jwt-key (RS256/ES256 PEM).
@@ -64,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-session progress deadline (default 10; '500ms' works)")
     parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
                         help="at most N sessions connected at once (default: as recorded)")
+    parser.add_argument("--loop", choices=("auto", "trio", "asyncio"), default=None,
+                        help="asgi: targets: run the app on Trio or on trio-asyncio's asyncio "
+                             "loop (default auto: asyncio, as uvicorn/hypercorn run apps, "
+                             "unless the app's module imports trio)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed for jitter and same-instant ordering (default 0)")
     parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
@@ -123,11 +131,16 @@ def run(args: argparse.Namespace) -> int:
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
+    if args.loop and not args.target.startswith("asgi:"):
+        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
     target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
-                         extra_headers=headers or None)
+                         extra_headers=headers or None, loop=args.loop)
     recordings = [(path, read_recording(path)) for path in args.files]
     for path, recording in recordings:
         schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
+        if key is None and schedule.token_expiry is not None:
+            print("wsreplay: note: the warp's exp= only applies to re-minted tokens; give "
+                  "--jwt-secret or --jwt-key", file=sys.stderr)
         if key is None and redacted_token_count(schedule):
             print(f"wsreplay: note: {path} holds redacted JWTs; without --jwt-secret or "
                   f"--jwt-key they are sent as recorded and the server will likely refuse "
@@ -212,6 +225,10 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--warp", args.warp]
     if args.pacing != "causal":
         words += ["--pacing", args.pacing]
+    if args.repeat > 1:  # a live failure that came once in N runs needs the N to come again
+        words += ["--repeat", str(args.repeat)]
+    if args.loop:
+        words += ["--loop", args.loop]
     for header in args.header:
         words += ["--header", header]
     if args.ca:

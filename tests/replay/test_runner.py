@@ -293,3 +293,50 @@ def test_bad_arguments_are_refused_with_the_field_named() -> None:
         trio.run(lambda: replay(schedule(), HandlerTarget(_slow_echo(0)), timeout=0))
     with pytest.raises(ValueError, match="concurrency"):
         trio.run(lambda: replay(schedule(), HandlerTarget(_slow_echo(0)), concurrency=0))
+
+
+def test_the_trio_side_is_public_but_loads_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    import replay
+    from replay import _auth, _live, _runner, _targets
+
+    assert (replay.replay, replay.run_sync, replay.replay_recording, replay.Result) == (
+        _runner.replay, _runner.run_sync, _runner.replay_recording, _runner.Result)
+    assert (replay.LiveTarget, replay.open_target) == (_live.LiveTarget, _targets.open_target)
+    assert (replay.SigningKey, replay.TokenMinter) == (_auth.SigningKey, _auth.TokenMinter)
+    assert {"replay", "LiveTarget", "open_target"} <= set(dir(replay))
+    with pytest.raises(AttributeError):
+        _ = replay.no_such_name
+    code = "import sys, replay; sys.exit(1 if 'trio' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_replay_recording_schedules_warps_replays_and_judges_in_one_call() -> None:
+    from replay._runner import Result, replay_recording
+    from replay._warp import Warp
+
+    from .servers import echo_recording
+
+    async def echo_then_close(conn: ServerConnection) -> None:
+        await conn.accept()
+        while True:
+            message = await conn.receive()
+            await conn.send(message)
+            if message == "bye":
+                await conn.close(1000)
+                return
+
+    recording = echo_recording()
+    target = HandlerTarget(echo_then_close, virtual_clock=True)
+    plain = replay_recording(recording, target)
+    assert isinstance(plain, Result)
+    assert plain.verdict.passed, plain.verdict.findings
+    halved = replay_recording(recording, target, warp=Warp.parse("scale=0.5"))
+    assert halved.verdict.passed
+    sent = [[e.t for e in r.transcript.sessions[0].events if type(e) is Sent]
+            for r in (plain, halved)]
+    assert sent[0] == [1 * MS, 2 * MS, 3 * MS]  # recorded: 1 ms apart after the open
+    assert sent[1] == [MS // 2, MS, 3 * MS // 2]
+    assert halved.schedule.sessions[0].sends[0].gap == MS // 2
