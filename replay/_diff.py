@@ -20,8 +20,10 @@ with ``⋮`` where rows were left out. Pure: returns text, prints nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from ._oracle import DEFAULT_OPTIONS, OracleOptions, Pair, align, describe_change, preview
 from ._schedule import Schedule, SessionPlan
@@ -93,7 +95,7 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
             " " if replayed is not None else "-", send.recorded_t - base,
             None if replayed is None else replayed.t - opened, f"→ #{send.index}",
             preview(send.payload, _PAYLOAD_WIDTH), "" if replayed else "not sent")]))
-    extras: list[tuple[int, Row]] = []  # (replay time, row) for what only the replay has
+    extras: list[Row] = []  # what only the replay has
     for pair in align([e.payload for e in plan.expects], [r.payload for r in received],
                       options):
         got = received[pair.got] if pair.got is not None else None
@@ -103,8 +105,8 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
             assert got_t is not None
             note = (f"reordered: recorded as #{pair.expected}"
                     if pair.status == "reordered" else _status_note(pair))
-            extras.append((got_t, Row("+", None, got_t, f"← got #{pair.got}",
-                                      preview(got.payload, _PAYLOAD_WIDTH), note)))
+            extras.append(Row("+", None, got_t, f"← got #{pair.got}",
+                              preview(got.payload, _PAYLOAD_WIDTH), note))
             if pair.status != "reordered":
                 continue
         expect = plan.expects[pair.expected]
@@ -126,22 +128,26 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
         recorded.append((expect.recorded_t, 1, rows))
     recorded.sort(key=lambda item: (item[0], item[1]))
     out = [row for _, _, rows in recorded for row in rows]
-    for _, row in sorted(extras, key=lambda item: item[0]):
-        _slot_in(out, row)
-    return out
+    return _slot_in(out, extras)
 
 
-def _slot_in(rows: list[Row], row: Row) -> None:
-    """Insert a replay-only row after the last row that happened no later in the replay,
-    or at the end when nothing after that point happened in the replay at all."""
-    assert row.replay is not None
-    where = 0
-    for i, other in enumerate(rows):
-        if other.replay is not None and other.replay <= row.replay:
-            where = i + 1
-    if all(other.replay is None for other in rows[where:]):
-        where = len(rows)
-    rows.insert(where, row)
+def _slot_in(rows: list[Row], extra: Sequence[Row]) -> list[Row]:
+    """`rows` with each replay-only row of `extra` after the last row that happened no later
+    in the replay, or at the end when nothing after that point happened in the replay."""
+    timed = sorted((row.replay, i) for i, row in enumerate(rows) if row.replay is not None)
+    times = [t for t, _ in timed]
+    latest = list(accumulate((i for _, i in timed), max))  # latest row index among the first k
+    last_timed = latest[-1] if latest else -1
+    slots: dict[int, list[Row]] = {}
+    for row in sorted(extra, key=lambda r: r.replay or 0):
+        k = bisect_right(times, row.replay or 0)
+        where = latest[k - 1] + 1 if k else 0
+        slots.setdefault(len(rows) if where > last_timed else where, []).append(row)
+    out: list[Row] = []
+    for i, row in enumerate(rows):
+        out += slots.get(i, ())
+        out.append(row)
+    return out + slots.get(len(rows), [])
 
 
 def timeline(plan: SessionPlan, events: Sequence[Event], verdict: SessionVerdict | None = None,
@@ -176,14 +182,11 @@ def timeline(plan: SessionPlan, events: Sequence[Event], verdict: SessionVerdict
         rows.append(Row("!" if FindingKind.ABNORMAL_CLOSE in kinds else " ",
                         None if close is None else close.recorded_t - plan.handshake_time,
                         None if closed is None else closed.t - opened, "close", text, note))
-    for event in events:
-        if type(event) is AppError:
-            _slot_in(rows, Row("!", None, event.t - opened, "raised",
-                               f"{event.type}: {event.message}"))
-        elif type(event) is Stuck:
-            _slot_in(rows, Row("!", None, event.t - opened, "stuck",
-                               event.waiting or "no progress"))
-    return rows
+    noticed = [Row("!", None, e.t - opened, "raised", f"{e.type}: {e.message}")
+               for e in events if type(e) is AppError]
+    noticed += [Row("!", None, e.t - opened, "stuck", e.waiting or "no progress")
+                for e in events if type(e) is Stuck]
+    return _slot_in(rows, noticed)
 
 
 def _line(row: Row, first: bool) -> str:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
+from bisect import bisect_left
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -238,6 +239,100 @@ def describe_change(expected: str | bytes, got: str | bytes,
 
 # --- alignment -------------------------------------------------------------------------------
 
+Block = tuple[bool, int, int, int, int]
+"""(equal, i1, i2, j1, j2): a[i1:i2] and b[j1:j2] are equal, or differ as a whole."""
+
+QUADRATIC_LIMIT = 1_000_000
+"""Largest len(a) * len(b) handed to `SequenceMatcher`, whose time grows with that product
+(seconds at 10,000 x 10,000); larger regions are first cut at patience-diff anchors."""
+
+
+def diff_blocks(a: Sequence[Key], b: Sequence[Key], oa: int = 0, ob: int = 0) -> list[Block]:
+    """Runs covering `a` and `b` in order, indices offset by `oa` / `ob`."""
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    out: list[Block] = [(True, oa, oa + head, ob, ob + head)] if head else []
+    mid_a, mid_b = a[head:len(a) - tail], b[head:len(b) - tail]
+    ma, mb = oa + head, ob + head
+    if not mid_a or not mid_b or len(mid_a) * len(mid_b) <= QUADRATIC_LIMIT:
+        out.extend((tag == "equal", ma + i1, ma + i2, mb + j1, mb + j2) for tag, i1, i2, j1, j2
+                   in SequenceMatcher(None, mid_a, mid_b, autojunk=False).get_opcodes())
+    else:
+        out.extend(_patience(mid_a, mid_b, ma, mb))
+    if tail:
+        out.append((True, oa + len(a) - tail, oa + len(a), ob + len(b) - tail, ob + len(b)))
+    return out
+
+
+def _patience(a: Sequence[Key], b: Sequence[Key], oa: int, ob: int) -> list[Block]:
+    """Cut at keys that occur once on each side (in an order both agree on), diff between."""
+    once_a = Counter(a)
+    once_b = Counter(b)
+    where_b = {key: j for j, key in enumerate(b) if once_b[key] == 1}
+    candidates = [(i, where_b[key]) for i, key in enumerate(a)
+                  if once_a[key] == 1 and key in where_b]
+    anchors = _longest_increasing(candidates)
+    if not anchors:
+        return _greedy(a, b, oa, ob)
+    out: list[Block] = []
+    pi = pj = 0
+    for i, j in anchors:
+        out.extend(diff_blocks(a[pi:i], b[pj:j], oa + pi, ob + pj))
+        out.append((True, oa + i, oa + i + 1, ob + j, ob + j + 1))
+        pi, pj = i + 1, j + 1
+    out.extend(diff_blocks(a[pi:], b[pj:], oa + pi, ob + pj))
+    return out
+
+
+def _longest_increasing(pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of `pairs` (sorted by first) whose seconds increase too."""
+    tails: list[int] = []  # tails[k]: index in pairs ending the best run of length k + 1
+    tail_js: list[int] = []  # the seconds of those pairs, for bisecting
+    back: list[int] = []
+    for n, (_, j) in enumerate(pairs):
+        k = bisect_left(tail_js, j)
+        back.append(tails[k - 1] if k else -1)
+        if k == len(tails):
+            tails.append(n)
+            tail_js.append(j)
+        else:
+            tails[k], tail_js[k] = n, j
+    run: list[tuple[int, int]] = []
+    n = tails[-1] if tails else -1
+    while n >= 0:
+        run.append(pairs[n])
+        n = back[n]
+    return run[::-1]
+
+
+def _greedy(a: Sequence[Key], b: Sequence[Key], oa: int, ob: int) -> list[Block]:
+    """A common subsequence found left to right in linear time: the fallback for large
+    regions with no unique anchors (thousands of identical heartbeats)."""
+    ahead: dict[Key, deque[int]] = {}
+    for j, key in enumerate(b):
+        ahead.setdefault(key, deque()).append(j)
+    out: list[Block] = []
+    pi = pj = 0
+    for i, key in enumerate(a):
+        queue = ahead.get(key)
+        while queue and queue[0] < pj:
+            queue.popleft()
+        if not queue:
+            continue
+        j = queue.popleft()
+        if i > pi or j > pj:
+            out.append((False, oa + pi, oa + i, ob + pj, ob + j))
+        out.append((True, oa + i, oa + i + 1, ob + j, ob + j + 1))
+        pi, pj = i + 1, j + 1
+    if pi < len(a) or pj < len(b):
+        out.append((False, oa + pi, oa + len(a), ob + pj, ob + len(b)))
+    return out
+
+
 Status = Literal["matched", "missing", "extra", "duplicated", "reordered", "changed"]
 
 
@@ -278,26 +373,12 @@ def align(expects: Sequence[str | bytes], received: Sequence[str | bytes],
                 pool.expected[i] = 0
         pool.got.update(dict.fromkeys(sorted(j for js in arrivals.values() for j in js), 0))
     else:
-        # Most replays agree at both ends; only the middle needs the (quadratic) matcher.
-        head = 0
-        while head < min(len(ekeys), len(gkeys)) and ekeys[head] == gkeys[head]:
-            head += 1
-        tail = 0
-        while (tail < min(len(ekeys), len(gkeys)) - head
-               and ekeys[-1 - tail] == gkeys[-1 - tail]):
-            tail += 1
-        pairs.extend(Pair("matched", k, k) for k in range(head))
-        pairs.extend(Pair("matched", len(ekeys) - 1 - k, len(gkeys) - 1 - k)
-                     for k in range(tail))
-        matcher = SequenceMatcher(None, ekeys[head:len(ekeys) - tail],
-                                  gkeys[head:len(gkeys) - tail], autojunk=False)
-        for block, (tag, i1, i2, j1, j2) in enumerate(matcher.get_opcodes()):
-            if tag == "equal":
-                pairs.extend(Pair("matched", head + i1 + k, head + j1 + k)
-                             for k in range(i2 - i1))
+        for block, (equal, i1, i2, j1, j2) in enumerate(diff_blocks(ekeys, gkeys)):
+            if equal:
+                pairs.extend(Pair("matched", i1 + k, j1 + k) for k in range(i2 - i1))
                 continue
-            pool.expected.update(dict.fromkeys(range(head + i1, head + i2), block))
-            pool.got.update(dict.fromkeys(range(head + j1, head + j2), block))
+            pool.expected.update(dict.fromkeys(range(i1, i2), block))
+            pool.got.update(dict.fromkeys(range(j1, j2), block))
         # An expected message that turned up elsewhere was reordered (ordered mode only).
         waiting: dict[Key, deque[int]] = {}
         for j in pool.got:
@@ -405,12 +486,18 @@ def _message_findings(plan: SessionPlan, received: Sequence[Received],
                       got=pair.got, t=got.t if got is not None else None)
 
 
+def _stuck_kind(clock: str) -> FindingKind:
+    # Under a virtual clock nothing is slow, only blocked: "stuck". On the real clock the
+    # runner's deadline passed, which may be a slow server: "timeout".
+    return FindingKind.STUCK if clock == "virtual" else FindingKind.TIMEOUT
+
+
 def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "real",
                   options: OracleOptions = OracleOptions()) -> SessionVerdict:
     """The verdict on one session's replay."""
     sid = plan.session
     findings: list[Finding] = []
-    stuck_kind = FindingKind.STUCK if clock == "virtual" else FindingKind.TIMEOUT
+    stuck_kind = _stuck_kind(clock)
     stuck = [e for e in events if type(e) is Stuck]
     unreachable = next((e for e in events if type(e) is Unreachable), None)
     rejected = next((e for e in events if type(e) is Rejected), None)
@@ -459,9 +546,9 @@ def judge(schedule: Schedule, transcript: Transcript, *,
     for plan in schedule.sessions:
         session = by_session.get(plan.session)
         if session is None:
-            kind = FindingKind.STUCK if transcript.clock == "virtual" else FindingKind.TIMEOUT
             verdicts.append(SessionVerdict(plan.session, (
-                Finding(kind, plan.session, "the replay has no transcript for this session"),
+                Finding(_stuck_kind(transcript.clock), plan.session,
+                        "the replay has no transcript for this session"),
             )))
             continue
         verdicts.append(judge_session(plan, session.events, clock=transcript.clock,

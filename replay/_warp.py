@@ -111,6 +111,9 @@ class Selector:
     session: int | None = None
 
     def __post_init__(self) -> None:
+        if self.item not in ("first-send", "send", "close", "start"):
+            raise WarpError(f"selector item: expected first-send, send, close or start, "
+                            f"got {self.item!r}")
         if (self.item == "send") != (self.index is not None):
             raise WarpError("a send selector needs an index, and only it")
         for name in ("index", "session"):

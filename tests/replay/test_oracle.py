@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from difflib import SequenceMatcher
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from corpus import Closer
 from replay import OracleOptions, judge
+from replay import _oracle as oracle
 from replay._errors import ReplayError
 from replay._oracle import DEFAULT_OPTIONS, align, payload_key
 from replay._schedule import Schedule, SessionPlan
@@ -106,6 +109,8 @@ def test_each_injected_fault_yields_exactly_one_finding_of_its_kind(data: st.Dat
         min_size=2, max_size=12, unique_by=payload_key))
     fault = data.draw(st.sampled_from(["missing", "extra", "duplicated", "reordered",
                                        "changed", "moved"]))
+    # 0 sends every region through the patience-diff path large sessions take.
+    limit = data.draw(st.sampled_from([oracle.QUADRATIC_LIMIT, 0]))
     i = data.draw(st.integers(0, len(expected) - 1))
     got = list(expected)
     fresh = "\x00never-recorded"
@@ -125,7 +130,8 @@ def test_each_injected_fault_yields_exactly_one_finding_of_its_kind(data: st.Dat
             message = got.pop(i)
             j = data.draw(st.integers(0, len(got)).filter(lambda j: j != i))
             got.insert(j, message)
-    findings = verdict_for(chat(expected), got).findings
+    with patch.object(oracle, "QUADRATIC_LIMIT", limit):
+        findings = verdict_for(chat(expected), got).findings
     kind = {"moved": "reordered"}.get(fault, fault)
     assert [f.kind for f in findings] == [FindingKind(kind)], findings
     (finding,) = findings
@@ -151,6 +157,30 @@ def test_unordered_mode_still_counts_copies() -> None:
     assert kinds(["b", "c", "a", "b", "c"]) == [(FindingKind.DUPLICATED, 3, 4)]
     assert kinds(["b", "c", "z", "b"]) == [(FindingKind.CHANGED, 0, 2)]
     assert kinds(["b", "c", "a", "b", "z"]) == [(FindingKind.EXTRA, None, 4)]
+
+
+def test_large_sessions_never_hand_the_quadratic_matcher_more_than_its_limit() -> None:
+    calls: list[int] = []
+
+    def bounded(junk: None, a: list, b: list, autojunk: bool) -> SequenceMatcher:
+        calls.append(len(a) * len(b))
+        assert len(a) * len(b) <= 10_000 or not a or not b
+        return SequenceMatcher(junk, a, b, autojunk=autojunk)
+
+    expected = [json.dumps({"n": i}) for i in range(400)] + ['{"hb":1}'] * 400
+    got = list(expected)
+    got[100:300] = [json.dumps({"other": i}) for i in range(200)]  # a long changed stretch
+    del got[-150]  # one heartbeat lost among identical ones
+    got.insert(350, '"surprise"')  # among the unique ones: its place is unambiguous
+    with patch.object(oracle, "QUADRATIC_LIMIT", 10_000), \
+            patch.object(oracle, "SequenceMatcher", bounded):
+        findings = verdict_for(chat(expected), got).findings
+    assert calls
+    kinds = [f.kind for f in findings]
+    assert kinds.count(FindingKind.CHANGED) == 200
+    assert kinds.count(FindingKind.EXTRA) == 1
+    assert kinds.count(FindingKind.MISSING) == 1
+    assert len(kinds) == 202
 
 
 # --- how payloads compare ------------------------------------------------------------------
@@ -218,6 +248,33 @@ def test_ignore_extra_tolerates_messages_beyond_the_recorded_ones() -> None:
     assert verdict_for(schedule, ["a", "hb", "b", "b"], options).passed
     (finding,) = verdict_for(schedule, ["b"], options).findings
     assert finding.kind is FindingKind.MISSING
+
+
+@settings(deadline=None)
+@given(st.lists(st.sampled_from("abcz"), max_size=30), st.lists(st.sampled_from("abcz"),
+                                                                max_size=30),
+       st.sampled_from([oracle.QUADRATIC_LIMIT, 0]), st.booleans())
+def test_alignment_accounts_for_every_message_once_and_matches_only_equals(
+        expected: list[str], got: list[str], limit: int, unordered: bool) -> None:
+    # limit 0 drives the patience / greedy path that very large sessions take.
+    with patch.object(oracle, "QUADRATIC_LIMIT", limit):
+        pairs = align(expected, got, OracleOptions(unordered=unordered))
+    assert sorted(p.expected for p in pairs
+                  if p.expected is not None and p.status != "duplicated") == list(
+        range(len(expected)))
+    assert sorted(p.got for p in pairs if p.got is not None) == list(range(len(got)))
+    matched = sorted((p.expected, p.got) for p in pairs if p.status == "matched")
+    assert all(expected[i] == got[j] for i, j in matched)
+    if not unordered:
+        assert [j for _, j in matched] == sorted(j for _, j in matched)
+    for p in pairs:
+        if p.status in ("reordered", "duplicated"):
+            assert expected[p.expected] == got[p.got]
+        if p.status == "changed":
+            assert expected[p.expected] != got[p.got]
+    # Nothing left unmatched could have been matched: a missing and an extra never agree.
+    missing = {expected[p.expected] for p in pairs if p.status == "missing"}
+    assert not missing & {got[p.got] for p in pairs if p.status == "extra"}
 
 
 def test_align_pairs_every_message_exactly_once() -> None:
