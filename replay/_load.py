@@ -400,9 +400,11 @@ def open_cluster(address: str) -> Iterator[Any]:
 
         raise ReplayError("--cluster needs Dask: pip install 'wsreplay[cluster]'") from None
     if address == "local":
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None,
-                          silence_logs=logging.ERROR) as local, Client(local) as client:
+        with _sigint_ignored_by_children():
+            local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 host="127.0.0.1", dashboard_address=None,
+                                 silence_logs=logging.ERROR)
+        with local, Client(local) as client:
             yield client
         return
     try:
@@ -414,6 +416,23 @@ def open_cluster(address: str) -> Iterator[Any]:
                                 f"({error})") from None
     with client:
         yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Start processes that ignore Ctrl-C: the local cluster's workers share our terminal's
+    process group, and a Ctrl-C killing them would lose their shards' results. We stop them
+    through a Dask `Event` instead. (An ignored signal stays ignored across exec, and Python
+    and asyncio leave an ignored SIGINT alone.) Only around their start: Ctrl-C must still
+    reach this process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _dask_shard(job: ShardJob, names: tuple[str, str]) -> ShardResult:

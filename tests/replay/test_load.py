@@ -172,15 +172,16 @@ def test_bad_load_options_are_one_line_each(recording, args, needle) -> None:
     assert line.startswith("wsreplay: error: ") and needle in line
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_stops_the_load_and_still_writes_the_report(server, tmp_path, workers) -> None:
+@pytest.mark.parametrize("where", [("--workers", "1"), ("--workers", "2"),
+                                   ("--cluster", "local")])
+def test_ctrl_c_stops_the_load_and_still_writes_the_report(server, tmp_path, where) -> None:
     path = tmp_path / "slow.wsr"
     write_recording(path, chat_recording(think_ms=120_000))  # every session waits 2 minutes
     chat = server("faithful", announce=True)
     report = tmp_path / "report.json"
     process = subprocess.Popen(
         [WSREPLAY, "load", str(path), "--target", chat.url, "--jwt-secret", SECRET,
-         "--sessions", "10", "--identity", "sub=user-{n}", "--workers", workers,
+         "--sessions", "10", "--identity", "sub=user-{n}", *where,
          "--report", str(report)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
