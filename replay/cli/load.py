@@ -147,7 +147,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
-    else:
+    if report.all_unreachable and report.stopped != "interrupted":
+        # Nothing answered at all: one line says why, like any other input problem.
+        from replay._errors import TargetUnreachable
+
+        first = next((f.outcome.detail for f in report.failures), args.target)
+        raise TargetUnreachable(first.removeprefix("unreachable: "))
+    if not args.json:
         print(render_report(report))
         for what, path in (("report", args.report), ("plot", args.plot)):
             if path:
@@ -155,11 +161,6 @@ def run(args: argparse.Namespace) -> int:
     if report.stopped == "interrupted":
         print("wsreplay: interrupted; the report holds what was gathered", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if report.all_unreachable:
-        from replay._errors import TargetUnreachable
-
-        first = next((f.outcome.detail for f in report.failures), args.target)
-        raise TargetUnreachable(first.removeprefix("unreachable: "))
     return EXIT_OK if report.passed else EXIT_DIVERGED
 
 
@@ -167,7 +168,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The load, the spec every shard runs with, and the settings for the report; every
     option checked before anything connects (`UsageError` & co. otherwise)."""
     from corpus import read_recording
-    from replay._auth import find_tokens, plan_texts, signing_key
+    from replay._auth import find_tokens, plan_texts, redacted_token_count, signing_key
     from replay._fanout import AllAtOnce, Identity, copy_count, fan_out, parse_ramp, parse_rate
     from replay._live import parse_header_option
     from replay._load import LoadSpec
@@ -215,6 +216,10 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
                  for plan in schedule.sessions for _, text in plan_texts(plan))
     if identity is not None and not tokens:
         print("wsreplay: note: the recordings hold no JWT; --identity changes nothing",
+              file=sys.stderr)
+    if key is None and any(redacted_token_count(schedule) for _, schedule in sources):
+        print("wsreplay: note: the recordings hold redacted JWTs; without --jwt-secret or "
+              "--jwt-key they are sent as recorded and the server will likely refuse them",
               file=sys.stderr)
     load = fan_out(sources, copies=copies, starts=starts, identity=identity,
                    duration=args.duration)

@@ -208,3 +208,19 @@ def test_a_duration_cuts_the_load_and_cut_sessions_are_not_failures(server, tmp_
     assert report["stopped"] == "duration"
     assert report["counts"] == {"cut": 10}
     assert report["messages"]["received"] == 10  # every copy got its "joined"
+
+
+def test_an_unreachable_target_is_one_line_exit_3_and_the_report_is_written(
+        recording, tmp_path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = tmp_path / "report.json"
+    result = wsreplay("load", str(recording), "--target", f"ws://127.0.0.1:{port}",
+                      "--sessions", "3", "--jwt-secret", SECRET, "--report", str(report))
+    assert result.returncode == 3, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"wsreplay: error: cannot reach ws://127.0.0.1:{port}/ws")
+    assert json.loads(report.read_text())["counts"] == {"unreachable": 3}
