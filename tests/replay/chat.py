@@ -15,8 +15,8 @@ Behaviours (Starlette on Hypercorn, 127.0.0.1, a free port):
   share of a load fails, the same whatever runs it.
 
 ``python -m tests.replay.chat BEHAVIOUR [--announce]`` prints the ws:// URL on one line and
-serves until killed; with ``--announce`` it also prints ``open USER`` for each accepted
-socket (tests wait for that instead of sleeping).
+serves until killed; with ``--announce`` it also prints ``open USER`` when a socket's first
+message arrives (tests wait for that instead of sleeping).
 """
 
 from __future__ import annotations
@@ -105,12 +105,14 @@ def app_for(behaviour: str, *, announce: bool = False) -> Starlette:
             await ws.send_denial_response(PlainTextResponse("not you", status_code=403))
             return
         await ws.accept()
-        if announce:
-            print(f"open {user}", flush=True)
         slots[user] = ws
+        announced = not announce
         try:
             while True:
                 reply = _reply(json.loads(await ws.receive_text()), user)
+                if not announced:  # the client has connected and sent: it is mid-session
+                    print(f"open {user}", flush=True)
+                    announced = True
                 if behaviour != "slots":
                     await ws.send_json(reply)
                     continue

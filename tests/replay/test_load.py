@@ -39,7 +39,8 @@ class Server:
         assert self.url.startswith("ws://127.0.0.1:"), self.url
 
     def wait_for_opens(self, count: int) -> None:
-        """Block until the server has accepted `count` sockets (it prints each)."""
+        """Block until `count` sockets have sent their first message (the server prints
+        each): those sessions are connected and mid-way on the client's side too."""
         assert self.process.stdout is not None
         for _ in range(count):
             assert self.process.stdout.readline().startswith("open ")
