@@ -35,6 +35,11 @@ _LAZY = {
     "Result": "._runner", "DEFAULT_TIMEOUT": "._runner",
     "LiveTarget": "._live", "open_target": "._targets", "AsgiTarget": "._asgi",
     "SigningKey": "._auth", "TokenMinter": "._auth",
+    # Load replay (`wsreplay load`): fan-out is pure; running a load needs Trio (and Dask
+    # for a cluster).
+    "fan_out": "._fanout", "shard": "._fanout", "Identity": "._fanout", "Ramp": "._fanout",
+    "Rate": "._fanout", "Load": "._fanout", "run_load": "._load", "LoadSpec": "._load",
+    "LoadReport": "._loadstats",
 }
 
 

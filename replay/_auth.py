@@ -75,15 +75,21 @@ class SigningKey:
     @classmethod
     def from_pem_file(cls, path: str | Path) -> SigningKey:
         """An RSA, EC or Ed25519 private key from a PEM file; `AuthError` naming the file."""
-        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
         source = f"--jwt-key {path}"
         try:
             data = Path(path).read_bytes()
         except OSError as error:
             raise AuthError(f"{source}: cannot read the key file "
                             f"({error.strerror or error})") from None
+        return cls.from_pem(data, source=source)
+
+    @classmethod
+    def from_pem(cls, data: bytes, *, source: str) -> SigningKey:
+        """A private key from PEM bytes (how a key travels to another process or machine:
+        key objects do not pickle)."""
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         try:
             key = load_pem_private_key(data, password=None)
         except TypeError:
