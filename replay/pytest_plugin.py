@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -284,17 +284,21 @@ def _signing_key(sidecar: Sidecar) -> Any:
 
 @dataclass
 class Replayer:
-    """The ``wsreplay`` fixture: replay a corpus file from a hand-written test."""
+    """The ``wsreplay`` fixture: replay a corpus file from a hand-written test.
+
+    A file replays as its sidecars say (folder ``wsreplay.toml``, then ``NAME.wsr.toml``:
+    target, keys, ignore-paths...); keyword arguments override them one by one, with the
+    sidecar field names (``target``, ``ignore_paths``, ``jwt_secret_env``, ``seed``...).
+    """
 
     tmp_path: Path
 
-    def run(self, file: str | os.PathLike[str], *, target: str, warp: str = "",
-            **options: Any) -> Any:
+    def run(self, file: str | os.PathLike[str], *, warp: str = "", **options: Any) -> Any:
         """Replay synchronously on the target's own loop (virtual clock for ``asgi:``)."""
-        sidecar, case = self._plan(target, warp, options)
+        sidecar, case = self._plan(Path(file), warp, options)
         return run_file(Path(file), sidecar, case)
 
-    async def replay(self, file: str | os.PathLike[str], *, target: str, warp: str = "",
+    async def replay(self, file: str | os.PathLike[str], *, warp: str = "",
                      **options: Any) -> Any:
         """Replay inside a running Trio test, on that test's clock."""
         from corpus import read_recording
@@ -302,14 +306,19 @@ class Replayer:
         from ._runner import replay_recording_async
         from ._targets import open_target
 
-        sidecar, case = self._plan(target, warp, options)
+        sidecar, case = self._plan(Path(file), warp, options)
         opts = _replay_options(sidecar, case)
         del opts["seed"]  # the running test's loop decides same-instant ordering
-        return await replay_recording_async(read_recording(file), open_target(target), **opts)
+        return await replay_recording_async(read_recording(file),
+                                            open_target(sidecar.target or ""), **opts)
 
     @staticmethod
-    def _plan(target: str, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:
-        return Sidecar(target=target, **options), Case(warp=warp)
+    def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:
+        sidecar = replace(load_sidecar(file), **options)
+        if not sidecar.target:
+            raise SidecarError(str(file), "target", "no target: pass target=... or set it "
+                               f"in {file.name}.toml or {FOLDER_SIDECAR}")
+        return sidecar, Case(warp=warp)
 
 
 @pytest.fixture

@@ -189,6 +189,11 @@ def test_the_fixture_serves_hand_written_tests(project: pytest.Pytester) -> None
             assert str(result.verdict.kind) != "pass"
             assert [str(f.kind) for f in result.verdict.findings][0] == "missing"
 
+        def test_the_files_sidecar_supplies_the_rest(wsreplay):
+            # target and ignore_paths come from corpus/wsreplay.toml
+            assert wsreplay.run("corpus/chat.wsr").verdict.passed
+            assert not wsreplay.run("corpus/chat.wsr", target="asgi:bad.py:app").verdict.passed
+
         @pytest.mark.trio
         async def test_inside_a_trio_test(wsreplay, autojump_clock):
             result = await wsreplay.replay("corpus/chat.wsr", target="asgi:good.py:app",
@@ -196,4 +201,4 @@ def test_the_fixture_serves_hand_written_tests(project: pytest.Pytester) -> None
             assert result.verdict.passed
     ''')
     result = project.runpytest_subprocess("test_mine.py", "-p", "trio")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
