@@ -34,8 +34,7 @@ from typing import Any, Literal
 
 from ._errors import ReplayError
 from ._verdict import FindingKind
-
-_DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+from ._warp import parse_duration
 
 
 class SidecarError(ReplayError):
@@ -141,24 +140,6 @@ def read_sidecar(path: str | os.PathLike[str], *, base: Sidecar | None = None) -
     path = os.fspath(path)
     with open(path, encoding="utf-8") as file:
         return parse_sidecar(file.read(), path=path, base=base)
-
-
-def parse_duration(text: str) -> int:
-    """'30s', '150ms', '0' → nanoseconds; raises ValueError naming the expected form."""
-    text = text.strip()
-    for unit in ("ns", "us", "ms", "s"):
-        if text.endswith(unit):
-            number = text[: -len(unit)]
-            break
-    else:
-        unit, number = "ns", text
-        if text not in ("0", ""):
-            raise ValueError(f"expected a duration like 150ms or 30s, got {text!r}")
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"expected a duration like 150ms or 30s, got {text!r}") from None
-    return round(value * _DURATION_UNITS[unit])
 
 
 def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:

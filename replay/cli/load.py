@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._app import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, UsageError
-from .run import _positive_int, _seconds
+from .run import _positive_int
 
 NAME = "load"
 HELP = "replay recordings as a load: N concurrent copies, across processes or a Dask cluster"
@@ -52,9 +52,9 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
+    from .run import add_replay_options
+
     parser.add_argument("files", nargs="+", metavar="FILE", help="corpus files (.wsr)")
-    parser.add_argument("--target", "-t", required=True, metavar="URL",
-                        help="where to replay: ws://… or wss://…")
     bounds = parser.add_argument_group("bounds (at least one is required)")
     bounds.add_argument("--sessions", "-n", type=_positive_int, metavar="N",
                         help="how many copies of the recordings to run")
@@ -76,30 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the shards on Dask: a scheduler address, or 'local'")
     parser.add_argument("--warp", "-w", metavar="WARP", default="",
                         help="bend every copy's timeline, e.g. 'scale=0.5'")
-    parser.add_argument("--pacing", choices=("causal", "absolute"), default="causal",
-                        help="causal: each send waits for what preceded it (default); "
-                             "absolute: fixed offsets from the handshake")
-    parser.add_argument("--header", "-H", action="append", default=[], metavar="'K: V'",
-                        help="add or replace a request header (repeatable)")
-    parser.add_argument("--ca", metavar="FILE", help="CA bundle (PEM) to verify wss:// with")
-    parser.add_argument("--insecure", action="store_true",
-                        help="do not verify the wss:// certificate (staging only)")
-    keys = parser.add_mutually_exclusive_group()
-    keys.add_argument("--jwt-secret", metavar="SECRET",
-                      help="HMAC secret to re-mint HS256 tokens (or $WSREPLAY_JWT_SECRET)")
-    keys.add_argument("--jwt-key", metavar="FILE",
-                      help="private key PEM to re-mint RS256/ES256 tokens")
-    parser.add_argument("--jwt-allow-alg-change", action="store_true",
-                        help="sign tokens whose recorded algorithm the key cannot sign with "
-                             "the key's own algorithm")
-    parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
-                        help="per-session progress deadline (default 10; '500ms' works)")
-    parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
-                        help="at most N sessions connected at once per shard")
-    parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
-                        help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
-    parser.add_argument("--unordered", action="store_true",
-                        help="compare server messages as a multiset (order does not count)")
+    # Target (live ws:// or wss:// only), pacing, TLS, keys, deadlines and oracle options
+    # as for `run`; --concurrency caps each shard.
+    add_replay_options(parser)
     parser.add_argument("--failures", type=_positive_int, default=5, metavar="N",
                         help="show the diffs of the first N failures (default 5)")
     parser.add_argument("--report", metavar="FILE", help="write the merged report as JSON")

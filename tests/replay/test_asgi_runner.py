@@ -189,3 +189,17 @@ def test_a_denied_handshake_is_rejected_in_the_transcript(loop: str) -> None:
     [rejected] = _events(transcript, 1, Rejected)
     assert (rejected.status, rejected.body) == (401, b"no token")
     assert judge(plan, transcript).passed  # the recording was rejected too
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_clients_own_close_stays_the_clients_under_server_to_client_latency(
+        loop: str) -> None:
+    """Regression: with latency on the way back, the close handshake's answer arrives
+    late; the close is still the client's, and the session passes."""
+    plan = dataclasses.replace(
+        schedule(session(1, url="ws://x/ws", sends=(send(0, "ping"),),
+                         expects=(expect(0, "echo:ping", 1),),
+                         close=client_close(after("received", 0), 5))),
+        network=NetworkModel(s2c_latency=5 * MS))
+    transcript = run_sync(plan, AsgiTarget(asgi_apps.echo, loop=loop))
+    assert judge(plan, transcript).kind is VerdictKind.PASS, judge(plan, transcript).findings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replay._sidecar import Case, Sidecar, SidecarError, parse_duration, parse_sidecar
+from replay._sidecar import Case, Sidecar, SidecarError, parse_sidecar
 
 
 def test_defaults_run_the_recorded_timing_once_and_expect_a_pass() -> None:
@@ -72,7 +72,7 @@ def test_command_line_overrides_replace_target_and_warps() -> None:
     ("targte = 'x'", "x.toml: targte: unknown key"),
     ("pacing = 'fast'", "x.toml: pacing: expected \"causal\" or \"absolute\", got 'fast'"),
     ("seed = 'one'", "x.toml: seed: expected an integer, got 'one'"),
-    ("timeout = 'soon'", "x.toml: timeout: expected a duration like 150ms or 30s"),
+    ("timeout = 'soon'", "x.toml: timeout: expected a duration like 5ms"),
     ("warps = [1]", "x.toml: warps: expected a list of warp strings"),
     ("[[cases]]\nwarp = 'x'\nexpect = 'maybe'", "x.toml: cases[0].expect: expected"),
     ("[[cases]]\nexpect = 'xfail'", "x.toml: cases[0].finding: an xfail case must name"),
@@ -86,12 +86,3 @@ def test_bad_sidecars_name_the_file_and_the_key(text: str, message: str) -> None
         parse_sidecar(text, path="x.toml")
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
-
-
-def test_durations() -> None:
-    assert parse_duration("150ms") == 150_000_000
-    assert parse_duration("30s") == 30_000_000_000
-    assert parse_duration("0") == 0
-    assert parse_duration("1.5us") == 1_500
-    with pytest.raises(ValueError, match="expected a duration"):
-        parse_duration("12 parsecs")
