@@ -230,7 +230,8 @@ class _Run:
         if self.rewrite is not None:
             plan, log.restore = self.rewrite(plan, log.connect_at)
         request = ConnectRequest(url=plan.url, headers=plan.headers,
-                                 subprotocols=plan.subprotocols, network=self.schedule.network)
+                                 subprotocols=plan.subprotocols,
+                                 network=self.schedule.network.for_session(plan.handshake_time))
         log.waiting = "the handshake response"
         try:
             connection = await self.target.connect(request, log.report)

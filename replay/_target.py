@@ -17,7 +17,7 @@ Rules every target keeps:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol, Self, TypeVar
 
 from corpus import Headers
@@ -48,6 +48,18 @@ class NetworkModel:
     jitter: int = 0
     """Up to this much extra delay per delivery, drawn from `seed`."""
     seed: int = 0
+    from_recording: frozenset[str] = frozenset()
+    """Latencies (``"accept"``, ``"handshake"``) that each session takes from its own
+    recording: the request→response time the proxy saw (warp ``accept=recorded``). The
+    runner resolves them per session; a target only ever sees plain numbers."""
+
+    def for_session(self, recorded_handshake: int) -> NetworkModel:
+        """This model with the `from_recording` latencies set for one session."""
+        if not self.from_recording:
+            return self
+        fields = {"accept": "accept_latency", "handshake": "handshake_latency"}
+        return replace(self, from_recording=frozenset(),
+                       **{fields[name]: recorded_handshake for name in self.from_recording})
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ followed in the recording. A selector that matches nothing is an error when appl
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 import re
@@ -195,6 +196,16 @@ def _read_selector(cursor: _Cursor) -> Selector:
 # --- operations ------------------------------------------------------------------------------
 
 NetworkKnob = Literal["accept", "handshake", "latency.c2s", "latency.s2c"]
+
+
+class Recorded(enum.Enum):
+    """The value ``recorded``: each session's own recorded handshake time."""
+
+    RECORDED = "recorded"
+
+
+RECORDED = Recorded.RECORDED
+_FROM_RECORDING = ("accept", "handshake")  # the knobs a recording can tell
 _NETWORK_FIELD = {"accept": "accept_latency", "handshake": "handshake_latency",
                   "latency.c2s": "c2s_latency", "latency.s2c": "s2c_latency"}
 _KNOWN = ("scale, clamp, jitter, accept, handshake, latency.c2s, latency.s2c, "
@@ -313,17 +324,25 @@ class Adjust:
 
 @dataclass(frozen=True, slots=True)
 class Network:
-    """Set one timing of the network model (`Schedule.network`)."""
+    """Set one timing of the network model (`Schedule.network`): nanoseconds, or
+    `RECORDED` (accept and handshake only) for each session's recorded handshake time."""
 
     knob: NetworkKnob
-    value: int
+    value: int | Recorded
 
     def __post_init__(self) -> None:
         if self.knob not in _NETWORK_FIELD:
             raise WarpError(f"network knob: expected one of {', '.join(_NETWORK_FIELD)}")
+        if self.value is RECORDED:
+            if self.knob not in _FROM_RECORDING:
+                raise WarpError(f"{self.knob}=recorded: only accept and handshake can come "
+                                "from the recording")
+            return
         _check_ns(self.knob, self.value)
 
     def __str__(self) -> str:
+        if self.value is RECORDED:
+            return f"{self.knob}=recorded"
         return f"{self.knob}={format_duration(self.value)}"
 
 
@@ -426,6 +445,11 @@ def _parse_op(text: str, start: int, end: int) -> Op:
     if key == "latency.jitter":
         return NetworkJitter(int(_value(text, value_at, end, int)))
     if key in _NETWORK_FIELD:
+        if text[value_at:end].strip() == RECORDED.value:
+            try:
+                return Network(key, RECORDED)  # type: ignore[arg-type]
+            except WarpError as error:
+                raise WarpError(str(error), text=text, column=value_at + 1) from None
         return Network(key, int(_value(text, value_at, end, int)))  # type: ignore[arg-type]
     if key == "exp":
         return Expiry(int(_value(text, value_at, end, int, signed=True)))
@@ -533,8 +557,14 @@ def _apply_op(schedule: Schedule, op: Op) -> Schedule:
         case Adjust():
             return _apply_adjust(schedule, op)
         case Network(knob, value):
-            return replace(schedule, network=replace(schedule.network,
-                                                     **{_NETWORK_FIELD[knob]: value}))
+            network = schedule.network
+            if value is RECORDED:
+                return replace(schedule, network=replace(
+                    network, **{_NETWORK_FIELD[knob]: 0},
+                    from_recording=network.from_recording | {knob}))
+            return replace(schedule, network=replace(
+                network, **{_NETWORK_FIELD[knob]: value},
+                from_recording=network.from_recording - {knob}))
         case NetworkJitter(amount, seed):
             return replace(schedule, network=replace(schedule.network, jitter=amount,
                                                      seed=seed))

@@ -203,3 +203,23 @@ def test_the_clients_own_close_stays_the_clients_under_server_to_client_latency(
         network=NetworkModel(s2c_latency=5 * MS))
     transcript = run_sync(plan, AsgiTarget(asgi_apps.echo, loop=loop))
     assert judge(plan, transcript).kind is VerdictKind.PASS, judge(plan, transcript).findings
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_accept_recorded_holds_each_accept_for_that_sessions_recorded_handshake(
+        loop: str) -> None:
+    """`accept=recorded`: the network model comes from the recording, session by session
+    (the cold-instance accept window a capture measured)."""
+    from replay._transcript import Connected
+    from replay._warp import Warp
+
+    fast = dataclasses.replace(session(1, url="ws://x/ws"), handshake_time=30 * MS)
+    slow = dataclasses.replace(session(2, url="ws://x/ws"), handshake_time=120 * MS)
+    plan = Warp.parse("accept=recorded").apply(schedule(fast, slow))
+    transcript = run_sync(plan, AsgiTarget(asgi_apps.echo, loop=loop))
+    assert [_events(transcript, 1, Connected)[0].t,
+            _events(transcript, 2, Connected)[0].t] == [30 * MS, 120 * MS]
+    # A later plain value replaces it for every session.
+    plan = Warp.parse("accept=recorded,accept=5ms").apply(schedule(fast, slow))
+    transcript = run_sync(plan, AsgiTarget(asgi_apps.echo, loop=loop))
+    assert _events(transcript, 2, Connected)[0].t == 5 * MS

@@ -416,3 +416,13 @@ def test_warps_are_frozen_values() -> None:
         Warp(("scale=2",))  # type: ignore[arg-type]
     assert not Warp()
     assert Warp.parse("scale=2")
+
+
+def test_accept_and_handshake_can_come_from_the_recording() -> None:
+    warp = Warp.parse("accept=recorded,handshake=recorded,latency.s2c=5ms")
+    assert str(warp) == "accept=recorded,handshake=recorded,latency.s2c=5ms"
+    assert Warp.from_dict(warp.to_dict()) == warp
+    with pytest.raises(WarpError) as caught:
+        Warp.parse("scale=1,latency.c2s=recorded")
+    assert caught.value.column == 21
+    assert "only accept and handshake can come from the recording" in str(caught.value)
