@@ -14,6 +14,17 @@ from ._diff import render_diff as render_diff
 from ._diff import render_session as render_session
 from ._diff import render_timeline as render_timeline
 from ._diff import timeline as timeline
+from ._errors import AuthError as AuthError
+from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import HandshakeRejected as HandshakeRejected
+from ._errors import ReplayError as ReplayError
+from ._errors import ScheduleError as ScheduleError
+from ._errors import TargetError as TargetError
+from ._errors import TargetUnreachable as TargetUnreachable
+from ._errors import WarpError as WarpError
+from ._explore import Discovery as Discovery
+from ._explore import Exhausted as Exhausted
+from ._explore import explore as explore
 from ._noisy import NoisyResult as NoisyResult
 from ._noisy import NoisyThreshold as NoisyThreshold
 from ._noisy import ProbabilisticBisection as ProbabilisticBisection
@@ -23,7 +34,32 @@ from ._oracle import judge as judge
 from ._oracle import judge_session as judge_session
 from ._plot import PlotError as PlotError
 from ._plot import plot_bisect as plot_bisect
+from ._schedule import Anchor as Anchor
+from ._schedule import ClosePlan as ClosePlan
+from ._schedule import Expect as Expect
+from ._schedule import Schedule as Schedule
+from ._schedule import Send as Send
+from ._schedule import SessionPlan as SessionPlan
 from ._schedule import build_schedule as build_schedule
+from ._target import Connection as Connection
+from ._target import ConnectRequest as ConnectRequest
+from ._target import NetworkModel as NetworkModel
+from ._target import Target as Target
+from ._transcript import AppError as AppError
+from ._transcript import Closed as Closed
+from ._transcript import Connected as Connected
+from ._transcript import Received as Received
+from ._transcript import Rejected as Rejected
+from ._transcript import Sent as Sent
+from ._transcript import SessionTranscript as SessionTranscript
+from ._transcript import Stuck as Stuck
+from ._transcript import Transcript as Transcript
+from ._transcript import Unreachable as Unreachable
+from ._verdict import Finding as Finding
+from ._verdict import FindingKind as FindingKind
+from ._verdict import SessionVerdict as SessionVerdict
+from ._verdict import Verdict as Verdict
+from ._verdict import VerdictKind as VerdictKind
 from ._warp import Warp as Warp
 from ._warp import format_duration as format_duration
 from ._warp import parse_duration as parse_duration
@@ -32,6 +68,7 @@ from ._warp import parse_duration as parse_duration
 # CLI's quick commands stay free of Trio, trio-websocket and pyjwt.
 _LAZY = {
     "replay": "._runner", "run_sync": "._runner", "replay_recording": "._runner",
+    "replay_recording_async": "._runner",
     "Result": "._runner", "DEFAULT_TIMEOUT": "._runner",
     "LiveTarget": "._live", "open_target": "._targets", "AsgiTarget": "._asgi",
     "SigningKey": "._auth", "TokenMinter": "._auth",

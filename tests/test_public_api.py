@@ -46,3 +46,41 @@ def test_corpus_records_are_frozen() -> None:
         pass
     else:
         raise AssertionError("records must be immutable")
+
+
+def test_replay_exports_are_exactly_the_documented_names() -> None:
+    import replay
+
+    submodules = {"cli", "testing", "pytest_plugin"}  # public modules, present once imported
+    public = {name for name in dir(replay) if not name.startswith(("_", "@"))} - submodules
+    assert public == {
+        # the pure core
+        "build_schedule", "Schedule", "SessionPlan", "Send", "Expect", "ClosePlan", "Anchor",
+        "Warp", "format_duration", "parse_duration", "judge", "judge_session",
+        "OracleOptions", "render_diff", "render_session", "render_timeline", "timeline",
+        "Verdict", "SessionVerdict", "Finding", "FindingKind", "VerdictKind",
+        "bisect", "Bisection", "BisectError", "BisectKind", "BisectResult", "Flip", "Probe",
+        "Segment", "Side", "probe_bound", "noisy_bisect", "NoisyResult", "NoisyThreshold",
+        "ProbabilisticBisection", "explore", "Discovery", "Exhausted", "plot_bisect",
+        "PlotError",
+        # the seam and what crosses it
+        "Target", "Connection", "ConnectRequest", "NetworkModel", "Transcript",
+        "SessionTranscript", "Connected", "Rejected", "Unreachable", "Sent", "Received",
+        "Closed", "AppError", "Stuck",
+        # errors
+        "ReplayError", "WarpError", "ScheduleError", "AuthError", "TargetError",
+        "TargetUnreachable", "HandshakeRejected", "ConnectionClosed",
+        # the Trio side, loaded on first use
+        "replay", "run_sync", "replay_recording", "replay_recording_async", "Result",
+        "DEFAULT_TIMEOUT", "LiveTarget", "AsgiTarget", "open_target", "SigningKey",
+        "TokenMinter", "fan_out", "shard", "Identity", "Ramp", "Rate", "Load", "run_load",
+        "LoadSpec", "LoadReport",
+    }
+
+
+def test_importing_replay_loads_neither_trio_nor_mitmproxy() -> None:
+    code = ("import sys, replay; bad = [m for m in ('trio', 'mitmproxy', 'trio_websocket', "
+            "'jwt') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
