@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_replay_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--report", metavar="FILE", help="also write the JSON document here")
+    parser.add_argument("--timeline", metavar="OUT.svg|png",
+                        help="draw the first failing run (else the first run): recorded "
+                             "above, replayed below, the first divergence marked")
 
 
 def add_replay_options(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
                 runs.append(_Run(path, repeat, result))
 
     code = _exit_code(runs)
+    if args.timeline:
+        _draw(runs, recordings, args.timeline)
     document = _document(runs, args, code)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as out:
@@ -213,6 +218,50 @@ def _all_unreachable(runs: Sequence[_Run]) -> bool:
 
 def _first_unreachable(runs: Sequence[_Run]) -> str:
     return _unreachable_events(runs)[0].error
+
+
+def _draw(runs: Sequence[_Run], recordings: Sequence[tuple[str, Any]], out: str) -> None:
+    from replay._timeline import lanes_from_recording, lanes_from_transcript, plot_timeline
+
+    run = next((r for r in runs if not r.result.verdict.passed), runs[0])
+    recording = dict(recordings)[run.path]
+    plot_timeline(out, [(f"recorded: {run.path}", lanes_from_recording(recording)),
+                        (f"replayed: {run.result.verdict.kind}",
+                         lanes_from_transcript(run.result.transcript))],
+                  highlight=_first_divergence(run.result))
+    print(f"timeline: {out}", file=sys.stderr)
+
+
+def _first_divergence(result: Any) -> tuple[int, int] | None:
+    """(session, replay time) of the earliest finding. A message that never came counts
+    from when it was due: its recorded gap after the message before it, as that one
+    arrived in this replay (the first one: its recorded offset after connect)."""
+    from replay._transcript import Connected, Received
+
+    plans = {plan.session: plan for plan in result.schedule.sessions}
+    events = {s.session: s.events for s in result.transcript.sessions}
+    moments = []
+    for finding in result.verdict.findings:
+        if finding.t is not None:
+            moments.append((finding.t, finding.session))
+            continue
+        if finding.expected is None:
+            continue
+        plan, k = plans[finding.session], finding.expected
+        seen = events.get(finding.session, ())
+        arrived = [e.t for e in seen if type(e) is Received]
+        if 0 < k <= len(arrived):
+            gap = plan.expects[k].recorded_t - plan.expects[k - 1].recorded_t
+            moments.append((arrived[k - 1] + gap, finding.session))
+            continue
+        opened = next((e.t for e in seen if type(e) is Connected), None)
+        if opened is not None:
+            due = plan.expects[k].recorded_t - plan.handshake_time
+            moments.append((opened + due, finding.session))
+    if not moments:
+        return None
+    t, session = min(moments)
+    return session, t
 
 
 def _exit_code(runs: Sequence[_Run]) -> int:

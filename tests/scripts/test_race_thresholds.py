@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from corpus import SAMPLES_DIR, read_recording
+from replay._asgi import open_asgi_target
 from replay.cli import main as wsreplay
 
 from .test_racy_chat import racy
@@ -21,6 +22,21 @@ from .test_racy_chat import racy
 MS = 1_000_000
 S = 1_000_000_000
 REPLAY = ["--jwt-secret", racy.DEFAULT_SECRET, "--ignore-path", "$.id", "--ignore-path", "$.ts"]
+
+
+def racy_target(app: str):
+
+    return open_asgi_target(f"asgi:scripts/racy_chat.py:{app}")
+
+
+def _key():
+    from replay._auth import SigningKey
+
+    return SigningKey.secret(racy.DEFAULT_SECRET)
+
+
+KEY = _key()
+ORACLE = __import__("replay").OracleOptions(ignore_paths=("$.id", "$.ts"))
 
 
 def _after_first_close(sample: str, delay: int) -> int:
@@ -107,3 +123,34 @@ def test_explore_refuses_a_recording_that_does_not_replay_clean(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "does not replay clean at its recorded timing" in err[0]
+
+
+def test_run_draws_recorded_and_replayed_side_by_side(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "flush.svg"
+    code = wsreplay(["run", str(SAMPLES_DIR / "flush.wsr"), "--target",
+                     "asgi:scripts/racy_chat.py:flush_race_app", "--warp",
+                     "gap[open->first-send]=0", "--timeout", "1", "--timeline", str(out),
+                     *REPLAY])
+    assert code == 1
+    svg = ET.parse(out).getroot()
+    assert svg.tag.endswith("svg")
+    capsys.readouterr()
+
+
+def test_the_first_divergence_of_a_lost_message_is_when_it_was_due() -> None:
+    from replay._runner import replay_recording
+    from replay._warp import Warp
+    from replay.cli.run import _first_divergence
+
+    result = replay_recording(read_recording(SAMPLES_DIR / "flush.wsr"),
+                              racy_target("flush_race_app"),
+                              warp=Warp.parse("gap[open->first-send]=0"), timeout=1.0,
+                              key=KEY, oracle_options=ORACLE)
+    _, t = _first_divergence(result)
+    received = [e.t for s in result.transcript.sessions for e in s.events
+                if type(e).__name__ == "Received"]
+    # Between the last message that came before the lost one and the next that came.
+    assert received[1] < t < received[2]
