@@ -240,7 +240,28 @@ def check_range(lo: int, hi: int, resolution: int) -> None:
         raise BisectError(f"resolution must be positive, got {resolution}")
 
 
-class Bisection:
+class SansIOSearch:
+    """What both searches share: one probe asked for at a time, `done` when none is."""
+
+    _pending: int | None
+
+    @property
+    def done(self) -> bool:
+        return self._pending is None
+
+    def next_probe(self) -> int:
+        """The knob value to probe next (the same value until its verdict is recorded)."""
+        if self._pending is None:
+            raise BisectError("the search is done: read .result instead of probing again")
+        return self._pending
+
+    def _check_asked(self, value: int) -> None:
+        expected = self.next_probe()
+        if value != expected:
+            raise BisectError(f"recorded a probe of {value}, but the search asked for {expected}")
+
+
+class Bisection(SansIOSearch):
     """Exact bisection as a state machine: `next_probe()`, `record()`, `done`, `result`."""
 
     def __init__(self, *, lo: int, hi: int, resolution: int, scan: int = 0, repeats: int = 1,
@@ -268,21 +289,9 @@ class Bisection:
             self._queue = [lo, hi, *inner]  # the endpoints first: they may settle it
         self._advance()
 
-    @property
-    def done(self) -> bool:
-        return self._pending is None
-
-    def next_probe(self) -> int:
-        """The knob value to probe next (the same value until its verdict is recorded)."""
-        if self._pending is None:
-            raise BisectError("the search is done: read .result instead of probing again")
-        return self._pending
-
     def record(self, value: int, fails: bool) -> None:
         """Record the verdict of a probe of `value` (which must be `next_probe()`)."""
-        expected = self.next_probe()
-        if value != expected:
-            raise BisectError(f"recorded a probe of {value}, but the search asked for {expected}")
+        self._check_asked(value)
         self._probes.append(Probe(value, bool(fails)))
         self._votes.append(bool(fails))
         majority = self.repeats // 2 + 1

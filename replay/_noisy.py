@@ -50,6 +50,7 @@ from ._bisect import (
     BisectKind,
     Grid,
     Probe,
+    SansIOSearch,
     Side,
     _other,
     check_range,
@@ -137,7 +138,7 @@ class _Belief:
         return sum(m * w for m, w in zip(self.cells[side], widths, strict=True))
 
 
-class ProbabilisticBisection:
+class ProbabilisticBisection(SansIOSearch):
     """Noisy (Horstein) bisection as a state machine: `next_probe`, `record`, `done`, `result`."""
 
     def __init__(self, *, lo: int, hi: int, resolution: int, confidence: float = 0.95,
@@ -178,21 +179,9 @@ class ProbabilisticBisection:
 
     # -- the sans-IO surface -------------------------------------------------------------
 
-    @property
-    def done(self) -> bool:
-        return self._pending is None
-
-    def next_probe(self) -> int:
-        """The knob value to probe next."""
-        if self._pending is None:
-            raise BisectError("the search is done: read .result instead of probing again")
-        return self._pending
-
     def record(self, value: int, fails: bool) -> None:
         """Record the verdict of a probe of `value` (which must be `next_probe()`)."""
-        expected = self.next_probe()
-        if value != expected:
-            raise BisectError(f"recorded a probe of {value}, but the search asked for {expected}")
+        self._check_asked(value)
         fails = bool(fails)
         self._probes.append(Probe(value, fails))
         if value in self._end_votes:
