@@ -33,8 +33,14 @@ def read_flows(path: str | os.PathLike[str]) -> Recording:
                     flows.append(flow)
         except exceptions.FlowReadException as bad:
             raise NotAFlowDump(
-                f"not a complete mitmproxy flow dump ({bad}) after {seen} flows: "
+                f"not a complete mitmproxy flow dump ({_first_line(bad)}) after {seen} flows: "
                 "cut short, or not written by mitmdump -w", path=path) from None
+        except Exception as bad:
+            # A damaged dump that still parses as tnetstrings fails inside mitmproxy's
+            # state loading with KeyError, TypeError, ValueError...: the file is at fault.
+            raise NotAFlowDump(
+                f"damaged mitmproxy flow dump: flow {seen + 1} does not load "
+                f"({type(bad).__name__}: {_first_line(bad)})", path=path) from None
     if not flows:
         raise NotAFlowDump(f"no WebSocket flows among the dump's {seen} flows", path=path)
     flows.sort(key=lambda f: f.request.timestamp_start)
@@ -44,6 +50,11 @@ def read_flows(path: str | os.PathLike[str]) -> Recording:
         records += session_records(flow, session=session, epoch_ns=epoch)
     source = {"tool": "mitmproxy", "import": os.path.basename(path)}
     return Recording.from_records(new_header(epoch_ns=epoch, source=source), records)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200] if text.strip() else type(error).__name__
 
 
 def session_records(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> list[Record]:
