@@ -27,13 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from replay._explore import Discovery, explore
     from replay._runner import plan_recording, replay_recording
 
-    from ._app import UsageError
+    from ._app import UsageError, record_limit
     from .run import open_replay
 
     if args.budget < 1:
         raise UsageError(f"--budget: expected at least 1 replay, got {args.budget}")
     target, options = open_replay(args)
-    recording = read_recording(args.file)
+    recording = read_recording(args.file, **record_limit(args))
     schedule = plan_recording(recording, pacing=args.pacing)
 
     def probe(candidate, warp):

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ._app import UsageError
+from ._app import UsageError, record_limit
 
 if TYPE_CHECKING:
     from corpus import CorpusReader, RedactionPolicy
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwrite(args.file, output)
     extra = RedactionPolicy(headers=tuple(args.header), json_paths=tuple(args.json_path),
                             patterns=tuple(args.pattern))
-    with CorpusReader(args.file) as reader:
+    with CorpusReader(args.file, **record_limit(args)) as reader:
         redactor = Redactor(recorded_policy(reader).merged(extra))
         writer = CorpusWriter(output, redactor.header(reader.header))
         records = changed = 0
