@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpus import read_recording, write_recording
+    from corpus import inside, read_recording, safe_name, write_recording
     from replay._explore import Discovery, explore
     from replay._runner import plan_recording, replay_recording
 
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.file).name.removesuffix(".wsr")
-    repro = _free_path(out / f"{stem}.explored.wsr")
+    stem = safe_name(Path(args.file).name.removesuffix(".wsr"), fallback="recording")
+    repro = _free_path(inside(out, f"{stem}.explored.wsr"))
     write_recording(repro, result.recording)
     sidecar = repro.with_name(repro.name + ".toml")
     sidecar.write_text(_sidecar_text(args, result), encoding="utf-8")
