@@ -39,3 +39,19 @@ def test_a_dump_whose_flow_state_lost_a_field_is_a_damaged_dump(
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize("prefix", [b"99999999999:", b"4000000000:", b"999999999999:"])
+def test_a_huge_declared_length_is_not_allocated(tmp_path: Path, prefix: bytes) -> None:
+    # BufferedReader.read(n) allocates n bytes up front; reads are capped at the file size.
+    import tracemalloc
+
+    path = _write(tmp_path / "big.flows", prefix + b"abc")
+    tracemalloc.start()
+    try:
+        with pytest.raises(NotAFlowDump, match="not a complete mitmproxy flow dump"):
+            read_flows(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20
