@@ -55,3 +55,18 @@ def test_explore_writes_its_repro_inside_out_whatever_the_input_is_called(
     assert len(written) == 2 and all(p == safe_name(p) for p in written), written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
     assert sorted(p.name for p in hostile.parent.iterdir()) == [hostile.name]
+
+
+@pytest.mark.parametrize("stem", ["-o evil", "..évil ünïcode", "x" * 200, "a.wsr", "$(id)"])
+def test_import_and_redact_write_their_default_output_next_to_the_input(
+        tmp_path: Path, stem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    har = folder / f"{stem}.har"
+    shutil.copy(Path(__file__).resolve().parents[1] / "corpus" / "data" / "chromium.har", har)
+    assert main(["import", str(har)]) == 0, capsys.readouterr()
+    (imported,) = folder.glob("*.wsr")
+    assert imported.name == f"{stem.removesuffix('.wsr')}.wsr"
+    assert main(["redact", str(imported)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    assert len(list(folder.iterdir())) == 3
