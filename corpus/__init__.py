@@ -28,6 +28,8 @@ from ._model import Record as Record
 from ._model import Recording as Recording
 from ._model import Session as Session
 from ._model import Trailer as Trailer
+from ._paths import inside as inside
+from ._paths import safe_name as safe_name
 from ._reader import DEFAULT_MAX_RECORD_BYTES as DEFAULT_MAX_RECORD_BYTES
 from ._reader import CorpusReader as CorpusReader
 from ._reader import iter_records as iter_records

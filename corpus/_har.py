@@ -14,6 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -111,7 +112,7 @@ def _entry_records(entry: Mapping[str, Any], index: int, session: int, start_ns:
         status = 101  # Chromium leaves 0 on sockets it saw open; messages prove the upgrade
     response_headers = _headers(response, f"{where}.response")
     t = start_ns - epoch_ns
-    t_response = t + _handshake_ns(entry.get("timings"))
+    t_response = t + _handshake_ns(entry.get("timings"), where)
     handshake = Handshake(
         session=session, t=t, url=_ws_url(request.get("url"), where),
         request_headers=_headers(request, f"{where}.request"), status=status,
@@ -183,16 +184,20 @@ def _message(message: object, at: str, session: int, t: int) -> Message | Close 
 
 def _seconds(message: object, at: str) -> float:
     value = message.get("time") if isinstance(message, dict) else None
-    if type(value) not in (int, float):
+    # JSON may say NaN, Infinity or 1e400 (json.loads reads all three): not a time.
+    if type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 1e15:
         raise RecordError(f"{at}.time: expected seconds as a number, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
-def _handshake_ns(timings: object) -> int:
+def _handshake_ns(timings: object, where: str) -> int:
     if not isinstance(timings, dict):
         return 0
     parts = (timings.get(k) for k in ("blocked", "dns", "connect", "send", "wait"))
-    return round(sum(p for p in parts if type(p) in (int, float) and p > 0) * 1_000_000)
+    total = sum(p for p in parts if type(p) in (int, float) and p > 0)
+    if not math.isfinite(total) or total > 1e12:  # NaN, Infinity, or longer than 30 years
+        raise RecordError(f"{where}.timings: expected milliseconds, got a total of {total!r}")
+    return round(total * 1_000_000)
 
 
 def _dict(entry: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:

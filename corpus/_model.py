@@ -41,15 +41,19 @@ class Closer(enum.StrEnum):
     UNKNOWN = "unknown"  # the TCP connection went away without a close frame
 
 
+_U64 = 2**64  # what msgpack can store: a larger time or id could be read but never written
+
+
 def _check_time(record: str, name: str, value: object) -> None:
-    if type(value) is not int or value < 0:  # bool is an int subclass: refuse it too
+    if type(value) is not int or not 0 <= value < _U64:  # bool is an int: refuse it too
         raise RecordError(f"{record}.{name}: expected a non-negative integer of nanoseconds, "
                           f"got {value!r}")
 
 
 def _check_session(record: str, value: object) -> None:
-    if type(value) is not int or value < 0:
-        raise RecordError(f"{record}.session: expected a non-negative integer id, got {value!r}")
+    if type(value) is not int or not 0 <= value < _U64:
+        raise RecordError(f"{record}.session: expected a non-negative 64-bit integer id, "
+                          f"got {value!r}")
 
 
 def _check_headers(record: str, name: str, value: object) -> None:
@@ -59,6 +63,19 @@ def _check_headers(record: str, name: str, value: object) -> None:
         for pair in value
     ):
         raise RecordError(f"{record}.{name}: expected a tuple of (name, value) string pairs")
+
+
+def _is_plain(value: object, depth: int = 0) -> bool:
+    """JSON-shaped data: str keys; str, int, float, bool, None, lists and maps as values."""
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if depth > 16:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_is_plain(item, depth + 1) for item in value)
+    if isinstance(value, Mapping):
+        return all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +94,7 @@ class Header:
     version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if type(self.epoch_ns) is not int:
+        if type(self.epoch_ns) is not int or not -2**63 <= self.epoch_ns < _U64:
             raise RecordError(
                 f"header.epoch_ns: expected integer nanoseconds, got {self.epoch_ns!r}")
         if not isinstance(self.created_at, str) or not isinstance(self.tool_version, str):
@@ -86,8 +103,11 @@ class Header:
             isinstance(k, str) and isinstance(v, str) for k, v in self.source.items()
         ):
             raise RecordError("header.source: expected a map of strings")
-        if self.redaction is not None and not isinstance(self.redaction, Mapping):
-            raise RecordError("header.redaction: expected a map or nothing")
+        if self.redaction is not None and not (isinstance(self.redaction, Mapping)
+                                               and _is_plain(self.redaction)):
+            # Plain data only: `show --json` prints it and `redact` reads rules from it.
+            raise RecordError("header.redaction: expected a map of strings, numbers, lists "
+                              "and maps, or nothing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +206,8 @@ class Trailer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.messages, Mapping) or not all(
-            type(k) is int and type(v) is int and v >= 0 for k, v in self.messages.items()
+            type(k) is int and type(v) is int and 0 <= k < _U64 and 0 <= v < _U64
+            for k, v in self.messages.items()
         ):
             raise RecordError("trailer.messages: expected a map of session id to message count")
 

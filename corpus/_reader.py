@@ -39,6 +39,29 @@ without bound. Raise it (``max_record_bytes=``) for recordings of larger message
 _READ_SIZE = 256 * 1024
 
 
+def unpacker_limits(max_record_bytes: int) -> dict[str, Any]:
+    """msgpack's size limits, all derived from the one a user can raise.
+
+    Every element of an array takes at least one byte and every map entry two, so no
+    declared length can promise more than the record limit holds; a tiny file declaring a
+    2**32-element array fails at once instead of allocating. Ext types are not part of the
+    format: refused outright, so reading never builds an object that we would act on.
+    """
+    if type(max_record_bytes) is not int or max_record_bytes < 1:
+        raise ValueError(f"max_record_bytes: expected a positive integer, "
+                         f"got {max_record_bytes!r}")
+    return {
+        "max_buffer_size": max(max_record_bytes, _READ_SIZE),
+        "max_str_len": max_record_bytes, "max_bin_len": max_record_bytes,
+        "max_array_len": max_record_bytes, "max_map_len": max_record_bytes // 2,
+        "max_ext_len": 0, "ext_hook": _refuse_ext,
+    }
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack ext type {code} is not part of the corpus format")
+
+
 class CorpusReader:
     """Reads one corpus file: `header` at once, then records by iteration.
 
@@ -55,8 +78,8 @@ class CorpusReader:
         self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
         try:
             self._unpacker = msgpack.Unpacker(
-                self._file, raw=False, max_buffer_size=max(max_record_bytes, _READ_SIZE),
-                read_size=_READ_SIZE, strict_map_key=True,
+                self._file, raw=False, read_size=_READ_SIZE, strict_map_key=True,
+                **unpacker_limits(max_record_bytes),
             )
             self.header: Header = self._read_header()
         except BaseException:

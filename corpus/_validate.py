@@ -85,14 +85,16 @@ class Checker:
         self.problems.append(Problem(message, offset))
 
 
-def validate(path: str | os.PathLike[str]) -> list[Problem]:
+def validate(path: str | os.PathLike[str], *,
+             max_record_bytes: int | None = None) -> list[Problem]:
     """Every problem with a corpus file, each naming the file and where possible the offset."""
-    from ._reader import CorpusReader
+    from ._reader import DEFAULT_MAX_RECORD_BYTES, CorpusReader
 
     path = os.fspath(path)
+    limit = DEFAULT_MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
     checker = Checker()
     try:
-        with CorpusReader(path) as reader:
+        with CorpusReader(path, max_record_bytes=limit) as reader:
             try:
                 for offset, record in reader.entries():
                     checker.feed(offset, record)

@@ -231,7 +231,9 @@ def _is_input_error(error: Exception) -> bool:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:60] or "case"
+    from corpus import safe_name
+
+    return safe_name(text, fallback="case", limit=60)
 
 
 # -- running ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   epilog=EPILOG,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
+        sub.add_argument("--max-record-size", dest="max_record_bytes", type=parse_size,
+                         default=None, metavar="SIZE",
+                         help="largest corpus record to read, e.g. 256MiB (default 64MiB: "
+                              "a bound on what an untrusted file can make us allocate)")
         sub.set_defaults(_run=module.run)
     return parser
 
@@ -73,6 +78,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # missing file, permission denied...
         where = f"{error.filename}: " if error.filename else ""
         return fail(f"{where}{error.strerror or error}")
+
+
+_SIZE = re.compile(r"([0-9]+)\s*(|b|kb|kib|mb|mib|gb|gib)", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20,
+               "gb": 10**9, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``"64MiB"`` → 67108864; plain numbers are bytes."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match or int(match[1]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive size like 1000, 64MiB or 1GB, got {text!r}")
+    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def record_limit(args: argparse.Namespace) -> dict[str, int]:
+    """The reader keyword for ``--max-record-size``: ``read_recording(p, **record_limit(args))``."""
+    limit = getattr(args, "max_record_bytes", None)
+    return {} if limit is None else {"max_record_bytes": limit}
 
 
 def fail(error: object, code: int = EXIT_USAGE) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._app import EXIT_DIVERGED, EXIT_OK, UsageError
+from ._app import EXIT_DIVERGED, EXIT_OK, UsageError, record_limit
 
 NAME = "bisect"
 HELP = "find the knob value where a replay's verdict flips (exact on virtual time, noisy live)"
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats is not None and args.repeats % 2 == 0:
         raise UsageError(f"--repeats {args.repeats}: expected an odd number (a majority)")
     target, options = open_replay(args)
-    recording = read_recording(args.file)
+    recording = read_recording(args.file, **record_limit(args))
     mode = args.search
     if mode == "auto":
         mode = "exact" if getattr(target, "clock", "real") == "virtual" else "noisy"

@@ -23,17 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpus import read_recording, write_recording
+    from corpus import inside, read_recording, safe_name, write_recording
     from replay._explore import Discovery, explore
     from replay._runner import plan_recording, replay_recording
 
-    from ._app import UsageError
+    from ._app import UsageError, record_limit
     from .run import open_replay
 
     if args.budget < 1:
         raise UsageError(f"--budget: expected at least 1 replay, got {args.budget}")
     target, options = open_replay(args)
-    recording = read_recording(args.file)
+    recording = read_recording(args.file, **record_limit(args))
     schedule = plan_recording(recording, pacing=args.pacing)
 
     def probe(candidate, warp):
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.file).name.removesuffix(".wsr")
-    repro = _free_path(out / f"{stem}.explored.wsr")
+    stem = safe_name(Path(args.file).name.removesuffix(".wsr"), fallback="recording")
+    repro = _free_path(inside(out, f"{stem}.explored.wsr"))
     write_recording(repro, result.recording)
     sidecar = repro.with_name(repro.name + ".toml")
     sidecar.write_text(_sidecar_text(args, result), encoding="utf-8")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._app import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ._app import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, UsageError, record_limit
 from .run import _positive_int
 
 NAME = "load"
@@ -188,7 +188,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if args.plot:
         check_plot_path(args.plot)
 
-    recordings = [(path, read_recording(path)) for path in args.files]
+    recordings = [(path, read_recording(path, **record_limit(args)))
+                  for path in args.files]
     sources = [(os.path.basename(path), plan_recording(r, warp=warp, pacing=args.pacing))
                for path, r in recordings]
     tokens = sum(len(find_tokens(text)) for _, schedule in sources

@@ -10,8 +10,12 @@ import argparse
 import contextlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from ._app import UsageError
+from ._app import UsageError, record_limit
+
+if TYPE_CHECKING:
+    from corpus import CorpusReader, RedactionPolicy
 
 NAME = "redact"
 HELP = "write a copy of a recording with secrets replaced by typed placeholders"
@@ -38,9 +42,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_overwrite(args.file, output)
     extra = RedactionPolicy(headers=tuple(args.header), json_paths=tuple(args.json_path),
                             patterns=tuple(args.pattern))
-    with CorpusReader(args.file) as reader:
-        redactor = Redactor(RedactionPolicy.from_description(reader.header.redaction)
-                            .merged(extra))
+    with CorpusReader(args.file, **record_limit(args)) as reader:
+        redactor = Redactor(recorded_policy(reader).merged(extra))
         writer = CorpusWriter(output, redactor.header(reader.header))
         records = changed = 0
         try:
@@ -61,6 +64,16 @@ def run(args: argparse.Namespace) -> int:
               "its input, no trailer", file=sys.stderr)
         return 1
     return 0
+
+
+def recorded_policy(reader: CorpusReader) -> RedactionPolicy:
+    """The rules a file's header says were applied, or a located error if they are unusable."""
+    from corpus import RedactionError, RedactionPolicy
+
+    try:
+        return RedactionPolicy.from_description(reader.header.redaction)
+    except RedactionError as bad:
+        raise RedactionError(bad.reason, path=reader.path, offset=0) from None
 
 
 def default_output(path: str, suffix: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._app import EXIT_DIVERGED, EXIT_OK, EXIT_UNREACHABLE, UsageError
+from ._app import EXIT_DIVERGED, EXIT_OK, EXIT_UNREACHABLE, UsageError, record_limit
 
 NAME = "run"
 HELP = "replay recordings against a target and say whether it behaved as recorded"
@@ -159,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     warp = Warp.parse(args.warp) if args.warp else None
     target, replay_options = open_replay(args)
     key = replay_options["key"]
-    recordings = [(path, read_recording(path)) for path in args.files]
+    recordings = [(path, read_recording(path, **record_limit(args)))
+                  for path in args.files]
     for path, recording in recordings:
         schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
         if key is None and schedule.token_expiry is not None:

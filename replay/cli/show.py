@@ -28,10 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from corpus import CorpusReader
 
+    from ._app import record_limit
+
     wanted = set(args.session) if args.session else None
     if args.timeline:
         return _draw(args, wanted)
-    with CorpusReader(args.file) as reader:
+    with CorpusReader(args.file, **record_limit(args)) as reader:
         emit = _JsonLines() if args.json else _Timeline(args.file, full=args.full)
         emit.header(reader.header)
         for record in reader:
@@ -45,9 +47,9 @@ def _draw(args: argparse.Namespace, wanted: set[int] | None) -> int:
     from corpus import Recording, read_recording
     from replay._timeline import lanes_from_recording, plot_timeline
 
-    from ._app import UsageError
+    from ._app import UsageError, record_limit
 
-    recording = read_recording(args.file)
+    recording = read_recording(args.file, **record_limit(args))
     if wanted is not None:
         recording = Recording(recording.header,
                               tuple(s for s in recording.sessions if s.id in wanted))

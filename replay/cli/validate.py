@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._app import record_limit
+
 NAME = "validate"
 HELP = "check corpus files: structure, per-session time order, trailer counts"
 
@@ -18,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
 
     bad = 0
     for path in args.files:
-        problems = validate(path)
+        problems = validate(path, **record_limit(args))
         for problem in problems:
             print(problem)
         if problems:

@@ -259,3 +259,32 @@ def test_the_minter_counts_recorded_time_from_the_first_session_start() -> None:
     minter = TokenMinter.for_recording(SigningKey.secret(SECRET), Recording(
         late, recording.sessions, recording.trailer), plan_recording(recording))
     assert minter.recorded_epoch == 1_800_000_000_600_000_000 + first
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_alg_none_is_refused_in_any_case_even_when_alg_changes_are_allowed(alg: str) -> None:
+    token = placeholder({"sub": "u"}, alg=alg)
+    plan = schedule(session(1, headers=(("Authorization", token),)))
+    for allow in (False, True):
+        with pytest.raises(AuthError, match="alg 'none'"):
+            TokenMinter(SigningKey.secret(SECRET), allow_alg_change=allow).check(plan)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS512", "PS256", "EdDSA"])
+def test_a_secret_never_signs_where_an_asymmetric_algorithm_was_recorded(alg: str) -> None:
+    plan = session(2, headers=(("Authorization", "Bearer " + placeholder({}, alg=alg)),))
+    with pytest.raises(AuthError, match=rf"signed with {alg}.*--jwt-allow-alg-change"):
+        TokenMinter(SigningKey.secret(SECRET)).check(schedule(plan))
+    with pytest.raises(AuthError):  # minting without the check refuses too
+        TokenMinter(SigningKey.secret(SECRET))(plan, 0)
+
+
+def test_an_rsa_key_never_signs_where_hs256_was_recorded(tmp_path) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "key.pem"
+    path.write_bytes(private.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    plan = session(1, headers=(("a", placeholder({"sub": "u"}, alg="HS256")),))
+    with pytest.raises(AuthError, match="signed with HS256, which needs an HMAC secret"):
+        TokenMinter(SigningKey.from_pem_file(path)).check(schedule(plan))

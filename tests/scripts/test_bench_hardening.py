@@ -1,0 +1,69 @@
+"""`scripts/bench_hardening`: sections plug in by module, missing ones are skipped, and any
+crash or lost message fails the run."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_hardening"
+
+
+def _bench() -> types.ModuleType:
+    loader = importlib.machinery.SourceFileLoader("wsreplay_bench_hardening", str(SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    loader.exec_module(module)
+    return module
+
+
+def _section(monkeypatch: pytest.MonkeyPatch, name: str, rows: list[dict]) -> None:
+    module = types.ModuleType(f"hardening.{name}")
+    module.run = lambda *, full: {"rows": rows}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, f"hardening.{name}", module)
+
+
+def test_a_section_module_adds_rows_and_a_missing_one_is_skipped(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _bench()
+    _section(monkeypatch, "fuzz", [{"case": "x", "tried": 5, "clean_errors": 4, "valid": 1,
+                                    "crashes": 0, "lost": 0, "note": ""}])
+    monkeypatch.setitem(sys.modules, "hardening.faults", None)  # import fails: not present
+    assert bench.main(["--quick", "--out", str(tmp_path / "h.json")]) == 0
+    out = capsys.readouterr().out
+    assert "fuzz/x" in out and "skipped faults" in out
+    document = json.loads((tmp_path / "h.json").read_text())
+    assert document["totals"] == {"tried": 5, "clean_errors": 4, "valid": 1, "crashes": 0,
+                                  "lost": 0}
+
+
+@pytest.mark.parametrize("bad", [{"crashes": 1, "lost": 0}, {"crashes": 0, "lost": 3}])
+def test_a_crash_or_a_lost_message_fails_the_run(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bad: dict) -> None:
+    bench = _bench()
+    _section(monkeypatch, "fuzz", [{"case": "x", "tried": 1, "clean_errors": 0, **bad,
+                                    "note": "boom"}])
+    _section(monkeypatch, "faults", [])
+    assert bench.main(["--quick", "--out", str(tmp_path / "h.json")]) == 1
+
+
+def test_a_section_that_raises_counts_as_a_crash(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bench = _bench()
+    module = types.ModuleType("hardening.faults")
+
+    def run(*, full: bool) -> dict:
+        raise RuntimeError("the fault matrix fell over")
+
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hardening.faults", module)
+    result = bench.run_section("faults", full=False)
+    assert result["rows"][0]["crashes"] == 1
+    assert "fell over" in result["rows"][0]["note"]
