@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wsreplay: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BaseExceptionGroup as group:  # Ctrl-C inside a Trio nursery arrives grouped
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        print("wsreplay: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TargetUnreachable as error:
         return fail(error, EXIT_UNREACHABLE)
     except (CorpusError, ReplayError, UsageError) as error:
