@@ -78,7 +78,7 @@ def _verdicts(report: Path) -> list[str]:
     ("silent-101", "stuck", "waiting for the server's close"),
     # a 101 followed by bytes that are not frames: the client fails the connection (1002)
     ("garbage", "abnormal-close", "1002"),
-])
+], ids=lambda case: case[0])
 def test_a_target_that_stalls_or_talks_garbage_gets_a_verdict_within_the_timeout(
         fault_server, echo_file: Path, tmp_path: Path, case: tuple[str, str, str]) -> None:
     behaviour, verdict, says = case
