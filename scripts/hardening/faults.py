@@ -75,6 +75,8 @@ CASES: dict[str, str] = {
         REPLAY_FAULTS + STALL + "[garbage]",
     "replay: Ctrl-C mid-run (report written)":
         REPLAY_FAULTS + "test_ctrl_c_mid_run_writes_the_report_with_what_was_gathered",
+    "replay: Ctrl-C mid-bisect":
+        REPLAY_FAULTS + "test_ctrl_c_mid_bisect_is_one_line_and_exit_130",
 }
 NOTES = {
     "capture: upstream server dies mid-session": "close recorded as unknown/no code; next "

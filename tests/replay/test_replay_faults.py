@@ -168,3 +168,29 @@ def test_ctrl_c_mid_run_writes_the_report_with_what_was_gathered(
     assert [s["verdict"] for s in sessions] == ["pass", "interrupted", "interrupted"]
     assert [e["kind"] for e in sessions[1]["events"]] == ["connected", "sent", "received"]
     assert sessions[2]["events"] == []
+
+
+def test_ctrl_c_mid_bisect_is_one_line_and_exit_130(tmp_path: Path, echo_file: Path) -> None:
+    # Trio delivers Ctrl-C inside a nursery as a group around KeyboardInterrupt; every
+    # command, not only `run`, must still end in one line (it used to be a traceback).
+    port = free_port()
+    log = tmp_path / "echo.out"
+    server = _start("echo", port, log)
+    process = subprocess.Popen(
+        [WSREPLAY, "bisect", str(echo_file), "--target", f"ws://127.0.0.1:{port}",
+         "--knob", "session[1].send[1].gap", "--range", "60s..120s", "--timeout", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "open" not in log.read_text():  # the first probe is connected and waiting
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        server.stop(signal.SIGKILL)
+    assert process.returncode == 130, out + err
+    assert err.strip().splitlines() == ["wsreplay: interrupted"]
