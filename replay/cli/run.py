@@ -202,13 +202,14 @@ def run(args: argparse.Namespace) -> int:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, ensure_ascii=False)
             out.write("\n")
+    if interrupted:
+        where = f"; {args.report} holds what was gathered" if args.report else ""
+        print(f"wsreplay: interrupted{where}", file=sys.stderr)
     if args.json:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return code
     if interrupted:
-        where = f"; {args.report} holds what was gathered" if args.report else ""
-        print(f"wsreplay: interrupted{where}", file=sys.stderr)
         return code
     if code == EXIT_UNREACHABLE and _all_unreachable(runs):
         # Nothing answered at all: one line says why, like any other input problem.

@@ -143,7 +143,7 @@ def test_ctrl_c_mid_run_writes_the_report_with_what_was_gathered(
     process = subprocess.Popen(
         [WSREPLAY, "run", str(path), "--target", f"ws://127.0.0.1:{port}", "--timeout", "1",
          "--warp", "session[2].send[1].gap=+60s,session[3].start=+60s", "--report",
-         str(report)],
+         str(report), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -161,6 +161,7 @@ def test_ctrl_c_mid_run_writes_the_report_with_what_was_gathered(
     assert process.returncode == 130, out + err
     assert err.strip().splitlines() == [f"wsreplay: interrupted; {report} holds what was gathered"]
     document = json.loads(report.read_text())
+    assert json.loads(out) == document  # --json prints the same document
     assert (document["stopped"], document["exit_code"]) == ("interrupted", 130)
     (run,) = document["runs"]
     assert run["verdict"] == "interrupted"
