@@ -61,11 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
-    except KeyboardInterrupt:
-        print("wsreplay: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BaseExceptionGroup as group:  # Ctrl-C inside a Trio nursery arrives grouped
-        if group.split(KeyboardInterrupt)[1] is not None:
+    except (KeyboardInterrupt, BaseExceptionGroup) as error:
+        if not is_interrupt(error):
             raise
         print("wsreplay: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -78,6 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # missing file, permission denied...
         where = f"{error.filename}: " if error.filename else ""
         return fail(f"{where}{error.strerror or error}")
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """Ctrl-C, bare or as Trio hands it over inside a nursery: in a group, maybe next to
+    what the teardown it caused raised (a closing connection's error)."""
+    if isinstance(error, BaseExceptionGroup):
+        return error.subgroup(KeyboardInterrupt) is not None
+    return isinstance(error, KeyboardInterrupt)
 
 
 def fail(error: object, code: int = EXIT_USAGE) -> int:

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._app import EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNREACHABLE, UsageError
+from ._app import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    UsageError,
+    is_interrupt,
+)
 
 NAME = "run"
 HELP = "replay recordings against a target and say whether it behaved as recorded"
@@ -187,9 +194,11 @@ def run(args: argparse.Namespace) -> int:
                     result = replay_recording(recording, target, warp=warp,
                                               on_event=on_event, **replay_options)
                     runs.append(_Run(path, repeat, result))
-        except* KeyboardInterrupt:
+        except (KeyboardInterrupt, BaseExceptionGroup) as error:
             # Trio hands Ctrl-C over as KeyboardInterrupt, inside a group when it lands in a
             # nursery. What was gathered so far is still judged and written.
+            if not is_interrupt(error):
+                raise
             interrupted = True
             if not runs or (runs[-1].path, runs[-1].repeat) != (path, repeat):
                 runs.append(_Run(path, repeat,

@@ -99,8 +99,11 @@ async def test_a_target_restarting_mid_run_fails_the_cut_session_refuses_the_nex
     port = free_port()
     server = _start("echo", port, tmp_path / "echo-1.out")
     servers = [server]
-    # session 1 runs at once; 2 starts while the server is down; 3 once it is back
-    warp = Warp.parse("session[2].start=+1s,session[3].start=+1500ms")
+    # session 1 runs at once and holds its second message back (the server dies after the
+    # first echo, whatever the machine's speed); 2 starts while the server is down; 3 once
+    # it is back
+    warp = Warp.parse("session[1].send[1].gap=+60s,session[2].start=+1s,"
+                      "session[3].start=+1500ms")
     schedule = plan_recording(echo_recording(sessions=3), warp=warp)
 
     def on_event(session: int, event: object) -> None:
@@ -193,5 +196,5 @@ def test_ctrl_c_mid_bisect_is_one_line_and_exit_130(tmp_path: Path, echo_file: P
             process.kill()
             process.wait()
         server.stop(signal.SIGKILL)
-    assert process.returncode == 130, out + err
-    assert err.strip().splitlines() == ["wsreplay: interrupted"]
+    assert process.returncode == 130, out + err + log.read_text()
+    assert err.strip().splitlines() == ["wsreplay: interrupted"], out + err
