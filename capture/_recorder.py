@@ -84,6 +84,8 @@ class _Sink:
             return
         try:
             self.writer.flush()
+            if self.writer.removed():
+                self._recreate()
         except OSError as error:
             self._fail(error)
 
@@ -91,9 +93,21 @@ class _Sink:
         if self.writer is None or self.failed:
             return
         try:
-            self.writer.close()
+            self.flush()  # a file removed since the last flush must get its trailer too
+            if not self.failed:
+                self.writer.close()
         except OSError as error:
             self._fail(error)
+
+    def _recreate(self) -> None:
+        """The file was removed while recording (e.g. its directory deleted): write it
+        again, with everything recorded so far, and go on recording into it."""
+        assert self.writer is not None
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        self.writer.recreate()
+        log.warning(f"wsreplay: {self.path} was removed while recording (was its directory "
+                    "deleted?); written again with everything recorded so far, recording "
+                    "continues")
 
     def _fail(self, error: OSError) -> None:
         self.failed = True

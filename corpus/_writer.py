@@ -44,7 +44,9 @@ class CorpusWriter:
     def __init__(self, path: str | os.PathLike[str], header: Header, *,
                  overwrite: bool = False) -> None:
         self.path = os.fspath(path)
-        self._file: IO[bytes] | None = open(self.path, "wb" if overwrite else "xb")  # noqa: SIM115
+        # Readable too: a file removed while open is copied back from its own descriptor
+        # (`recreate`).
+        self._file: IO[bytes] | None = open(self.path, "w+b" if overwrite else "x+b")  # noqa: SIM115
         self._packer = msgpack.Packer(use_bin_type=True)
         self._messages: dict[int, int] = {}
         self._append(encode_header(header))
@@ -77,6 +79,32 @@ class CorpusWriter:
     @property
     def closed(self) -> bool:
         return self._file is None
+
+    def removed(self) -> bool:
+        """Whether the file lost its name while open (its directory deleted, say): what is
+        written from then on reaches no file anyone can read."""
+        return os.fstat(self._require_open().fileno()).st_nlink == 0
+
+    def recreate(self) -> None:
+        """Write everything written so far to a new file at `path` and go on there.
+
+        For a file that was `removed()`: its content still lives behind the open descriptor,
+        so nothing recorded before the removal is lost. The directory must exist again.
+        """
+        old = self._require_open()
+        old.flush()
+        new = open(self.path, "x+b")  # noqa: SIM115 - replaces self._file
+        try:
+            offset = 0
+            while chunk := os.pread(old.fileno(), 1 << 20, offset):
+                new.write(chunk)
+                offset += len(chunk)
+            new.flush()
+        except BaseException:
+            new.close()
+            raise
+        old.close()
+        self._file = new
 
     def close(self, *, complete: bool = True) -> None:
         """Write the trailer and close; calling it again does nothing.

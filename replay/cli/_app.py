@@ -66,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BaseExceptionGroup) as error:
+        if not is_interrupt(error):
+            raise
         print("wsreplay: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TargetUnreachable as error:
@@ -98,6 +100,14 @@ def record_limit(args: argparse.Namespace) -> dict[str, int]:
     """The reader keyword for ``--max-record-size``: ``read_recording(p, **record_limit(args))``."""
     limit = getattr(args, "max_record_bytes", None)
     return {} if limit is None else {"max_record_bytes": limit}
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """Ctrl-C, bare or as Trio hands it over inside a nursery: in a group, maybe next to
+    what the teardown it caused raised (a closing connection's error)."""
+    if isinstance(error, BaseExceptionGroup):
+        return error.subgroup(KeyboardInterrupt) is not None
+    return isinstance(error, KeyboardInterrupt)
 
 
 def fail(error: object, code: int = EXIT_USAGE) -> int:

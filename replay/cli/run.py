@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._app import EXIT_DIVERGED, EXIT_OK, EXIT_UNREACHABLE, UsageError, record_limit
+from ._app import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    UsageError,
+    is_interrupt,
+    record_limit,
+)
 
 NAME = "run"
 HELP = "replay recordings against a target and say whether it behaved as recorded"
@@ -147,6 +155,8 @@ class _Run:
     path: str
     repeat: int
     result: Any  # replay._runner.Result
+    interrupted: bool = False
+    """Ctrl-C landed during this run: `result` holds what was gathered until then."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -173,25 +183,49 @@ def run(args: argparse.Namespace) -> int:
 
     total = sum(len(r.sessions) for _, r in recordings) * args.repeat
     runs: list[_Run] = []
+    gathered: dict[int, list[Any]] = {}  # the current run's events, kept for a Ctrl-C
+    interrupted = False
     with _Progress(total, enabled=not args.json and sys.stderr.isatty()) as progress:
-        for path, recording in recordings:
-            for repeat in range(1, args.repeat + 1):
-                progress.describe(f"{os.path.basename(path)} run {repeat}/{args.repeat}")
-                result = replay_recording(recording, target, warp=warp,
-                                          on_event=progress.on_event, **replay_options)
-                runs.append(_Run(path, repeat, result))
 
-    code = _exit_code(runs)
-    if args.timeline:
+        def on_event(session: int, event: Any) -> None:
+            gathered.setdefault(session, []).append(event)
+            progress.on_event(session, event)
+
+        try:
+            for path, recording in recordings:
+                for repeat in range(1, args.repeat + 1):
+                    progress.describe(f"{os.path.basename(path)} run {repeat}/{args.repeat}")
+                    gathered.clear()
+                    result = replay_recording(recording, target, warp=warp,
+                                              on_event=on_event, **replay_options)
+                    runs.append(_Run(path, repeat, result))
+        except (KeyboardInterrupt, BaseExceptionGroup) as error:
+            # Trio hands Ctrl-C over as KeyboardInterrupt, inside a group when it lands in a
+            # nursery. What was gathered so far is still judged and written.
+            if not is_interrupt(error):
+                raise
+            interrupted = True
+            if not runs or (runs[-1].path, runs[-1].repeat) != (path, repeat):
+                runs.append(_Run(path, repeat,
+                                 _partial(recording, target, warp, args, gathered),
+                                 interrupted=True))
+
+    code = EXIT_INTERRUPTED if interrupted else _exit_code(runs)
+    if args.timeline and runs:
         _draw(runs, recordings, args.timeline)
     document = _document(runs, args, code)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, ensure_ascii=False)
             out.write("\n")
+    if interrupted:
+        where = f"; {args.report} holds what was gathered" if args.report else ""
+        print(f"wsreplay: interrupted{where}", file=sys.stderr)
     if args.json:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
+        return code
+    if interrupted:
         return code
     if code == EXIT_UNREACHABLE and _all_unreachable(runs):
         # Nothing answered at all: one line says why, like any other input problem.
@@ -200,6 +234,26 @@ def run(args: argparse.Namespace) -> int:
         raise TargetUnreachable(_first_unreachable(runs))
     _print_text(runs, args, target.describe())
     return code
+
+
+def _partial(recording: Any, target: Any, warp: Any, args: argparse.Namespace,
+             gathered: dict[int, list[Any]]) -> Any:
+    """The result of an interrupted run: its events until Ctrl-C, judged as they are."""
+    from replay._runner import Result, judge_transcript, plan_recording
+    from replay._transcript import SessionTranscript, Transcript
+
+    schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
+    transcript = Transcript(sessions=tuple(
+        SessionTranscript(session=plan.session, events=tuple(
+            sorted(gathered.get(plan.session, ()), key=lambda e: e.t)))
+        for plan in schedule.sessions), clock=target.clock)
+    return Result(schedule, transcript, judge_transcript(schedule, transcript, _options(args)))
+
+
+def _ended(events: Sequence[Any]) -> bool:
+    from replay._transcript import Closed, Rejected, Stuck, Unreachable
+
+    return any(type(e) in (Closed, Rejected, Stuck, Unreachable) for e in events)
 
 
 # --- outcome -------------------------------------------------------------------------------
@@ -373,6 +427,7 @@ def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict
         "seed": args.seed,
         "exit_code": code,
         "passed": code == EXIT_OK,
+        "stopped": "interrupted" if code == EXIT_INTERRUPTED else None,
         "runs": [_run_json(r, args) for r in runs],
     }
 
@@ -384,11 +439,13 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "file": run.path,
         "repeat": run.repeat,
         "clock": result.transcript.clock,
-        "verdict": str(result.verdict.kind),
+        "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
         "sessions": [{
             "session": v.session,
-            "verdict": str(v.kind),
+            # a session Ctrl-C cut short has no verdict, only its events
+            "verdict": "interrupted" if run.interrupted and not _ended(
+                events.get(v.session, ())) else str(v.kind),
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),

@@ -25,7 +25,9 @@ def start_server(workdir: Path, *, log: bool = True) -> Proc:
     With `log`, it writes what it received per connection to workdir/server-log.
     """
     port = free_port()
-    argv = [str(VENV_BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}",
+    # --workers 0: the server runs in the process we start, so a SIGKILL to its PID kills
+    # the server itself (with workers, only the supervisor dies and a worker serves on).
+    argv = [str(VENV_BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}", "--workers", "0",
             "--worker-class", "asyncio", "_server:app"]
     env = {"PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     if log:

@@ -96,3 +96,26 @@ def test_writer_refuses_to_replace_an_existing_recording(tmp_path) -> None:
     else:
         raise AssertionError("writer replaced an existing file")
     assert path.read_bytes() == b"precious"
+
+
+def test_a_file_removed_while_written_is_recreated_with_everything_written_before(
+        tmp_path) -> None:
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    path = folder / "gone.wsr"
+    writer = CorpusWriter(path, new_header(epoch_ns=0))
+    writer.write(Handshake(session=1, t=0, url="ws://h/", request_headers=(), status=101,
+                           t_response=MS))
+    writer.write(Message(1, 2 * MS, Direction.CLIENT_TO_SERVER, "before"))
+    assert not writer.removed()
+    path.unlink()
+    folder.rmdir()
+    assert writer.removed()
+    folder.mkdir()
+    writer.recreate()
+    assert not writer.removed()
+    writer.write(Message(1, 3 * MS, Direction.SERVER_TO_CLIENT, "after"))
+    writer.close()
+    recording = read_recording(path)
+    assert recording.complete
+    assert [m.payload for m in recording.sessions[0].messages] == ["before", "after"]
