@@ -161,8 +161,7 @@ class _Run:
 
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording
-    from replay._auth import redacted_token_count
-    from replay._runner import plan_recording, replay_recording
+    from replay._runner import replay_recording
     from replay._warp import Warp
 
     # Everything the user typed is checked before anything connects.
@@ -171,15 +170,8 @@ def run(args: argparse.Namespace) -> int:
     key = replay_options["key"]
     recordings = [(path, read_recording(path, **record_limit(args)))
                   for path in args.files]
-    for path, recording in recordings:
-        schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
-        if key is None and schedule.token_expiry is not None:
-            print("wsreplay: note: the warp's exp= only applies to re-minted tokens; give "
-                  "--jwt-secret or --jwt-key", file=sys.stderr)
-        if key is None and redacted_token_count(schedule):
-            print(f"wsreplay: note: {path} holds redacted JWTs; without --jwt-secret or "
-                  f"--jwt-key they are sent as recorded and the server will likely refuse "
-                  f"them", file=sys.stderr)
+    if key is None:
+        _note_unsigned_tokens(recordings, warp, args.pacing)
 
     total = sum(len(r.sessions) for _, r in recordings) * args.repeat
     runs: list[_Run] = []
@@ -273,6 +265,23 @@ def _all_unreachable(runs: Sequence[_Run]) -> bool:
 
 def _first_unreachable(runs: Sequence[_Run]) -> str:
     return _unreachable_events(runs)[0].error
+
+
+def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]], warp: Any,
+                          pacing: str) -> None:
+    """Without a key, say where tokens will go out as recorded (and likely be refused)."""
+    from replay._auth import redacted_token_count
+    from replay._runner import plan_recording
+
+    for path, recording in recordings:
+        schedule = plan_recording(recording, warp=warp, pacing=pacing)
+        if schedule.token_expiry is not None:
+            print("wsreplay: note: the warp's exp= only applies to re-minted tokens; give "
+                  "--jwt-secret or --jwt-key", file=sys.stderr)
+        if redacted_token_count(schedule):
+            print(f"wsreplay: note: {path} holds redacted JWTs; without --jwt-secret or "
+                  f"--jwt-key they are sent as recorded and the server will likely refuse "
+                  f"them", file=sys.stderr)
 
 
 def _draw(runs: Sequence[_Run], recordings: Sequence[tuple[str, Any]], out: str) -> None:
