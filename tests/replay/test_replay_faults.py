@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,17 @@ def _verdicts(report: Path) -> list[str]:
     return [s["verdict"] for s in run["sessions"]]
 
 
+def until_logged(log: Path, process: subprocess.Popen[str],
+                 ready: Callable[[str], bool]) -> None:
+    """Poll the server's log until `ready` holds; fail if the replay exits first."""
+    deadline = time.monotonic() + 30
+    while not ready(log.read_text()):
+        assert time.monotonic() < deadline, log.read_text()
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.02)  # polling a subprocess, not waiting for time to pass
+
+
+
 @pytest.mark.parametrize("case", [
     # TCP accepted, the upgrade never answered: stuck at the handshake, not a hang
     ("silent-tcp", "stuck", "waiting for the handshake response"),
@@ -79,6 +90,7 @@ def _verdicts(report: Path) -> list[str]:
     # a 101 followed by bytes that are not frames: the client fails the connection (1002)
     ("garbage", "abnormal-close", "1002"),
 ], ids=lambda case: case[0])
+
 def test_a_target_that_stalls_or_talks_garbage_gets_a_verdict_within_the_timeout(
         fault_server, echo_file: Path, tmp_path: Path, case: tuple[str, str, str]) -> None:
     behaviour, verdict, says = case
@@ -149,11 +161,8 @@ def test_ctrl_c_mid_run_writes_the_report_with_what_was_gathered(
          str(report), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (log.read_text().count("done") == 1 and log.read_text().count("open") == 2):
-            assert time.monotonic() < deadline, log.read_text()
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.02)
+        until_logged(log, process,
+                     lambda text: text.count("done") == 1 and text.count("open") == 2)
         os.kill(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
@@ -185,10 +194,7 @@ def test_ctrl_c_mid_bisect_is_one_line_and_exit_130(tmp_path: Path, echo_file: P
          "--knob", "session[1].send[1].gap", "--range", "60s..120s", "--timeout", "30"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while "open" not in log.read_text():  # the first probe is connected and waiting
-            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
-            time.sleep(0.02)
+        until_logged(log, process, lambda text: "open" in text)  # first probe waiting
         os.kill(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
