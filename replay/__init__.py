@@ -1,19 +1,38 @@
 """wsreplay's replay side: schedules, warps, targets, the runner, the oracle and the CLI."""
 
-from ._bisect import BisectError as BisectError
-from ._bisect import Bisection as Bisection
-from ._bisect import BisectKind as BisectKind
-from ._bisect import BisectResult as BisectResult
-from ._bisect import Flip as Flip
-from ._bisect import Probe as Probe
-from ._bisect import Segment as Segment
-from ._bisect import Side as Side
-from ._bisect import bisect as bisect
-from ._bisect import probe_bound as probe_bound
-from ._diff import render_diff as render_diff
-from ._diff import render_session as render_session
-from ._diff import render_timeline as render_timeline
-from ._diff import timeline as timeline
+from ._engine.diff import render_diff as render_diff
+from ._engine.diff import render_session as render_session
+from ._engine.diff import render_timeline as render_timeline
+from ._engine.diff import timeline as timeline
+from ._engine.network import NetworkModel as NetworkModel
+from ._engine.oracle import OracleOptions as OracleOptions
+from ._engine.oracle import judge as judge
+from ._engine.oracle import judge_session as judge_session
+from ._engine.schedule import Anchor as Anchor
+from ._engine.schedule import ClosePlan as ClosePlan
+from ._engine.schedule import Expect as Expect
+from ._engine.schedule import Schedule as Schedule
+from ._engine.schedule import Send as Send
+from ._engine.schedule import SessionPlan as SessionPlan
+from ._engine.schedule import build_schedule as build_schedule
+from ._engine.transcript import AppError as AppError
+from ._engine.transcript import Closed as Closed
+from ._engine.transcript import Connected as Connected
+from ._engine.transcript import Received as Received
+from ._engine.transcript import Rejected as Rejected
+from ._engine.transcript import Sent as Sent
+from ._engine.transcript import SessionTranscript as SessionTranscript
+from ._engine.transcript import Stuck as Stuck
+from ._engine.transcript import Transcript as Transcript
+from ._engine.transcript import Unreachable as Unreachable
+from ._engine.verdict import Finding as Finding
+from ._engine.verdict import FindingKind as FindingKind
+from ._engine.verdict import SessionVerdict as SessionVerdict
+from ._engine.verdict import Verdict as Verdict
+from ._engine.verdict import VerdictKind as VerdictKind
+from ._engine.warp import Warp as Warp
+from ._engine.warp import format_duration as format_duration
+from ._engine.warp import parse_duration as parse_duration
 from ._errors import AuthError as AuthError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import HandshakeRejected as HandshakeRejected
@@ -22,61 +41,43 @@ from ._errors import ScheduleError as ScheduleError
 from ._errors import TargetError as TargetError
 from ._errors import TargetUnreachable as TargetUnreachable
 from ._errors import WarpError as WarpError
-from ._explore import Discovery as Discovery
-from ._explore import Exhausted as Exhausted
-from ._explore import explore as explore
-from ._noisy import NoisyResult as NoisyResult
-from ._noisy import NoisyThreshold as NoisyThreshold
-from ._noisy import ProbabilisticBisection as ProbabilisticBisection
-from ._noisy import noisy_bisect as noisy_bisect
-from ._oracle import OracleOptions as OracleOptions
-from ._oracle import judge as judge
-from ._oracle import judge_session as judge_session
-from ._plot import PlotError as PlotError
-from ._plot import plot_bisect as plot_bisect
-from ._schedule import Anchor as Anchor
-from ._schedule import ClosePlan as ClosePlan
-from ._schedule import Expect as Expect
-from ._schedule import Schedule as Schedule
-from ._schedule import Send as Send
-from ._schedule import SessionPlan as SessionPlan
-from ._schedule import build_schedule as build_schedule
-from ._target import Connection as Connection
-from ._target import ConnectRequest as ConnectRequest
-from ._target import NetworkModel as NetworkModel
-from ._target import Target as Target
-from ._transcript import AppError as AppError
-from ._transcript import Closed as Closed
-from ._transcript import Connected as Connected
-from ._transcript import Received as Received
-from ._transcript import Rejected as Rejected
-from ._transcript import Sent as Sent
-from ._transcript import SessionTranscript as SessionTranscript
-from ._transcript import Stuck as Stuck
-from ._transcript import Transcript as Transcript
-from ._transcript import Unreachable as Unreachable
-from ._verdict import Finding as Finding
-from ._verdict import FindingKind as FindingKind
-from ._verdict import SessionVerdict as SessionVerdict
-from ._verdict import Verdict as Verdict
-from ._verdict import VerdictKind as VerdictKind
-from ._warp import Warp as Warp
-from ._warp import format_duration as format_duration
-from ._warp import parse_duration as parse_duration
+from ._pictures.bisect import PlotError as PlotError
+from ._pictures.bisect import plot_bisect as plot_bisect
+from ._search.bisect import BisectError as BisectError
+from ._search.bisect import Bisection as Bisection
+from ._search.bisect import BisectKind as BisectKind
+from ._search.bisect import BisectResult as BisectResult
+from ._search.bisect import Flip as Flip
+from ._search.bisect import Probe as Probe
+from ._search.bisect import Segment as Segment
+from ._search.bisect import Side as Side
+from ._search.bisect import bisect as bisect
+from ._search.bisect import probe_bound as probe_bound
+from ._search.explore import Discovery as Discovery
+from ._search.explore import Exhausted as Exhausted
+from ._search.explore import explore as explore
+from ._search.noisy import NoisyResult as NoisyResult
+from ._search.noisy import NoisyThreshold as NoisyThreshold
+from ._search.noisy import ProbabilisticBisection as ProbabilisticBisection
+from ._search.noisy import noisy_bisect as noisy_bisect
+from ._targets.base import Connection as Connection
+from ._targets.base import ConnectRequest as ConnectRequest
+from ._targets.base import Target as Target
 
 # The Trio side (runner, targets, JWT re-mint) loads on first use: `import replay` and the
 # CLI's quick commands stay free of Trio, trio-websocket and pyjwt.
 _LAZY = {
-    "replay": "._runner", "run_sync": "._runner", "replay_recording": "._runner",
-    "replay_recording_async": "._runner",
-    "Result": "._runner", "DEFAULT_TIMEOUT": "._runner",
-    "LiveTarget": "._live", "open_target": "._targets", "AsgiTarget": "._asgi",
+    "replay": "._runner", "run_sync": "._runner", "replay_recording": "._facade",
+    "replay_recording_async": "._facade",
+    "Result": "._facade", "DEFAULT_TIMEOUT": "._options", "ReplayOptions": "._options",
+    "LiveTarget": "._targets.live", "open_target": "._targets.open",
+    "AsgiTarget": "._targets.asgi",
     "SigningKey": "._auth", "TokenMinter": "._auth",
     # Load replay (`wsreplay load`): fan-out is pure; running a load needs Trio (and Dask
     # for a cluster).
-    "fan_out": "._fanout", "shard": "._fanout", "Identity": "._fanout", "Ramp": "._fanout",
-    "Rate": "._fanout", "Load": "._fanout", "run_load": "._load", "LoadSpec": "._load",
-    "LoadReport": "._loadstats",
+    "fan_out": "._load.fanout", "shard": "._load.fanout", "Identity": "._load.fanout",
+    "Ramp": "._load.fanout", "Rate": "._load.fanout", "Load": "._load.fanout",
+    "run_load": "._load.run", "LoadSpec": "._load.run", "LoadReport": "._load.stats",
 }
 
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import corpus
 
+from ._engine.schedule import Schedule, SessionPlan
 from ._errors import AuthError
-from ._schedule import Schedule, SessionPlan
 
 PLACEHOLDER_SIGNATURE = "wsreplay-redacted"
 """What the capture's redaction writes where a token's signature was."""

@@ -22,18 +22,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import trio
 
 from corpus import Closer
 
-from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
-from ._schedule import Anchor, Schedule, Send, SessionPlan
-from ._target import Connection, ConnectRequest, Target
-from ._transcript import (
+from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
+from ._engine.transcript import (
     Closed,
     Connected,
     Event,
@@ -45,19 +42,9 @@ from ._transcript import (
     Transcript,
     Unreachable,
 )
-
-if TYPE_CHECKING:
-    from corpus import Recording
-
-    from ._auth import SigningKey
-    from ._oracle import OracleOptions
-    from ._schedule import Pacing
-    from ._verdict import Verdict
-    from ._warp import Warp
-
-DEFAULT_TIMEOUT = 10.0
-"""Seconds a session may go without progress (beyond what its schedule plans) before it
-is declared `Stuck`."""
+from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
+from ._options import DEFAULT_TIMEOUT
+from ._targets.base import Connection, ConnectRequest, Target
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -352,82 +339,3 @@ def _describe(anchor: Anchor) -> str:
     if anchor.kind == "sent":
         return f"client message {anchor.index} to be sent"
     return f"server message {anchor.index}"
-
-
-# --- the helper the CLI and the pytest plugin share --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One replay of a recording: what was planned, what happened, what it means."""
-
-    schedule: Schedule
-    transcript: Transcript
-    verdict: Verdict
-
-
-def replay_recording(recording: Recording, target: Target, *, warp: Warp | None = None,
-                     pacing: Pacing = "causal", oracle_options: OracleOptions | None = None,
-                     key: SigningKey | None = None, allow_alg_change: bool = False,
-                     seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
-                     concurrency: int | None = None, on_event: OnEvent | None = None,
-                     unix_origin: float | None = None) -> Result:
-    """Schedule `recording`, bend it with `warp`, replay it on `target`, judge it.
-
-    With `key`, every JWT in the recording is re-minted at its session's connect (see
-    `replay._auth`); a token the key must not sign is refused before anything connects.
-    `unix_origin` pins the Unix time of the replay's t=0 for those tokens (default: the
-    wall clock), for results that depend on where in a second a token expires.
-    """
-    schedule, rewrite = _prepare(recording, warp=warp, pacing=pacing, key=key,
-                                 allow_alg_change=allow_alg_change, unix_origin=unix_origin)
-    transcript = run_sync(schedule, target, seed=seed, timeout=timeout,
-                          concurrency=concurrency, on_event=on_event, rewrite=rewrite)
-    return Result(schedule, transcript, judge_transcript(schedule, transcript, oracle_options))
-
-
-async def replay_recording_async(recording: Recording, target: Target, *,
-                                 warp: Warp | None = None, pacing: Pacing = "causal",
-                                 oracle_options: OracleOptions | None = None,
-                                 key: SigningKey | None = None, allow_alg_change: bool = False,
-                                 timeout: float = DEFAULT_TIMEOUT,
-                                 concurrency: int | None = None,
-                                 on_event: OnEvent | None = None,
-                                 unix_origin: float | None = None) -> Result:
-    """`replay_recording` inside a running Trio loop, on that loop's clock (e.g. a
-    ``@pytest.mark.trio`` test with ``autojump_clock``)."""
-    schedule, rewrite = _prepare(recording, warp=warp, pacing=pacing, key=key,
-                                 allow_alg_change=allow_alg_change, unix_origin=unix_origin)
-    transcript = await replay(schedule, target, timeout=timeout, concurrency=concurrency,
-                              on_event=on_event, rewrite=rewrite)
-    return Result(schedule, transcript, judge_transcript(schedule, transcript, oracle_options))
-
-
-def _prepare(recording: Recording, *, warp: Warp | None, pacing: Pacing,
-             key: SigningKey | None, allow_alg_change: bool,
-             unix_origin: float | None) -> tuple[Schedule, SessionRewrite | None]:
-    schedule = plan_recording(recording, warp=warp, pacing=pacing)
-    if key is None:
-        return schedule, None
-    from ._auth import TokenMinter
-
-    minter = TokenMinter.for_recording(key, recording, schedule,
-                                       allow_alg_change=allow_alg_change,
-                                       unix_origin=unix_origin)
-    minter.check(schedule)  # refuse a key that must not sign before anything connects
-    return schedule, minter
-
-
-def plan_recording(recording: Recording, *, warp: Warp | None = None,
-                   pacing: Pacing = "causal") -> Schedule:
-    from ._schedule import build_schedule
-
-    schedule = build_schedule(recording, pacing=pacing)
-    return warp.apply(schedule) if warp is not None else schedule
-
-
-def judge_transcript(schedule: Schedule, transcript: Transcript,
-                     oracle_options: OracleOptions | None = None) -> Verdict:
-    from ._oracle import OracleOptions, judge
-
-    return judge(schedule, transcript, options=oracle_options or OracleOptions())

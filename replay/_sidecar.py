@@ -32,9 +32,9 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from ._engine.verdict import FindingKind
+from ._engine.warp import parse_duration
 from ._errors import ReplayError
-from ._verdict import FindingKind
-from ._warp import parse_duration
 
 
 class SidecarError(ReplayError):

@@ -94,8 +94,8 @@ def load_sidecar(corpus_file: Path) -> Sidecar:
 
 
 def _check_warp(text: str) -> str | None:
+    from ._engine.warp import Warp
     from ._errors import WarpError
-    from ._warp import Warp
 
     try:
         Warp.parse(text)
@@ -169,7 +169,7 @@ class CorpusCase(pytest.Item):
 
 
 def _diff(result: Any, sidecar: Sidecar) -> str:
-    from ._diff import render_diff
+    from ._engine.diff import render_diff
 
     # The same oracle options as the verdict, or the diff would flag ignored fields.
     return render_diff(result.schedule, result.transcript, result.verdict,
@@ -243,27 +243,25 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
     """Replay one corpus file under one case (synchronously, on the target's own loop)."""
     from corpus import read_recording
 
-    from ._runner import replay_recording
-    from ._targets import open_target
+    from ._facade import replay_recording
+    from ._targets.open import open_target
 
     recording = read_recording(path)
     target = open_target(case.target_in(sidecar) or "")
-    return replay_recording(recording, target, **_replay_options(sidecar, case))
+    return replay_recording(recording, target, _replay_options(sidecar, case))
 
 
-def _replay_options(sidecar: Sidecar, case: Case) -> dict[str, Any]:
-    from ._warp import Warp
+def _replay_options(sidecar: Sidecar, case: Case) -> Any:
+    from ._engine.warp import Warp
+    from ._options import ReplayOptions
 
-    return {
-        "warp": Warp.parse(case.warp), "pacing": sidecar.pacing, "seed": sidecar.seed,
-        "timeout": sidecar.timeout_ns / 1e9,
-        "oracle_options": _oracle_options(sidecar),
-        "key": _signing_key(sidecar),
-    }
+    return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
+                         timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
+                         key=_signing_key(sidecar))
 
 
 def _oracle_options(sidecar: Sidecar) -> Any:
-    from ._oracle import OracleOptions
+    from ._engine.oracle import OracleOptions
 
     return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
 
@@ -305,14 +303,14 @@ class Replayer:
         """Replay inside a running Trio test, on that test's clock."""
         from corpus import read_recording
 
-        from ._runner import replay_recording_async
-        from ._targets import open_target
+        from ._facade import replay_recording_async
+        from ._targets.open import open_target
 
         sidecar, case = self._plan(Path(file), warp, options)
-        opts = _replay_options(sidecar, case)
-        del opts["seed"]  # the running test's loop decides same-instant ordering
+        # the running test's loop decides same-instant ordering: the seed is not used
         return await replay_recording_async(read_recording(file),
-                                            open_target(sidecar.target or ""), **opts)
+                                            open_target(sidecar.target or ""),
+                                            _replay_options(sidecar, case))
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:

@@ -27,10 +27,10 @@ import trio
 
 from corpus import Headers
 
+from ._engine.transcript import AppError
 from ._errors import ConnectionClosed, HandshakeRejected
-from ._nursery import NurseryTarget
-from ._target import ConnectRequest, Report
-from ._transcript import AppError
+from ._targets.base import ConnectRequest, Report
+from ._targets.nursery import NurseryTarget
 
 T = TypeVar("T")
 Payload = str | bytes

@@ -33,11 +33,16 @@ from rich.table import Table  # noqa: E402
 
 from capture.testing import VENV_BIN, free_port, spawn, start_mitmdump  # noqa: E402
 from corpus import SAMPLES_DIR, read_recording  # noqa: E402
-from replay import OracleOptions, SigningKey, Warp  # noqa: E402
-from replay._asgi import AsgiTarget  # noqa: E402
-from replay._bisect import bisect, format_ns  # noqa: E402
-from replay._plot import plot_bisect  # noqa: E402
-from replay._runner import replay_recording  # noqa: E402
+from replay import (  # noqa: E402
+    OracleOptions,
+    ReplayOptions,
+    SigningKey,
+    Warp,
+)
+from replay._facade import replay_recording  # noqa: E402
+from replay._pictures.bisect import plot_bisect  # noqa: E402
+from replay._search.bisect import bisect, format_ns  # noqa: E402
+from replay._targets.asgi import AsgiTarget  # noqa: E402
 from replay.cli import main as wsreplay  # noqa: E402
 
 # Wide enough for the table when piped (rich falls back to 80 columns there).
@@ -116,8 +121,8 @@ class Outcome:
 
 def outcome(sample: Path, warp: str, app: object) -> Outcome:
     result = replay_recording(read_recording(sample), AsgiTarget(app, loop="trio"),
-                              warp=Warp.parse(warp) if warp else None, key=KEY,
-                              oracle_options=ORACLE, unix_origin=ORIGIN)
+                              ReplayOptions(warp=Warp.parse(warp) if warp else None,
+                                            key=KEY, oracle=ORACLE, unix_origin=ORIGIN))
     found = sorted(result.verdict.findings, key=lambda f: _TELLING.get(str(f.kind), 9))
     return Outcome(str(result.verdict.kind), str(found[0]) if found else "")
 
@@ -161,8 +166,8 @@ def bisect_accept(reports: Path) -> dict[str, object]:
 
     def fails(latency_ns: int) -> bool:
         app = racy_chat.make_app(replace(base, accept_latency=latency_ns / 1e9))
-        result = replay_recording(sample, AsgiTarget(app, loop="trio"), key=KEY,
-                                  oracle_options=ORACLE, unix_origin=ORIGIN)
+        result = replay_recording(sample, AsgiTarget(app, loop="trio"),
+                                  ReplayOptions(key=KEY, oracle=ORACLE, unix_origin=ORIGIN))
         return not result.verdict.passed
 
     result = bisect(fails, lo=0, hi=300 * MS, resolution=MS // 10)

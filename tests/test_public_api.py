@@ -74,7 +74,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "TargetUnreachable", "HandshakeRejected", "ConnectionClosed",
         # the Trio side, loaded on first use
         "replay", "run_sync", "replay_recording", "replay_recording_async", "Result",
-        "DEFAULT_TIMEOUT", "LiveTarget", "AsgiTarget", "open_target", "SigningKey",
+        "DEFAULT_TIMEOUT", "ReplayOptions", "LiveTarget", "AsgiTarget", "open_target", "SigningKey",
         "TokenMinter", "fan_out", "shard", "Identity", "Ramp", "Rate", "Load", "run_load",
         "LoadSpec", "LoadReport",
     }

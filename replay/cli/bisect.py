@@ -4,12 +4,13 @@ Each probe replays FILE with the warp ``KNOB=value`` (after --warp) and asks the
 whether it passed. On a virtual-clock target (``asgi:``) a replay is repeatable, so the
 search is an exact bisection; on a live target verdicts are noisy, so it is a
 probabilistic bisection that reports a credible interval. The search itself is the pure
-core in `replay._bisect` / `replay._noisy`; this module only runs the probes.
+core in `replay._search.bisect` / `replay._search.noisy`; this module only runs the probes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -99,7 +100,7 @@ def parse_span(text: str) -> tuple[int, int]:
 
 
 def _signed_duration(text: str) -> int:
-    from replay._warp import parse_duration
+    from replay._engine.warp import parse_duration
 
     return -parse_duration(text[1:]) if text.startswith("-") else parse_duration(text)
 
@@ -142,37 +143,37 @@ class Prober:
     """Replays the recording with the knob at a value and says whether it failed."""
 
     def __init__(self, recording: Any, target: Any, *, knob: str, base: str,
-                 replay_options: dict[str, Any]) -> None:
+                 replay_options: Any) -> None:
         self.recording, self.target, self.knob, self.base = recording, target, knob, base
         self.options = replay_options
         self.records: list[ProbeRecord] = []
 
     def warp_text(self, value: int) -> str:
-        from replay._warp import format_duration
+        from replay._engine.warp import format_duration
 
         setting = f"{self.knob}={format_duration(value)}"
         return f"{self.base},{setting}" if self.base else setting
 
     def check(self, lo: int, hi: int) -> None:
         """Refuse a knob the warp grammar or this recording does not have, before probing."""
-        from replay._runner import plan_recording
-        from replay._warp import Warp
+        from replay._engine.warp import Warp
+        from replay._facade import plan_recording
 
         if min(lo, hi) < 0 and self.knob != "exp":
             raise UsageError(f"--range: {self.knob} cannot be negative (only exp can)")
         for value in (lo, hi):
             plan_recording(self.recording, warp=Warp.parse(self.warp_text(value)),
-                           pacing=self.options.get("pacing", "causal"))
+                           pacing=self.options.pacing)
 
     def __call__(self, value: int) -> ProbeRecord:
+        from replay._engine.verdict import VerdictKind
+        from replay._engine.warp import Warp
         from replay._errors import TargetUnreachable
-        from replay._runner import replay_recording
-        from replay._verdict import VerdictKind
-        from replay._warp import Warp
+        from replay._facade import replay_recording
 
         text = self.warp_text(value)
-        result = replay_recording(self.recording, self.target, warp=Warp.parse(text),
-                                  **self.options)
+        result = replay_recording(self.recording, self.target,
+                                  dataclasses.replace(self.options, warp=Warp.parse(text)))
         verdict = result.verdict
         findings = verdict.findings
         if verdict.kind is VerdictKind.UNREACHABLE:
@@ -186,8 +187,8 @@ class Prober:
 
 def make_search(mode: str, args: argparse.Namespace, lo: int, hi: int, resolution: int) -> Any:
     """The sans-IO search for the mode: exact/repeated `Bisection` or the noisy one."""
-    from replay._bisect import Bisection
-    from replay._noisy import ProbabilisticBisection
+    from replay._search.bisect import Bisection
+    from replay._search.noisy import ProbabilisticBisection
 
     if args.repeats is not None or mode == "exact":
         return Bisection(lo=lo, hi=hi, resolution=resolution, scan=args.scan,
@@ -215,8 +216,8 @@ def search_knob(search: Any, probe: Callable[[int], ProbeRecord],
 
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording
-    from replay._bisect import BisectError, BisectKind
-    from replay._plot import plot_bisect, plot_format
+    from replay._pictures.bisect import plot_bisect, plot_format
+    from replay._search.bisect import BisectError, BisectKind
 
     from .run import open_replay
 
@@ -266,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fmt(ns: int) -> str:
-    from replay._bisect import format_ns
+    from replay._search.bisect import format_ns
 
     return format_ns(ns)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from corpus import inside, read_recording, safe_name, write_recording
-    from replay._explore import Discovery, explore
-    from replay._runner import plan_recording, replay_recording
+    from replay._facade import plan_recording, replay_recording
+    from replay._search.explore import Discovery, explore
 
     from ._app import UsageError, record_limit
     from .run import open_replay
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     schedule = plan_recording(recording, pacing=args.pacing)
 
     def probe(candidate, warp):
-        return replay_recording(candidate, target, warp=warp, **options).verdict
+        return replay_recording(candidate, target,
+                                dataclasses.replace(options, warp=warp)).verdict
 
     baseline = probe(recording, None)
     if not baseline.passed:  # a search needs a passing starting point to bend away from

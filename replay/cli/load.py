@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _span(text: str) -> int:
-    from replay._fanout import parse_span
+    from replay._load.fanout import parse_span
 
     try:
         value = parse_span(text)
@@ -102,9 +102,9 @@ def _span(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from replay._load import run_load
-    from replay._loadplot import plot_report
-    from replay._loadstats import render_report
+    from replay._load.run import run_load
+    from replay._load.stats import render_report
+    from replay._pictures.load import plot_report
 
     load, spec, settings = prepare(args)
     display = _Display(len(load.schedule.sessions), enabled=sys.stderr.isatty())
@@ -148,14 +148,15 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     option checked before anything connects (`UsageError` & co. otherwise)."""
     from corpus import read_recording
     from replay._auth import find_tokens, plan_texts, redacted_token_count, signing_key
-    from replay._fanout import AllAtOnce, Identity, copy_count, fan_out, parse_ramp, parse_rate
-    from replay._live import parse_header_option
-    from replay._load import LoadSpec
-    from replay._loadplot import check_plot_path
-    from replay._oracle import OracleOptions
-    from replay._runner import DEFAULT_TIMEOUT, plan_recording
-    from replay._targets import open_target
-    from replay._warp import Warp
+    from replay._engine.oracle import OracleOptions
+    from replay._engine.warp import Warp
+    from replay._facade import plan_recording
+    from replay._load.fanout import AllAtOnce, Identity, copy_count, fan_out, parse_ramp, parse_rate
+    from replay._load.run import LoadSpec
+    from replay._options import DEFAULT_TIMEOUT
+    from replay._pictures.load import check_plot_path
+    from replay._targets.live import parse_header_option
+    from replay._targets.open import open_target
 
     # Safety first: an unbounded load never starts.
     if args.sessions is None and args.duration is None:
@@ -220,7 +221,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
 def _key_material(args: argparse.Namespace) -> Any:
     from replay._auth import ENV_SECRET
-    from replay._load import KeyMaterial
+    from replay._load.run import KeyMaterial
 
     if args.jwt_key:
         return KeyMaterial(Path(args.jwt_key).read_bytes(), True, f"--jwt-key {args.jwt_key}")

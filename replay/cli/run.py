@@ -8,6 +8,7 @@ the exact command that reproduces it. ``--json`` prints one JSON document instea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -100,14 +101,14 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="compare server messages as a multiset (order does not count)")
 
 
-def open_replay(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The target and the `replay_recording` keyword arguments that `add_replay_options`
-    asked for; every option is checked before anything connects."""
+def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
+    each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
-    from replay._live import parse_header_option
-    from replay._oracle import OracleOptions
-    from replay._runner import DEFAULT_TIMEOUT
-    from replay._targets import open_target
+    from replay._engine.oracle import OracleOptions
+    from replay._options import DEFAULT_TIMEOUT, ReplayOptions
+    from replay._targets.live import parse_header_option
+    from replay._targets.open import open_target
 
     options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
     headers = tuple(parse_header_option(h) for h in args.header)
@@ -118,10 +119,10 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
     target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
                          extra_headers=headers or None, loop=args.loop)
-    return target, {"pacing": args.pacing, "oracle_options": options, "key": key,
-                    "allow_alg_change": args.jwt_allow_alg_change, "seed": args.seed,
-                    "timeout": args.timeout or DEFAULT_TIMEOUT,
-                    "concurrency": args.concurrency}
+    return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
+                                 allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
+                                 timeout=args.timeout or DEFAULT_TIMEOUT,
+                                 concurrency=args.concurrency)
 
 
 def _positive_int(text: str) -> int:
@@ -135,7 +136,7 @@ def _positive_int(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    from replay._warp import parse_duration
+    from replay._engine.warp import parse_duration
 
     try:
         value = float(text)
@@ -154,20 +155,21 @@ def _seconds(text: str) -> float:
 class _Run:
     path: str
     repeat: int
-    result: Any  # replay._runner.Result
+    result: Any  # replay._facade.Result
     interrupted: bool = False
     """Ctrl-C landed during this run: `result` holds what was gathered until then."""
 
 
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording
-    from replay._runner import replay_recording
-    from replay._warp import Warp
+    from replay._engine.warp import Warp
+    from replay._facade import replay_recording
 
     # Everything the user typed is checked before anything connects.
     warp = Warp.parse(args.warp) if args.warp else None
     target, replay_options = open_replay(args)
-    key = replay_options["key"]
+    replay_options = dataclasses.replace(replay_options, warp=warp)
+    key = replay_options.key
     recordings = [(path, read_recording(path, **record_limit(args)))
                   for path in args.files]
     if key is None:
@@ -188,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
                 for repeat in range(1, args.repeat + 1):
                     progress.describe(f"{os.path.basename(path)} run {repeat}/{args.repeat}")
                     gathered.clear()
-                    result = replay_recording(recording, target, warp=warp,
-                                              on_event=on_event, **replay_options)
+                    result = replay_recording(recording, target, replay_options,
+                                              on_event=on_event)
                     runs.append(_Run(path, repeat, result))
         except (KeyboardInterrupt, BaseExceptionGroup) as error:
             # Trio hands Ctrl-C over as KeyboardInterrupt, inside a group when it lands in a
@@ -231,8 +233,8 @@ def run(args: argparse.Namespace) -> int:
 def _partial(recording: Any, target: Any, warp: Any, args: argparse.Namespace,
              gathered: dict[int, list[Any]]) -> Any:
     """The result of an interrupted run: its events until Ctrl-C, judged as they are."""
-    from replay._runner import Result, judge_transcript, plan_recording
-    from replay._transcript import SessionTranscript, Transcript
+    from replay._engine.transcript import SessionTranscript, Transcript
+    from replay._facade import Result, judge_transcript, plan_recording
 
     schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
     transcript = Transcript(sessions=tuple(
@@ -243,7 +245,7 @@ def _partial(recording: Any, target: Any, warp: Any, args: argparse.Namespace,
 
 
 def _ended(events: Sequence[Any]) -> bool:
-    from replay._transcript import Closed, Rejected, Stuck, Unreachable
+    from replay._engine.transcript import Closed, Rejected, Stuck, Unreachable
 
     return any(type(e) in (Closed, Rejected, Stuck, Unreachable) for e in events)
 
@@ -252,7 +254,7 @@ def _ended(events: Sequence[Any]) -> bool:
 
 
 def _unreachable_events(runs: Sequence[_Run]) -> list[Any]:
-    from replay._transcript import Unreachable
+    from replay._engine.transcript import Unreachable
 
     return [e for r in runs for s in r.result.transcript.sessions for e in s.events
             if type(e) is Unreachable]
@@ -271,7 +273,7 @@ def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]], warp: Any,
                           pacing: str) -> None:
     """Without a key, say where tokens will go out as recorded (and likely be refused)."""
     from replay._auth import redacted_token_count
-    from replay._runner import plan_recording
+    from replay._facade import plan_recording
 
     for path, recording in recordings:
         schedule = plan_recording(recording, warp=warp, pacing=pacing)
@@ -285,7 +287,7 @@ def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]], warp: Any,
 
 
 def _draw(runs: Sequence[_Run], recordings: Sequence[tuple[str, Any]], out: str) -> None:
-    from replay._timeline import lanes_from_recording, lanes_from_transcript, plot_timeline
+    from replay._pictures.timeline import lanes_from_recording, lanes_from_transcript, plot_timeline
 
     run = next((r for r in runs if not r.result.verdict.passed), runs[0])
     recording = dict(recordings)[run.path]
@@ -300,7 +302,7 @@ def _first_divergence(result: Any) -> tuple[int, int] | None:
     """(session, replay time) of the earliest finding. A message that never came counts
     from when it was due: its recorded gap after the message before it, as that one
     arrived in this replay (the first one: its recorded offset after connect)."""
-    from replay._transcript import Connected, Received
+    from replay._engine.transcript import Connected, Received
 
     plans = {plan.session: plan for plan in result.schedule.sessions}
     events = {s.session: s.events for s in result.transcript.sessions}
@@ -336,7 +338,7 @@ def _exit_code(runs: Sequence[_Run]) -> int:
 
 def lateness(events: Sequence[Any]) -> dict[str, int] | None:
     """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
-    from replay._transcript import Sent
+    from replay._engine.transcript import Sent
 
     late = sorted(e.t - e.scheduled for e in events if type(e) is Sent)
     if not late:
@@ -387,8 +389,8 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 
 
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
-    from replay._diff import render_diff
-    from replay._verdict import VerdictKind
+    from replay._engine.diff import render_diff
+    from replay._engine.verdict import VerdictKind
 
     for run in runs:
         label = os.path.basename(run.path) + (f" #{run.repeat}" if args.repeat > 1 else "")
@@ -420,7 +422,7 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from replay._oracle import OracleOptions
+    from replay._engine.oracle import OracleOptions
 
     return OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
 
@@ -517,7 +519,7 @@ class _Progress:
     def on_event(self, session: int, event: Any) -> None:
         if self._bar is None:
             return
-        from replay._transcript import Closed, Rejected, Stuck, Unreachable
+        from replay._engine.transcript import Closed, Rejected, Stuck, Unreachable
 
         if type(event) in (Closed, Rejected, Stuck, Unreachable):
             self._bar.advance(self._task)

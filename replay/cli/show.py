@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _draw(args: argparse.Namespace, wanted: set[int] | None) -> int:
     from corpus import Recording, read_recording
-    from replay._timeline import lanes_from_recording, plot_timeline
+    from replay._pictures.timeline import lanes_from_recording, plot_timeline
 
     from ._app import UsageError, record_limit
 

@@ -401,15 +401,15 @@ def warp_text(rng: random.Random) -> str:
 
 def _schedules() -> list[Any]:
     from corpus import read_recording
-    from replay._schedule import build_schedule
+    from replay._engine.schedule import build_schedule
 
     return [build_schedule(read_recording(p)) for p in sorted(SAMPLES.glob("*.wsr"))]
 
 
 def check_warp(text: str, schedules: list[Any]) -> None:
     """Parse; a warp that parses prints back to itself and applies or says why not."""
+    from replay._engine.warp import Warp
     from replay._errors import WarpError
-    from replay._warp import Warp
 
     warp = Warp.parse(text)
     if Warp.parse(str(warp)) != warp:
@@ -436,8 +436,8 @@ def warp(count: int, seed: int, workdir: str) -> Tally:
 
 
 def check_sidecar(text: str) -> None:
+    from replay._engine.warp import Warp
     from replay._sidecar import parse_sidecar
-    from replay._warp import Warp
 
     sidecar = parse_sidecar(text, path="fuzz.wsr.toml")
     for case in sidecar.cases:

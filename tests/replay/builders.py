@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, new_header
 from replay import build_schedule
-from replay._schedule import Schedule, SessionPlan
-from replay._transcript import (
+from replay._engine.schedule import Schedule, SessionPlan
+from replay._engine.transcript import (
     Closed,
     Connected,
     Event,

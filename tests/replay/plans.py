@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from corpus import Closer
-from replay._schedule import OPEN, Anchor, ClosePlan, Expect, Schedule, Send, SessionPlan
+from replay._engine.schedule import OPEN, Anchor, ClosePlan, Expect, Schedule, Send, SessionPlan
 
 MS = 1_000_000
 

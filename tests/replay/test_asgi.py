@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytest
 import trio
 
-from replay._asgi import AsgiTarget, ClientDisconnected, load_app, open_asgi_target, unwrap
+from replay._engine.network import NetworkModel
+from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
-from replay._target import ConnectRequest, NetworkModel
-from replay._transcript import AppError
-from replay._virtual import now_ns
+from replay._targets.asgi import AsgiTarget, ClientDisconnected, load_app, open_asgi_target, unwrap
+from replay._targets.base import ConnectRequest
+from replay._targets.virtual import now_ns
 
 from . import asgi_apps
 

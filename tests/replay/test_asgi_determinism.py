@@ -1,7 +1,7 @@
 """Same file + warp + seed → byte-identical transcript, on both loops and across processes.
 
 Trio randomizes the order of tasks waking at the same instant; the in-process target runs
-Trio's seeded deterministic mode (`replay._virtual`), so that order is a function of the
+Trio's seeded deterministic mode (`replay._targets.virtual`), so that order is a function of the
 seed: the same seed reproduces it, other seeds explore other orders.
 """
 
@@ -20,11 +20,11 @@ import pytest
 import trio
 import trio.testing
 
-from replay._asgi import AsgiTarget
+from replay._engine.network import NetworkModel
+from replay._engine.transcript import Received, Transcript
 from replay._runner import run_sync
-from replay._target import NetworkModel
-from replay._transcript import Received, Transcript
-from replay._virtual import check_trio_internals, run_virtual, seeded_scheduling
+from replay._targets.asgi import AsgiTarget
+from replay._targets.virtual import check_trio_internals, run_virtual, seeded_scheduling
 
 from . import asgi_apps
 from .plans import MS, after, client_close, expect, schedule, send, session
@@ -79,7 +79,7 @@ def test_fifty_runs_give_byte_identical_transcripts(loop: str) -> None:
 @pytest.mark.parametrize("loop", LOOPS)
 def test_tasks_cancelled_together_resume_in_the_same_order_every_run(loop: str) -> None:
     """On asyncio, anyio cancels a task group by iterating sets (of tasks and of cancel
-    scopes) that hash by memory address; `replay._aio` makes them hash by creation order."""
+    scopes) that hash by memory address; `replay._targets.aio` makes them hash by creation order."""
     first = cancel_order(loop, seed=1)
     assert all(cancel_order(loop, seed=1) == first for _ in range(29))
 
@@ -175,7 +175,7 @@ def test_trio_still_has_its_seeded_deterministic_scheduling() -> None:
 def test_a_trio_without_the_hooks_is_reported_loudly(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from trio._core import _run
 
-    from replay._virtual import TrioInternalsChanged
+    from replay._targets.virtual import TrioInternalsChanged
 
     monkeypatch.delattr(_run, "_r")
     with pytest.raises(TrioInternalsChanged, match=r"trio\._core\._run\._r .* is gone"):

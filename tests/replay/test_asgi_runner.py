@@ -11,12 +11,12 @@ import gc
 
 import pytest
 
-from replay._asgi import AsgiTarget, open_asgi_target
-from replay._oracle import judge
+from replay._engine.network import NetworkModel
+from replay._engine.oracle import judge
+from replay._engine.transcript import AppError, Received, Rejected, Stuck
+from replay._engine.verdict import VerdictKind
 from replay._runner import run_sync
-from replay._target import NetworkModel
-from replay._transcript import AppError, Received, Rejected, Stuck
-from replay._verdict import VerdictKind
+from replay._targets.asgi import AsgiTarget, open_asgi_target
 
 from . import asgi_apps
 from .plans import MS, after, client_close, expect, schedule, send, server_close, session
@@ -210,8 +210,8 @@ def test_accept_recorded_holds_each_accept_for_that_sessions_recorded_handshake(
         loop: str) -> None:
     """`accept=recorded`: the network model comes from the recording, session by session
     (the cold-instance accept window a capture measured)."""
-    from replay._transcript import Connected
-    from replay._warp import Warp
+    from replay._engine.transcript import Connected
+    from replay._engine.warp import Warp
 
     fast = dataclasses.replace(session(1, url="ws://x/ws"), handshake_time=30 * MS)
     slow = dataclasses.replace(session(2, url="ws://x/ws"), handshake_time=120 * MS)

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from replay import ReplayOptions
 from replay._auth import (
     SigningKey,
     TokenMinter,
@@ -19,11 +20,12 @@ from replay._auth import (
     redacted_token_count,
     signing_key,
 )
+from replay._engine.transcript import Received, Rejected, Sent
+from replay._engine.verdict import VerdictKind
+from replay._engine.warp import Warp
 from replay._errors import AuthError
-from replay._runner import judge_transcript, plan_recording, replay, replay_recording
-from replay._transcript import Received, Rejected, Sent
-from replay._verdict import VerdictKind
-from replay._warp import Warp
+from replay._facade import judge_transcript, plan_recording, replay_recording
+from replay._runner import replay
 from replay.testing import HandlerTarget, ServerConnection
 
 from .plans import expect, schedule, send, server_close, session
@@ -210,7 +212,7 @@ async def test_fresh_tokens_reach_the_server_but_never_the_transcript(autojump_c
 
 
 async def test_a_live_server_that_checks_tokens_accepts_reminted_ones(nursery) -> None:
-    from replay._live import LiveTarget
+    from replay._targets.live import LiveTarget
 
     expired_long_ago = placeholder({"sub": "user-1", "iat": 1_764_000_000,
                                     "exp": 1_764_003_600})
@@ -242,7 +244,7 @@ def test_replay_recording_refuses_a_token_the_key_must_not_sign_before_connectin
 
     with pytest.raises(AuthError, match="ES256"):
         replay_recording(recording, HandlerTarget(handler),
-                         key=SigningKey.secret(SECRET))
+                         ReplayOptions(key=SigningKey.secret(SECRET)))
     assert connected == []
 
 

@@ -81,7 +81,7 @@ def test_probes_stay_on_the_resolution_grid_so_brackets_print_exactly():
 @given(st.integers(-10**15, 10**15))
 def test_durations_print_exactly_and_read_back(ns):
     from replay import parse_duration
-    from replay._bisect import format_ns
+    from replay._search.bisect import format_ns
 
     text = format_ns(ns)
     assert (-1 if text.startswith("-") else 1) * parse_duration(text.lstrip("-")) == ns
@@ -354,7 +354,7 @@ def test_the_budget_stops_the_search_and_says_so():
 
 def test_the_belief_is_the_exact_bayesian_posterior():
     """The piecewise belief equals a brute-force posterior over every (cell, error rate)."""
-    cells, rates = 16, replay._noisy.ERROR_RATES
+    cells, rates = 16, replay._search.noisy.ERROR_RATES
     search = ProbabilisticBisection(lo=0, hi=cells, resolution=1, direction=Side.ABOVE,
                                     confidence=0.999)
     target = NoisyThreshold(threshold=11, flip_rate=0.25, seed=7)
@@ -378,8 +378,8 @@ def test_the_belief_is_the_exact_bayesian_posterior():
 
 def test_the_belief_with_unknown_direction_is_the_exact_bayesian_posterior():
     """Both directions and both no-flip hypotheses, against brute force."""
-    cells, rates = 12, replay._noisy.ERROR_RATES
-    flat_prior = replay._noisy.NO_FLIP_PRIOR
+    cells, rates = 12, replay._search.noisy.ERROR_RATES
+    flat_prior = replay._search.noisy.NO_FLIP_PRIOR
     search = ProbabilisticBisection(lo=0, hi=cells, resolution=1, confidence=0.999)
     target = NoisyThreshold(threshold=4, flip_rate=0.2, seed=11, fails=Side.BELOW)
     seen = []

@@ -6,8 +6,8 @@ import json
 
 from corpus import Closer
 from replay import judge, render_diff, render_timeline, timeline
-from replay._schedule import Schedule
-from replay._transcript import AppError, Closed, Connected, Rejected, Sent, Stuck
+from replay._engine.schedule import Schedule
+from replay._engine.transcript import AppError, Closed, Connected, Rejected, Sent, Stuck
 
 from .builders import MS, faithful_events, schedule_of, session_records, transcript
 

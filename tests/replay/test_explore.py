@@ -7,9 +7,10 @@ import json
 import trio
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, Session, new_header
-from replay._explore import Discovery, Exhausted, explore, search_space, session_prefixes
-from replay._runner import plan_recording, replay_recording
-from replay._warp import Warp
+from replay import ReplayOptions
+from replay._engine.warp import Warp
+from replay._facade import plan_recording, replay_recording
+from replay._search.explore import Discovery, Exhausted, explore, search_space, session_prefixes
 from replay.testing import HandlerTarget, ServerConnection
 
 MS = 1_000_000
@@ -47,7 +48,7 @@ def recording_of(*sessions: Session) -> Recording:
 
 def probe(recording: Recording, warp: Warp):
     return replay_recording(recording, HandlerTarget(late_ready, virtual_clock=True),
-                            warp=warp).verdict
+                            ReplayOptions(warp=warp)).verdict
 
 
 def test_the_recorded_timing_passes_so_there_is_something_to_find() -> None:
@@ -96,7 +97,8 @@ def test_a_robust_server_exhausts_the_budget_and_says_what_it_tried() -> None:
     recording = recording_of(chat(1, 0))
     result = explore(recording, plan_recording(recording),
                      lambda r, w: replay_recording(r, HandlerTarget(echo, virtual_clock=True),
-                                                   warp=w).verdict, budget=20, seed=0)
+                                                   ReplayOptions(warp=w)).verdict,
+                     budget=20, seed=0)
     assert isinstance(result, Exhausted)
     assert 0 < result.probes <= 20
     assert len(result.tried) == result.probes

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from corpus import Closer
 from replay._auth import find_tokens, plan_texts
-from replay._fanout import (
+from replay._engine.transcript import Closed, Connected, Received, Sent
+from replay._facade import plan_recording
+from replay._load.fanout import (
     SECOND,
     AllAtOnce,
     Identity,
@@ -29,7 +31,7 @@ from replay._fanout import (
     parse_span,
     shard,
 )
-from replay._loadstats import (
+from replay._load.stats import (
     BIN,
     CUT,
     NOT_STARTED,
@@ -39,8 +41,6 @@ from replay._loadstats import (
     merge,
     message_kind,
 )
-from replay._runner import plan_recording
-from replay._transcript import Closed, Connected, Received, Sent
 
 from .chat import chat_recording
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from replay._engine.warp import Warp
 from replay._errors import WarpError
 from replay._sidecar import SidecarError, parse_sidecar
-from replay._warp import Warp
 from tests.conftest import load_fuzz_campaign
 
 fuzz = load_fuzz_campaign()

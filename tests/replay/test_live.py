@@ -14,13 +14,14 @@ import trio
 import trustme
 
 from corpus import Closer
+from replay._engine.network import NetworkModel
+from replay._engine.transcript import Closed, Received, Rejected, Sent, Unreachable
+from replay._engine.verdict import FindingKind, VerdictKind
+from replay._engine.warp import Warp
 from replay._errors import TargetError
-from replay._live import LiveTarget, forwarded_headers, parse_header_option
-from replay._runner import judge_transcript, plan_recording, replay
-from replay._target import NetworkModel
-from replay._transcript import Closed, Received, Rejected, Sent, Unreachable
-from replay._verdict import FindingKind, VerdictKind
-from replay._warp import Warp
+from replay._facade import judge_transcript, plan_recording
+from replay._runner import replay
+from replay._targets.live import LiveTarget, forwarded_headers, parse_header_option
 
 from .servers import echo_recording, serve
 

@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 
 from corpus import Closer
 from replay import OracleOptions, judge
-from replay import _oracle as oracle
-from replay._errors import ReplayError
-from replay._oracle import DEFAULT_OPTIONS, align, payload_key
-from replay._schedule import Schedule, SessionPlan
-from replay._transcript import (
+from replay._engine import oracle
+from replay._engine.oracle import DEFAULT_OPTIONS, align, payload_key
+from replay._engine.schedule import Schedule, SessionPlan
+from replay._engine.transcript import (
     AppError,
     Closed,
     Connected,
@@ -25,7 +24,8 @@ from replay._transcript import (
     Stuck,
     Unreachable,
 )
-from replay._verdict import FindingKind, VerdictKind
+from replay._engine.verdict import FindingKind, VerdictKind
+from replay._errors import ReplayError
 
 from .builders import MS, faithful_events, schedule_of, session_records, transcript
 

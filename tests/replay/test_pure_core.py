@@ -8,7 +8,7 @@ from pathlib import Path
 
 import replay
 
-PURE = ("_schedule", "_warp", "_oracle", "_diff")
+PURE = ("_engine.schedule", "_engine.network", "_engine.warp", "_engine.oracle", "_engine.diff")
 
 
 def test_importing_the_pure_modules_loads_no_trio_and_no_io_library() -> None:

@@ -21,11 +21,12 @@ import pytest
 
 from capture.testing import Proc, free_port, spawn
 from corpus import write_recording
-from replay._live import LiveTarget
-from replay._runner import judge_transcript, plan_recording, replay
-from replay._transcript import Closed, Received, Unreachable
-from replay._verdict import FindingKind, VerdictKind
-from replay._warp import Warp
+from replay._engine.transcript import Closed, Received, Unreachable
+from replay._engine.verdict import FindingKind, VerdictKind
+from replay._engine.warp import Warp
+from replay._facade import judge_transcript, plan_recording
+from replay._runner import replay
+from replay._targets.live import LiveTarget
 
 from .servers import echo_recording
 from .test_cli_corpus import WSREPLAY

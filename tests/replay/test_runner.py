@@ -10,9 +10,7 @@ import pytest
 import trio
 
 from corpus import Closer
-from replay._errors import ConnectionClosed
-from replay._runner import replay, run_sync
-from replay._transcript import (
+from replay._engine.transcript import (
     AppError,
     Closed,
     Connected,
@@ -21,6 +19,8 @@ from replay._transcript import (
     Sent,
     Stuck,
 )
+from replay._errors import ConnectionClosed
+from replay._runner import replay, run_sync
 from replay.testing import HandlerTarget, ServerConnection
 
 from .plans import MS, after, client_close, expect, schedule, send, server_close, session
@@ -300,11 +300,12 @@ def test_the_trio_side_is_public_but_loads_only_when_used() -> None:
     import sys
 
     import replay
-    from replay import _auth, _live, _runner, _targets
+    from replay import _auth, _facade, _runner
+    from replay._targets import live, open
 
     assert (replay.replay, replay.run_sync, replay.replay_recording, replay.Result) == (
-        _runner.replay, _runner.run_sync, _runner.replay_recording, _runner.Result)
-    assert (replay.LiveTarget, replay.open_target) == (_live.LiveTarget, _targets.open_target)
+        _runner.replay, _runner.run_sync, _facade.replay_recording, _facade.Result)
+    assert (replay.LiveTarget, replay.open_target) == (live.LiveTarget, open.open_target)
     assert (replay.SigningKey, replay.TokenMinter) == (_auth.SigningKey, _auth.TokenMinter)
     assert {"replay", "LiveTarget", "open_target"} <= set(dir(replay))
     with pytest.raises(AttributeError):
@@ -314,8 +315,9 @@ def test_the_trio_side_is_public_but_loads_only_when_used() -> None:
 
 
 def test_replay_recording_schedules_warps_replays_and_judges_in_one_call() -> None:
-    from replay._runner import Result, replay_recording
-    from replay._warp import Warp
+    from replay import ReplayOptions
+    from replay._engine.warp import Warp
+    from replay._facade import Result, replay_recording
 
     from .servers import echo_recording
 
@@ -333,7 +335,7 @@ def test_replay_recording_schedules_warps_replays_and_judges_in_one_call() -> No
     plain = replay_recording(recording, target)
     assert isinstance(plain, Result)
     assert plain.verdict.passed, plain.verdict.findings
-    halved = replay_recording(recording, target, warp=Warp.parse("scale=0.5"))
+    halved = replay_recording(recording, target, ReplayOptions(warp=Warp.parse("scale=0.5")))
     assert halved.verdict.passed
     sent = [[e.t for e in r.transcript.sessions[0].events if type(e) is Sent]
             for r in (plain, halved)]

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, new_header
 from replay import build_schedule
+from replay._engine.schedule import OPEN, Anchor, Schedule, SessionPlan
 from replay._errors import ScheduleError
-from replay._schedule import OPEN, Anchor, Schedule, SessionPlan
 
 from .builders import EPOCH, MS, recording, schedule_of, session_records
 

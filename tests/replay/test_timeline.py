@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from corpus import read_recording
-from replay._timeline import lanes_from_recording, plot_timeline
+from replay._pictures.timeline import lanes_from_recording, plot_timeline
 
 SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "hand_chat.wsr"
 

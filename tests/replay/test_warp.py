@@ -8,10 +8,9 @@ from hypothesis import strategies as st
 
 from corpus import Closer
 from replay import Warp
-from replay._errors import WarpError
-from replay._schedule import OPEN, Anchor, Schedule
-from replay._target import NetworkModel
-from replay._warp import (
+from replay._engine.network import NetworkModel
+from replay._engine.schedule import OPEN, Anchor, Schedule
+from replay._engine.warp import (
     Adjust,
     Clamp,
     Expiry,
@@ -23,6 +22,7 @@ from replay._warp import (
     format_duration,
     parse_duration,
 )
+from replay._errors import WarpError
 
 from .builders import MS, schedule_of, session_records
 

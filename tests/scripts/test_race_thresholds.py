@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from corpus import SAMPLES_DIR, read_recording
-from replay._asgi import open_asgi_target
+from replay._targets.asgi import open_asgi_target
 from replay.cli import main as wsreplay
 
 from .test_racy_chat import racy
@@ -141,14 +141,15 @@ def test_run_draws_recorded_and_replayed_side_by_side(tmp_path: Path,
 
 
 def test_the_first_divergence_of_a_lost_message_is_when_it_was_due() -> None:
-    from replay._runner import replay_recording
-    from replay._warp import Warp
+    from replay import ReplayOptions
+    from replay._engine.warp import Warp
+    from replay._facade import replay_recording
     from replay.cli.run import _first_divergence
 
     result = replay_recording(read_recording(SAMPLES_DIR / "flush.wsr"),
                               racy_target("flush_race_app"),
-                              warp=Warp.parse("gap[open->first-send]=0"), timeout=1.0,
-                              key=KEY, oracle_options=ORACLE)
+                              ReplayOptions(warp=Warp.parse("gap[open->first-send]=0"),
+                                            timeout=1.0, key=KEY, oracle=ORACLE))
     _, t = _first_divergence(result)
     received = [e.t for s in result.transcript.sessions for e in s.events
                 if type(e).__name__ == "Received"]

@@ -26,12 +26,13 @@ import pytest
 
 from corpus import Recording, read_recording
 from replay import OracleOptions, Warp
-from replay._asgi import AsgiTarget
 from replay._auth import SigningKey, TokenMinter
+from replay._engine.verdict import FindingKind, Verdict, VerdictKind
 from replay._errors import ConnectionClosed, HandshakeRejected
-from replay._runner import judge_transcript, plan_recording, run_sync
-from replay._target import ConnectRequest
-from replay._verdict import FindingKind, Verdict, VerdictKind
+from replay._facade import judge_transcript, plan_recording
+from replay._runner import run_sync
+from replay._targets.asgi import AsgiTarget
+from replay._targets.base import ConnectRequest
 
 from .test_racy_chat import NOT_ACCEPTED, chat_client, racy
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._errors import ReplayError
-from ._loadstats import BIN, LoadReport
+from replay._errors import ReplayError
+from replay._load.stats import BIN, LoadReport
 
 FORMATS = (".svg", ".png", ".pdf")
 

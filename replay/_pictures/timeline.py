@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from corpus import Direction, Recording
-
-from ._transcript import (
+from replay._engine.transcript import (
     AppError,
     Closed,
     Connected,

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
-from ._errors import ReplayError
+from replay._errors import ReplayError
 
 
 class BisectError(ReplayError, ValueError):

@@ -33,10 +33,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._auth import PLACEHOLDER_SIGNATURE, TOKEN, decode_token
-from ._errors import ReplayError
-from ._schedule import Expect, Schedule, Send, SessionPlan
-from ._warp import format_duration, parse_duration
+from replay._auth import PLACEHOLDER_SIGNATURE, TOKEN, decode_token
+from replay._engine.schedule import Expect, Schedule, Send, SessionPlan
+from replay._engine.warp import format_duration, parse_duration
+from replay._errors import ReplayError
 
 SECOND = 1_000_000_000
 

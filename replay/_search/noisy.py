@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from ._bisect import (
+from .bisect import (
     BisectError,
     BisectKind,
     Grid,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import TargetError
-from ._target import Target
+from replay._errors import TargetError
+
+from .base import Target
 
 TARGET_FORMS = "ws://HOST[:PORT][/PATH], wss://HOST[:PORT][/PATH] or asgi:MODULE_OR_FILE:ATTR"
 
@@ -25,7 +26,7 @@ def open_target(spec: str, **options: Any) -> Target:
     options = {k: v for k, v in options.items() if v is not None}
     scheme = spec.partition(":")[0].lower()
     if scheme in ("ws", "wss"):
-        from ._live import LiveTarget
+        from .live import LiveTarget
 
         return LiveTarget(spec, **_only(options, "ca_file", "insecure", "extra_headers",
                                         "connect_timeout"))
@@ -35,7 +36,7 @@ def open_target(spec: str, **options: Any) -> Target:
 
 
 def _open_asgi(spec: str, options: dict[str, Any]) -> Target:
-    from ._asgi import open_asgi_target
+    from .asgi import open_asgi_target
 
     return open_asgi_target(spec, **_only(options, "loop", "lifespan", "extra_headers"))
 

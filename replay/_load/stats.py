@@ -20,11 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._diff import render_diff
-from ._fanout import Load, Origin
-from ._oracle import OracleOptions, judge_session
-from ._schedule import Schedule, SessionPlan
-from ._transcript import (
+from replay._engine.diff import render_diff
+from replay._engine.oracle import OracleOptions, judge_session
+from replay._engine.schedule import Schedule, SessionPlan
+from replay._engine.transcript import (
     Closed,
     Connected,
     Event,
@@ -36,7 +35,9 @@ from ._transcript import (
     Transcript,
     Unreachable,
 )
-from ._verdict import SessionVerdict, Verdict, VerdictKind
+from replay._engine.verdict import SessionVerdict, Verdict, VerdictKind
+
+from .fanout import Load, Origin
 
 BIN = 100_000_000
 """Timeline bin width, ns."""

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
-from ._oracle import DEFAULT_OPTIONS, OracleOptions, Pair, align, describe_change, preview
-from ._schedule import Schedule, SessionPlan
-from ._transcript import (
+from .oracle import DEFAULT_OPTIONS, OracleOptions, Pair, align, describe_change, preview
+from .schedule import Schedule, SessionPlan
+from .transcript import (
     AppError,
     Closed,
     Connected,
@@ -42,7 +42,7 @@ from ._transcript import (
     Transcript,
     Unreachable,
 )
-from ._verdict import FindingKind, SessionVerdict, Verdict, VerdictKind
+from .verdict import FindingKind, SessionVerdict, Verdict, VerdictKind
 
 _PAYLOAD_WIDTH = 40
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from corpus import Closer, Direction, Handshake, Headers, Message, Recording, Session
+from replay._errors import ScheduleError
 
-from ._errors import ScheduleError
-from ._target import NetworkModel
+from .network import NetworkModel
 
 Pacing = Literal["causal", "absolute"]
 

@@ -18,10 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from corpus import Close, Closer, Direction, Recording, Session
-
-from ._schedule import Schedule
-from ._verdict import Verdict
-from ._warp import Warp, format_duration
+from replay._engine.schedule import Schedule
+from replay._engine.verdict import Verdict
+from replay._engine.warp import Warp, format_duration
 
 MS = 1_000_000
 

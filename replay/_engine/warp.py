@@ -45,8 +45,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from ._errors import WarpError
-from ._schedule import OPEN, ClosePlan, Schedule, Send, SessionPlan
+from replay._errors import WarpError
+
+from .schedule import OPEN, ClosePlan, Schedule, Send, SessionPlan
 
 # --- durations and factors -----------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._bisect import UNITS, BisectResult, Side, format_ns
-from ._errors import ReplayError
-from ._noisy import NoisyResult
+from replay._errors import ReplayError
+from replay._search.bisect import UNITS, BisectResult, Side, format_ns
+from replay._search.noisy import NoisyResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

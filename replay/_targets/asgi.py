@@ -49,7 +49,7 @@ call asyncio directly work — unless the app's module imports trio. (Measured b
 ``scripts/bench_virtual``: the asyncio loop costs roughly 1-1.5x the Trio loop's time.)
 Same-instant ordering: on either loop the seed orders Trio's wake-ups (sessions, network
 deliveries, Trio tasks); asyncio callbacks ready at once run in FIFO order, as asyncio does,
-and `replay._aio` removes the memory-address orders anyio's asyncio backend would add.
+and `replay._targets.aio` removes the memory-address orders anyio's asyncio backend would add.
 """
 
 from __future__ import annotations
@@ -74,11 +74,12 @@ from urllib.parse import unquote, urlsplit
 import trio
 
 from corpus import Headers
+from replay._engine.network import NetworkModel
+from replay._engine.transcript import AppError
+from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
-from ._errors import ConnectionClosed, HandshakeRejected, TargetError
-from ._target import ConnectRequest, NetworkModel, Report, Target
-from ._transcript import AppError
-from ._virtual import now_ns, run_virtual
+from .base import ConnectRequest, Report, Target
+from .virtual import now_ns, run_virtual
 
 T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
@@ -246,7 +247,7 @@ def _str_headers(raw: object) -> Headers:
 
 def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
            extra_headers: Headers = ()) -> Message:
-    from ._live import forwarded_headers  # one rule for what a replay sends, live or not
+    from .live import forwarded_headers  # one rule for what a replay sends, live or not
 
     url = urlsplit(request.url)
     secure = url.scheme in ("wss", "https")
@@ -529,7 +530,7 @@ class AsgiTarget(Target):
         await stack.__aenter__()
         try:
             if self.loop == "asyncio":
-                from ._aio import open_loop
+                from .aio import open_loop
 
                 self._aio = await stack.enter_async_context(open_loop())
             self._nursery = await stack.enter_async_context(trio.open_nursery())
@@ -604,7 +605,7 @@ class AsgiTarget(Target):
                 conn._app_coro = lambda: task.get_coro() if task else None
             await self.app(scope, receive, send)
 
-        from ._aio import aio_as_trio
+        from .aio import aio_as_trio
 
         await aio_as_trio(in_asyncio)()
 

@@ -12,7 +12,7 @@ from typing import Self
 
 import trio
 
-from ._target import Target
+from .base import Target
 
 
 class NurseryTarget(Target):

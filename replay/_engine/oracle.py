@@ -31,10 +31,10 @@ from functools import cache
 from typing import Literal
 
 from corpus import Closer
+from replay._errors import ReplayError
 
-from ._errors import ReplayError
-from ._schedule import ClosePlan, Expect, Schedule, SessionPlan
-from ._transcript import (
+from .schedule import ClosePlan, Expect, Schedule, SessionPlan
+from .transcript import (
     AppError,
     Closed,
     Connected,
@@ -46,7 +46,7 @@ from ._transcript import (
     Transcript,
     Unreachable,
 )
-from ._verdict import Finding, FindingKind, SessionVerdict, Verdict
+from .verdict import Finding, FindingKind, SessionVerdict, Verdict
 
 NORMAL_CLOSE_CODES = frozenset({1000, 1001})
 """Close codes of a session that ended as intended (normal closure, going away)."""

@@ -6,7 +6,7 @@ Shape::
     ├── in process                 workers=1: the runner in this process
     ├── ProcessPoolExecutor        workers=K: one shard per process (spawn)
     └── Dask distributed           cluster=ADDRESS|local: one task per shard (submit/gather)
-        each shard: run_shard(job) → ShardResult      (`replay._loadstats`)
+        each shard: run_shard(job) → ShardResult      (`replay._load.stats`)
     merge(results) → LoadReport
 
 Every shard runs the same function, `run_shard`, on plain data (`ShardJob`) and returns
@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._fanout import Load, Origin, shard
-from ._loadstats import LoadReport, ShardCollector, ShardResult, merge
-from ._oracle import OracleOptions
-from ._runner import DEFAULT_TIMEOUT
-from ._schedule import SessionPlan
+from replay._engine.oracle import OracleOptions
+from replay._engine.schedule import SessionPlan
+from replay._options import DEFAULT_TIMEOUT
+
+from .fanout import Load, Origin, shard
+from .stats import LoadReport, ShardCollector, ShardResult, merge
 
 TICK = 0.25
 """Seconds between a shard's progress reports (and its checks for a stop request)."""
@@ -68,7 +69,7 @@ class KeyMaterial:
         return f"KeyMaterial({self.source})"
 
     def signing_key(self) -> Any:
-        from ._auth import SigningKey
+        from replay._auth import SigningKey
 
         if self.pem:
             return SigningKey.from_pem(self.data, source=self.source)
@@ -129,7 +130,7 @@ def token_rewrite(load: Load, spec: LoadSpec) -> _CopyMinter | None:
     """
     if spec.key is None:
         return None
-    from ._auth import TokenMinter
+    from replay._auth import TokenMinter
 
     key = spec.key.signing_key()
     epochs = spec.recorded_epochs or (None,) * len(load.sources)
@@ -146,7 +147,7 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     `sigint`: Ctrl-C stops the shard (only on the main thread; worker processes ignore
     SIGINT and are stopped through `tick`).
     """
-    from ._targets import open_target
+    from replay._targets.open import open_target
 
     spec = job.spec
     collector = ShardCollector(job.load, shard=job.shard, options=spec.options,
@@ -213,7 +214,7 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
                      state: _ShardState, tick: Tick | None, sigint: bool) -> None:
     import trio
 
-    from ._runner import replay
+    from replay._runner import replay
 
     spec = job.spec
     if job.start_at is not None:
@@ -334,7 +335,8 @@ def _init_worker(queue: Any, stop: Any, go: Any, start_at: Any) -> None:
     # Import the runner now, so a shard's first copies do not wait for it.
     import trio_websocket  # noqa: F401
 
-    from . import _live, _runner  # noqa: F401
+    from replay import _runner  # noqa: F401
+    from replay._targets import live  # noqa: F401
 
     queue.put({READY: 1})
 
@@ -421,7 +423,7 @@ def open_cluster(address: str) -> Iterator[Any]:
 
         from distributed import Client, LocalCluster
     except ImportError:
-        from ._errors import ReplayError
+        from replay._errors import ReplayError
 
         raise ReplayError("--cluster needs Dask: pip install 'wsreplay[cluster]'") from None
     if address == "local":
@@ -435,7 +437,7 @@ def open_cluster(address: str) -> Iterator[Any]:
     try:
         client = Client(address, timeout=10)
     except (OSError, TimeoutError) as error:
-        from ._errors import TargetUnreachable
+        from replay._errors import TargetUnreachable
 
         raise TargetUnreachable(f"--cluster {address}: no Dask scheduler answered "
                                 f"({error})") from None

@@ -21,10 +21,11 @@ import trio
 import trio_websocket
 
 from corpus import Headers
+from replay._engine.network import NetworkModel
+from replay._errors import ConnectionClosed, HandshakeRejected, TargetError, TargetUnreachable
 
-from ._errors import ConnectionClosed, HandshakeRejected, TargetError, TargetUnreachable
-from ._nursery import NurseryTarget
-from ._target import ConnectRequest, NetworkModel, Report
+from .base import ConnectRequest, Report
+from .nursery import NurseryTarget
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds for TCP connect + TLS + the upgrade's answer before the target is unreachable."""

@@ -1,0 +1,91 @@
+"""Plan, run, judge: the one call the CLI, the pytest plugin and users make.
+
+`replay_recording` schedules a recording, bends it with a warp, runs it on a target (see
+`replay._runner`) and judges the transcript (see `replay._engine.oracle`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._options import ReplayOptions
+from ._runner import OnEvent, SessionRewrite, replay, run_sync
+
+if TYPE_CHECKING:
+    from corpus import Recording
+
+    from ._engine.oracle import OracleOptions
+    from ._engine.schedule import Pacing, Schedule
+    from ._engine.transcript import Transcript
+    from ._engine.verdict import Verdict
+    from ._engine.warp import Warp
+    from ._targets.base import Target
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One replay of a recording: what was planned, what happened, what it means."""
+
+    schedule: Schedule
+    transcript: Transcript
+    verdict: Verdict
+
+
+def replay_recording(recording: Recording, target: Target,
+                     options: ReplayOptions | None = None, *,
+                     on_event: OnEvent | None = None) -> Result:
+    """Schedule `recording`, bend it with the options' warp, replay it on `target`, judge it.
+
+    With a `key` in the options, every JWT in the recording is re-minted at its session's
+    connect (see `replay._auth`); a token the key must not sign is refused before anything
+    connects.
+    """
+    options = options or ReplayOptions()
+    schedule, rewrite = _prepare(recording, options)
+    transcript = run_sync(schedule, target, seed=options.seed, timeout=options.timeout,
+                          concurrency=options.concurrency, on_event=on_event, rewrite=rewrite)
+    return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
+
+
+async def replay_recording_async(recording: Recording, target: Target,
+                                 options: ReplayOptions | None = None, *,
+                                 on_event: OnEvent | None = None) -> Result:
+    """`replay_recording` inside a running Trio loop, on that loop's clock (e.g. a
+    ``@pytest.mark.trio`` test with ``autojump_clock``); the loop decides same-instant
+    ordering, so `options.seed` is not used."""
+    options = options or ReplayOptions()
+    schedule, rewrite = _prepare(recording, options)
+    transcript = await replay(schedule, target, timeout=options.timeout,
+                              concurrency=options.concurrency, on_event=on_event,
+                              rewrite=rewrite)
+    return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
+
+
+def _prepare(recording: Recording,
+             options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
+    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
+    if options.key is None:
+        return schedule, None
+    from ._auth import TokenMinter
+
+    minter = TokenMinter.for_recording(options.key, recording, schedule,
+                                       allow_alg_change=options.allow_alg_change,
+                                       unix_origin=options.unix_origin)
+    minter.check(schedule)  # refuse a key that must not sign before anything connects
+    return schedule, minter
+
+
+def plan_recording(recording: Recording, *, warp: Warp | None = None,
+                   pacing: Pacing = "causal") -> Schedule:
+    from ._engine.schedule import build_schedule
+
+    schedule = build_schedule(recording, pacing=pacing)
+    return warp.apply(schedule) if warp is not None else schedule
+
+
+def judge_transcript(schedule: Schedule, transcript: Transcript,
+                     oracle_options: OracleOptions | None = None) -> Verdict:
+    from ._engine.oracle import OracleOptions, judge
+
+    return judge(schedule, transcript, options=oracle_options or OracleOptions())

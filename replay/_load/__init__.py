@@ -1,0 +1,1 @@
+"""Load replay: fan-out (pure), running a load, its statistics."""

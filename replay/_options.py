@@ -1,0 +1,53 @@
+"""`ReplayOptions`: every option a replay takes, in one frozen value.
+
+The CLI (`replay.cli.run.open_replay`), the sidecars and the pytest plugin, `wsreplay load`
+and the Python API all build one of these; the facade (`replay._facade`) reads it and hands
+each part to where it belongs (schedule, warp, JWT re-mint, runner, oracle). A new option
+is a field here with its default, and one line where each front end fills it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ._engine.oracle import OracleOptions
+from ._engine.schedule import Pacing
+
+if TYPE_CHECKING:
+    from ._auth import SigningKey
+    from ._engine.warp import Warp
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a session may go without progress (beyond what its schedule plans) before it
+is declared `Stuck`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayOptions:
+    """How to replay a recording and judge it; the target is given beside it."""
+
+    warp: Warp | None = None
+    """Bends the schedule (None: the recorded timing)."""
+    pacing: Pacing = "causal"
+    oracle: OracleOptions = field(default_factory=OracleOptions)
+    """What counts when the transcript is compared with the recording."""
+    key: SigningKey | None = None
+    """Re-mints every JWT in the recording at its session's connect (see `replay._auth`)."""
+    allow_alg_change: bool = False
+    """Let `key` sign tokens recorded with an algorithm it cannot sign with."""
+    unix_origin: float | None = None
+    """Unix time of the replay's t=0 for re-minted tokens (None: the wall clock)."""
+    seed: int = 0
+    """Jitter and same-instant ordering (synchronous runs; an async run uses its loop's)."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Per-session progress deadline in seconds."""
+    concurrency: int | None = None
+    """At most this many sessions connected at once (None: as recorded)."""
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ValueError(f"timeout: expected a positive number of seconds, "
+                             f"got {self.timeout!r}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency: expected at least 1, got {self.concurrency!r}")

@@ -1,0 +1,1 @@
+"""Searches over warps: exact and probabilistic bisection, explore."""

@@ -1,0 +1,1 @@
+"""Targets: where a replay connects (the `Target`/`Connection` seam and its implementations)."""
