@@ -30,7 +30,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,23 +54,39 @@ _FAMILIES = {"HS": "an HMAC secret (--jwt-secret)", "RS": "an RSA private key",
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
-    """A key to sign with and the algorithms it can sign."""
+    """A key to sign with and the algorithms it can sign.
 
-    key: Any
+    Equal keys have the same bytes (the HMAC secret or the PEM text); a key pickles as those
+    bytes, so it travels to worker processes and Dask workers like any other option.
+    """
+
+    key: Any = field(compare=False)
     algorithms: tuple[str, ...]
     """Algorithms this key signs, the first being its natural one."""
-    source: str
+    source: str = field(compare=False)
     """Where it came from, for messages ("--jwt-secret", "--jwt-key key.pem")."""
+    material: bytes = field(default=b"", repr=False)
+    """The secret or the PEM bytes."""
+    env: str | None = field(default=None, compare=False)
+    """The environment variable the secret was read from: a printed command or a written
+    sidecar names it instead of the secret."""
+    file: str | None = field(default=None, compare=False)
+    """The PEM file the key was read from."""
 
     def __repr__(self) -> str:  # never show a secret
         return f"SigningKey({self.source}, {'/'.join(self.algorithms)})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_key, (self.material, self.algorithms[0].startswith("HS"),
+                               self.source, self.env, self.file))
+
     @classmethod
-    def secret(cls, secret: str | bytes, *, source: str = "--jwt-secret") -> SigningKey:
+    def secret(cls, secret: str | bytes, *, source: str = "--jwt-secret",
+               env: str | None = None) -> SigningKey:
         if not secret:
             raise AuthError(f"{source}: expected a non-empty HMAC secret")
         raw = secret.encode() if isinstance(secret, str) else secret
-        return cls(raw, ("HS256", "HS384", "HS512"), source)
+        return cls(raw, ("HS256", "HS384", "HS512"), source, raw, env)
 
     @classmethod
     def from_pem_file(cls, path: str | Path) -> SigningKey:
@@ -81,7 +97,7 @@ class SigningKey:
         except OSError as error:
             raise AuthError(f"{source}: cannot read the key file "
                             f"({error.strerror or error})") from None
-        return cls.from_pem(data, source=source)
+        return dataclasses.replace(cls.from_pem(data, source=source), file=str(path))
 
     @classmethod
     def from_pem(cls, data: bytes, *, source: str) -> SigningKey:
@@ -111,7 +127,14 @@ class SigningKey:
         else:
             raise AuthError(f"{source}: expected an RSA, EC or Ed25519 private key, "
                             f"found {type(key).__name__}")
-        return cls(key, algorithms, source)
+        return cls(key, algorithms, source, data)
+
+
+def _rebuild_key(material: bytes, hmac: bool, source: str, env: str | None,
+                 file: str | None) -> SigningKey:
+    key = (SigningKey.secret(material, source=source, env=env) if hmac
+           else SigningKey.from_pem(material, source=source))
+    return dataclasses.replace(key, file=file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,4 +330,6 @@ def signing_key(*, secret: str | None = None, key_file: str | None = None,
     if secret is not None:
         return SigningKey.secret(secret)
     from_env = (env or {}).get(ENV_SECRET)
-    return SigningKey.secret(from_env, source=f"${ENV_SECRET}") if from_env else None
+    if not from_env:
+        return None
+    return SigningKey.secret(from_env, source=f"${ENV_SECRET}", env=ENV_SECRET)

@@ -22,19 +22,30 @@ reason = "race 1: not fixed yet"
 ```
 
 A file-level sidecar overrides the folder's keys one by one; its `warps`/`cases`, when
-given, replace the folder's.
+given, replace the folder's. `Sidecar.replay_options` turns a sidecar and one of its
+cases into the `ReplayOptions` the replay runs with; `sidecar_text` writes options back as
+a sidecar (what `explore` leaves beside a repro), and the two round-trip.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._engine.verdict import FindingKind
-from ._engine.warp import parse_duration
+from ._engine.warp import format_duration, parse_duration
 from ._errors import ReplayError
+
+if TYPE_CHECKING:
+    from ._auth import SigningKey
+    from ._engine.oracle import OracleOptions
+    from ._options import ReplayOptions
+    from ._targets.open import TargetSpec
 
 
 class SidecarError(ReplayError):
@@ -91,6 +102,43 @@ class Sidecar:
         if warp is not None:
             out = replace(out, cases=(Case(warp=warp),))
         return out
+
+    @property
+    def where(self) -> str:
+        """The sidecar file to name in a message (the most specific one read)."""
+        return self.sources[-1] if self.sources else "sidecar"
+
+    def oracle_options(self) -> OracleOptions:
+        from ._engine.oracle import OracleOptions
+
+        return OracleOptions(ignore_paths=self.ignore_paths, unordered=self.unordered)
+
+    def signing_key(self, env: Mapping[str, str]) -> SigningKey | None:
+        """The key the sidecar names: a secret read from `env`, or a PEM file relative to
+        the sidecar that names it."""
+        from ._auth import SigningKey, signing_key
+
+        if self.jwt_secret_env is not None:
+            secret = env.get(self.jwt_secret_env)
+            if secret is None:
+                raise SidecarError(self.where, "jwt_secret_env", f"environment variable "
+                                   f"{self.jwt_secret_env} is not set")
+            return SigningKey.secret(secret, source=f"${self.jwt_secret_env}",
+                                     env=self.jwt_secret_env)
+        key_file = None
+        if self.jwt_key_file is not None:
+            key_file = str(Path(self.where).parent / self.jwt_key_file)
+        return signing_key(secret=self.jwt_secret, key_file=key_file)
+
+    def replay_options(self, case: Case, env: Mapping[str, str]) -> ReplayOptions:
+        """The options one case replays with (`env`: where secrets are read from)."""
+        from ._engine.warp import Warp
+        from ._options import ReplayOptions
+
+        return ReplayOptions(warp=Warp.parse(case.warp) if case.warp else None,
+                             pacing=self.pacing, seed=self.seed,
+                             timeout=self.timeout_ns / 1e9, oracle=self.oracle_options(),
+                             key=self.signing_key(env))
 
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
@@ -183,3 +231,49 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 def _expect_type(path: str, key: str, value: Any, kind: type) -> None:
     if type(value) is not kind:
         raise SidecarError(path, key, f"expected {_TYPE_NAMES[kind]}, got {value!r}")
+
+
+def sidecar_text(target: TargetSpec, options: ReplayOptions, cases: Sequence[Case], *,
+                 comment: str = "") -> str:
+    """A sidecar that replays with `options` against `target`, one test per case
+    (`parse_sidecar` of it gives them back). A secret is never written: the sidecar names
+    the environment variable it came from."""
+    from ._auth import ENV_SECRET
+    from ._engine.oracle import OracleOptions
+
+    lines = [f"# {line}" for line in comment.splitlines()]
+    lines += [f"target = {_toml(target.url)}",
+              f"pacing = {_toml(options.pacing)}",
+              f"seed = {options.seed}",
+              f"timeout = {_toml(format_duration(round(options.timeout * 1e9)))}"]
+    if options.oracle.ignore_paths:
+        lines.append(f"ignore_paths = [{', '.join(map(_toml, options.oracle.ignore_paths))}]")
+    if options.oracle.unordered:
+        lines.append("unordered = true")
+    key = options.key
+    if key is not None and key.file is not None:
+        lines.append(f"jwt_key_file = {_toml(str(Path(key.file).resolve()))}")
+    elif key is not None:
+        lines.append(f"jwt_secret_env = {_toml(key.env or ENV_SECRET)}"
+                     "  # the secret is not written here")
+    left_out = [name for name, set_ in (
+        ("concurrency", options.concurrency is not None),
+        ("allow_alg_change", options.allow_alg_change),
+        ("unix_origin", options.unix_origin is not None),
+        ("ignore_extra", options.oracle.ignore_extra != OracleOptions().ignore_extra),
+        ("--ca", target.ca_file is not None), ("--insecure", target.insecure),
+        ("--header", bool(target.headers)), ("--loop", target.loop is not None)) if set_]
+    if left_out:
+        lines.append(f"# not expressible here (pass on the command line): "
+                     f"{', '.join(left_out)}")
+    for case in cases:
+        lines += ["", "[[cases]]"]
+        for key_name in ("id", "warp", "target", "expect", "finding", "match", "reason"):
+            value = getattr(case, key_name)
+            if key_name == "warp" or value != getattr(Case(), key_name):
+                lines.append(f"{key_name} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string

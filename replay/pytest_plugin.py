@@ -4,7 +4,7 @@ Installed with wsreplay through the ``pytest11`` entry point and off until the
 ``wsreplay_paths`` ini option names folders (or files): every ``.wsr`` file there becomes
 one test per case of its sidecar (``NAME.wsr.toml`` or the folder's ``wsreplay.toml``).
 A failure shows the first divergence in a timeline diff and the ``wsreplay run`` command
-that reproduces it; the transcript is saved under pytest's temporary directory.
+that reproduces it; the transcript is saved under ``.pytest_cache/d/wsreplay/``.
 
 Hand-written tests use the ``wsreplay`` fixture (`Replayer`).
 """
@@ -16,11 +16,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ._sidecar import Case, Sidecar, SidecarError, read_sidecar
+
+if TYPE_CHECKING:
+    from ._facade import Result
 
 FOLDER_SIDECAR = "wsreplay.toml"
 
@@ -152,69 +155,64 @@ class CorpusCase(pytest.Item):
         # Not "file::case": pytest rewrites dots to "::" in a domain that ends the node id.
         return self.path, None, f"{self.path.name} [{self.name}]"
 
-    def _report(self, result: Any) -> str:
+    def _report(self, result: Result) -> str:
+        from ._engine.diff import render_diff
+
         lines = [f"wsreplay: {self.path.name} [{self.case.name}] → {result.verdict.kind}"]
         lines += [f"  {finding}" for finding in result.verdict.findings]
-        lines += ["", _diff(result, self.sidecar), "", "reproduce with:", "  " + self.command()]
+        lines += ["", render_diff(result.schedule, result.transcript, result.verdict), "",
+                  "reproduce with:", "  " + self.command()]
         return "\n".join(lines)
 
     def command(self) -> str:
         return reproduce_command(self.path, self.sidecar, self.case)
 
-    def _save(self, result: Any) -> Path:
-        folder = self.config._tmp_path_factory.mktemp("wsreplay", numbered=True)
-        path = folder / f"{self.path.stem}.{_slug(self.case.name)}.transcript.json"
-        path.write_text(json.dumps(transcript_json(result), indent=1, ensure_ascii=False) + "\n")
+    def _save(self, result: Result) -> Path:
+        name = f"{self.path.stem}.{_slug(self.case.name)}.transcript.json"
+        path = _transcripts(self.config) / name
+        document = transcript_json(result, path=self.path, sidecar=self.sidecar,
+                                   case=self.case)
+        path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
         return path
 
 
-def _diff(result: Any, sidecar: Sidecar) -> str:
-    from ._engine.diff import render_diff
-
-    # The same oracle options as the verdict, or the diff would flag ignored fields.
-    return render_diff(result.schedule, result.transcript, result.verdict,
-                       options=_oracle_options(sidecar))
+_TRANSCRIPTS = pytest.StashKey[Path]()
 
 
-def transcript_json(result: Any) -> dict[str, Any]:
-    """A replay's verdict and transcript as JSON (for CI artifacts)."""
-    from .cli.run import event_json
+def _transcripts(config: pytest.Config) -> Path:
+    """Where transcripts go: ``.pytest_cache/d/wsreplay`` (the cache's public `mkdir`,
+    rewritten by every run), or a fresh temporary folder when the cache plugin is off."""
+    folder = config.stash.get(_TRANSCRIPTS, None)
+    if folder is None:
+        cache = getattr(config, "cache", None)
+        if cache is not None:
+            folder = cache.mkdir("wsreplay")
+        else:
+            import tempfile
 
-    findings = {v.session: v for v in result.verdict.sessions}
-    return {"clock": result.transcript.clock, "verdict": str(result.verdict.kind),
-            "sessions": [{"session": s.session,
-                          "verdict": str(findings[s.session].kind) if s.session in findings
-                          else "pass",
-                          "findings": [str(f) for f in findings[s.session].findings]
-                          if s.session in findings else [],
-                          "events": [event_json(e) for e in s.events]}
-                         for s in result.transcript.sessions]}
+            folder = Path(tempfile.mkdtemp(prefix="wsreplay-"))
+        config.stash[_TRANSCRIPTS] = folder
+    return folder
+
+
+def transcript_json(result: Result, *, path: Path, sidecar: Sidecar,
+                    case: Case) -> dict[str, Any]:
+    """A case's replay as the JSON document `wsreplay run --json` prints (for CI
+    artifacts)."""
+    from ._document import RunReport, replay_document
+
+    run = RunReport(os.path.relpath(path), result, reproduce_command(path, sidecar, case))
+    return replay_document([run], target=case.target_in(sidecar) or "",
+                           options=sidecar.replay_options(case, os.environ))
 
 
 def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
-    """The `wsreplay run` command line that replays one case the same way.
+    """The `wsreplay run` command line that replays one case the same way."""
+    from ._reproduce import reproduce_command as command
+    from ._targets.open import TargetSpec
 
-    Built by `wsreplay run`'s own parser and printer, so the two cannot drift apart.
-    """
-    from .cli._app import build_parser
-    from .cli.run import reproduce_command as run_command
-
-    where = os.path.relpath(path)
-    argv = ["run", where, "--target", case.target_in(sidecar) or "?", "--pacing", sidecar.pacing,
-            "--seed", str(sidecar.seed)]
-    if case.warp:
-        argv += ["--warp", case.warp]
-    if sidecar.timeout_ns != Sidecar().timeout_ns:
-        argv += ["--timeout", f"{sidecar.timeout_ns / 1e9:g}"]
-    for ignored in sidecar.ignore_paths:
-        argv += ["--ignore-path", ignored]
-    if sidecar.unordered:
-        argv.append("--unordered")
-    if sidecar.jwt_key_file is not None:
-        argv += ["--jwt-key", sidecar.jwt_key_file]
-    elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
-        argv += ["--jwt-secret", "<from the environment>"]  # printed as an env reference
-    return run_command(build_parser().parse_args(argv), where)
+    target = TargetSpec(url=case.target_in(sidecar) or "?")
+    return command([os.path.relpath(path)], target, sidecar.replay_options(case, os.environ))
 
 
 def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
@@ -248,38 +246,7 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
 
     recording = read_recording(path)
     target = open_target(case.target_in(sidecar) or "")
-    return replay_recording(recording, target, _replay_options(sidecar, case))
-
-
-def _replay_options(sidecar: Sidecar, case: Case) -> Any:
-    from ._engine.warp import Warp
-    from ._options import ReplayOptions
-
-    return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
-                         timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar))
-
-
-def _oracle_options(sidecar: Sidecar) -> Any:
-    from ._engine.oracle import OracleOptions
-
-    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
-
-
-def _signing_key(sidecar: Sidecar) -> Any:
-    from ._auth import signing_key
-
-    where = sidecar.sources[-1] if sidecar.sources else "sidecar"
-    secret = sidecar.jwt_secret
-    if sidecar.jwt_secret_env is not None:
-        secret = os.environ.get(sidecar.jwt_secret_env)
-        if secret is None:
-            raise SidecarError(where, "jwt_secret_env", f"environment variable "
-                               f"{sidecar.jwt_secret_env} is not set")
-    key_file = None
-    if sidecar.jwt_key_file is not None:  # relative to the sidecar that names it
-        key_file = str(Path(where).parent / sidecar.jwt_key_file)
-    return signing_key(secret=secret, key_file=key_file)
+    return replay_recording(recording, target, sidecar.replay_options(case, os.environ))
 
 
 @dataclass
@@ -310,7 +277,7 @@ class Replayer:
         # the running test's loop decides same-instant ordering: the seed is not used
         return await replay_recording_async(read_recording(file),
                                             open_target(sidecar.target or ""),
-                                            _replay_options(sidecar, case))
+                                            sidecar.replay_options(case, os.environ))
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:

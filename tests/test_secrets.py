@@ -154,7 +154,7 @@ def test_a_pytest_transcript_artifact_never_holds_a_reminted_token() -> None:
     verdicts = []
     for case in sidecar.cases:
         result = run_file(AUTH, sidecar, case)
-        document = json.dumps(transcript_json(result))
+        document = json.dumps(transcript_json(result, path=AUTH, sidecar=sidecar, case=case))
         verdicts.append(result.verdict.kind)
         assert find_secrets(document, planted=(racy.DEFAULT_SECRET,)) == []
     # The server checks every token: a pass means fresh tokens were minted and sent.

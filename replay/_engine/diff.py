@@ -237,11 +237,10 @@ def render_session(plan: SessionPlan, events: Sequence[Event], verdict: SessionV
 
 
 def render_diff(schedule: Schedule, transcript: Transcript, verdict: Verdict, *,
-                context: int = 3, options: OracleOptions = DEFAULT_OPTIONS) -> str:
-    """The diff of every session that did not pass ('' when all passed).
-
-    Pass the `options` given to `judge`, so the rows agree with the findings.
-    """
+                context: int = 3) -> str:
+    """The diff of every session that did not pass ('' when all passed), with the oracle
+    options the verdict was judged with, so the rows agree with the findings."""
+    options = verdict.oracle or DEFAULT_OPTIONS
     plans = {plan.session: plan for plan in schedule.sessions}
     events = {s.session: s.events for s in transcript.sessions}
     parts = [
@@ -251,3 +250,37 @@ def render_diff(schedule: Schedule, transcript: Transcript, verdict: Verdict, *,
         if v.kind is not VerdictKind.PASS and v.session in plans
     ]
     return "\n\n".join(parts)
+
+
+def first_divergence(schedule: Schedule, transcript: Transcript,
+                     verdict: Verdict) -> tuple[int, int] | None:
+    """(session, replay time ns) of the earliest finding, or None without one.
+
+    A message that never came counts from when it was due: its recorded gap after the
+    message before it, as that one arrived in this replay (the first one: its recorded
+    offset after connect).
+    """
+    plans = {plan.session: plan for plan in schedule.sessions}
+    events = {s.session: s.events for s in transcript.sessions}
+    moments: list[tuple[int, int]] = []
+    for finding in verdict.findings:
+        if finding.t is not None:
+            moments.append((finding.t, finding.session))
+            continue
+        if finding.expected is None or finding.session not in plans:
+            continue
+        plan, k = plans[finding.session], finding.expected
+        seen = events.get(finding.session, ())
+        arrived = [e.t for e in seen if isinstance(e, Received)]
+        if 0 < k <= len(arrived):
+            gap = plan.expects[k].recorded_t - plan.expects[k - 1].recorded_t
+            moments.append((arrived[k - 1] + gap, finding.session))
+            continue
+        opened = next((e.t for e in seen if isinstance(e, Connected)), None)
+        if opened is not None:
+            due = plan.expects[k].recorded_t - plan.handshake_time
+            moments.append((opened + due, finding.session))
+    if not moments:
+        return None
+    t, session = min(moments)
+    return session, t

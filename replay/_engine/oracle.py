@@ -575,4 +575,4 @@ def judge(schedule: Schedule, transcript: Transcript, *,
             continue
         verdicts.append(judge_session(plan, session.events, clock=transcript.clock,
                                       options=options))
-    return Verdict(tuple(verdicts))
+    return Verdict(tuple(verdicts), oracle=options)

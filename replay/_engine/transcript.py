@@ -7,6 +7,7 @@ recording, the CLI and the pytest plugin print them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from corpus import Closer, Headers
@@ -92,6 +93,9 @@ class Stuck:
 
 Event = Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
 
+TERMINAL = (Closed, Rejected, Stuck, Unreachable)
+"""Events after which a session has nothing more to say."""
+
 
 @dataclass(frozen=True, slots=True)
 class SessionTranscript:
@@ -105,3 +109,13 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+
+
+def send_lateness(events: Sequence[Event]) -> dict[str, int] | None:
+    """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
+    late = sorted(e.t - e.scheduled for e in events if isinstance(e, Sent))
+    if not late:
+        return None
+    return {"p50": late[(len(late) - 1) // 2],
+            "p99": late[min(len(late) - 1, (len(late) * 99) // 100)],
+            "max": late[-1]}

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .oracle import OracleOptions
 
 
 class VerdictKind(enum.StrEnum):
@@ -88,6 +92,9 @@ class SessionVerdict:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     sessions: tuple[SessionVerdict, ...]
+    oracle: OracleOptions | None = None
+    """The options it was judged with (None: the defaults), so a diff drawn from this
+    verdict flags exactly what the findings flag."""
 
     @property
     def kind(self) -> VerdictKind:

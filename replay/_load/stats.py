@@ -327,7 +327,7 @@ class ShardCollector:
             text = render_diff(Schedule(sessions=(plan,)),
                                Transcript((SessionTranscript(plan.session, events),),
                                           clock=self.clock),
-                               Verdict((verdict,)), options=self.options)
+                               Verdict((verdict,), oracle=self.options))
             diffs.append((plan.session, text))
         return ShardResult(shard=self.shard, t0_unix=t0_unix, outcomes=tuple(outcomes),
                            diffs=tuple(diffs), lateness=self.lateness, steady=self.steady,
@@ -427,7 +427,11 @@ class LoadReport:
                                            for o in self.outcomes)
 
     def to_json(self) -> dict[str, Any]:
+        from replay._document import VERSION
+
         return {
+            "version": VERSION,
+            "kind": "load",
             "target": self.target,
             "files": list(self.sources),
             "copies": self.copies,

@@ -6,7 +6,8 @@ an ASGI application run in-process under a virtual clock (`AsgiTarget`).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from replay._errors import TargetError
 
@@ -43,3 +44,27 @@ def _open_asgi(spec: str, options: dict[str, Any]) -> Target:
 
 def _only(options: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in names}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetSpec:
+    """What to replay against, as text a command line, a sidecar or a load's worker
+    process can carry: the ``--target`` spec and that kind's options. `open` makes the
+    `Target`; `replay._reproduce` prints it back as flags."""
+
+    url: str
+    """``ws://…``, ``wss://…`` or ``asgi:MODULE_OR_FILE:ATTR``."""
+    ca_file: str | None = None
+    insecure: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers added or replaced at every connect."""
+    loop: Literal["trio", "asyncio", "auto"] | None = None
+    """``asgi:`` only: the loop to run the app on (None: the target's default)."""
+
+    @property
+    def live(self) -> bool:
+        return self.url.partition(":")[0].lower() in ("ws", "wss")
+
+    def open(self) -> Target:
+        return open_target(self.url, ca_file=self.ca_file, insecure=self.insecure or None,
+                           extra_headers=self.headers or None, loop=self.loop)

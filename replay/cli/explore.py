@@ -6,6 +6,12 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from replay._options import ReplayOptions
+    from replay._search.explore import Discovery
+    from replay._targets.open import TargetSpec
 
 NAME = "explore"
 HELP = "search the warp space for a timing that breaks the replay; write a minimal repro"
@@ -26,14 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from corpus import inside, read_recording, safe_name, write_recording
     from replay._facade import plan_recording, replay_recording
+    from replay._reproduce import reproduce_command
     from replay._search.explore import Discovery, explore
 
     from ._app import UsageError, record_limit
-    from .run import open_replay
+    from .run import replay_spec
 
     if args.budget < 1:
         raise UsageError(f"--budget: expected at least 1 replay, got {args.budget}")
-    target, options = open_replay(args)
+    spec, options = replay_spec(args)
+    target = spec.open()
     recording = read_recording(args.file, **record_limit(args))
     schedule = plan_recording(recording, pacing=args.pacing)
 
@@ -61,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     repro = _free_path(inside(out, f"{stem}.explored.wsr"))
     write_recording(repro, result.recording)
     sidecar = repro.with_name(repro.name + ".toml")
-    sidecar.write_text(_sidecar_text(args, result), encoding="utf-8")
+    found = dataclasses.replace(options, warp=result.warp)
+    sidecar.write_text(_sidecar_text(args, spec, found, result), encoding="utf-8")
     sessions = len(result.recording.sessions)
     messages = sum(len(s.messages) for s in result.recording.sessions)
     print(f"found: {result.signature[0]} ({result.signature[1]}) under warp "
@@ -73,52 +82,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {finding}")
     print(f"  wrote {repro} and {sidecar.name}")
     print("reproduce with:")
-    print("  " + _reproduce(args, repro, str(result.warp)))
+    print("  " + reproduce_command([str(repro)], spec, found))
     return 1
 
 
-def _reproduce(args: argparse.Namespace, repro: Path, warp: str) -> str:
-    import copy
+def _sidecar_text(args: argparse.Namespace, target: TargetSpec, options: ReplayOptions,
+                  result: Discovery) -> str:
+    from replay._sidecar import Case, sidecar_text
 
-    from .run import reproduce_command
-
-    # run's own printer, so the command carries every replay option given here.
-    as_run = copy.copy(args)
-    as_run.warp, as_run.repeat = warp, 1
-    return reproduce_command(as_run, str(repro))
-
-
-def _sidecar_text(args: argparse.Namespace, result) -> str:
     kind, first = result.signature
     detail = result.verdict.findings[0].detail if result.verdict.findings else ""
-    lines = [
-        f"# Found by: wsreplay explore {args.file} --target {args.target} "
-        f"--budget {args.budget} --seed {args.seed}",
-        f"target = {_toml(args.target)}",
-        f"seed = {args.seed}",
-        f"pacing = {_toml(args.pacing)}",
-        *([f"ignore_paths = [{', '.join(_toml(p) for p in args.ignore_path)}]"]
-          if args.ignore_path else []),
-        *(["unordered = true"] if args.unordered else []),
-        *([f"jwt_key_file = {_toml(str(Path(args.jwt_key).resolve()))}"] if args.jwt_key
-          else ["jwt_secret_env = \"WSREPLAY_JWT_SECRET\"  # the secret is not written here"]
-          if args.jwt_secret else []),
-        "",
-        "[[cases]]",
-        'id = "explored"',
-        f"warp = {_toml(str(result.warp))}",
-        'expect = "xfail"  # flip to "pass" once the race is fixed',
-        f"finding = {_toml(first)}",
-        f"reason = {_toml(f'{kind}: {detail}'[:200])}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _toml(text: str) -> str:
-    import json
-
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    case = Case(id="explored", warp=str(result.warp), expect="xfail", finding=first,
+                reason=f"{kind}: {detail}"[:200])
+    return sidecar_text(target, options, [case], comment=(
+        f"Found by: wsreplay explore {args.file} --target {args.target} "
+        f"--budget {args.budget} --seed {args.seed}\n"
+        'Flip `expect = "xfail"` to "pass" once the race is fixed.'))
 
 
 def _free_path(path: Path) -> Path:

@@ -11,11 +11,9 @@ import argparse
 import dataclasses
 import json
 import os
-import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._app import (
     EXIT_DIVERGED,
@@ -26,6 +24,13 @@ from ._app import (
     is_interrupt,
     record_limit,
 )
+
+if TYPE_CHECKING:
+    from replay._document import RunReport
+    from replay._facade import Result
+    from replay._options import ReplayOptions
+    from replay._targets.base import Target
+    from replay._targets.open import TargetSpec
 
 NAME = "run"
 HELP = "replay recordings against a target and say whether it behaved as recorded"
@@ -101,28 +106,34 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="compare server messages as a multiset (order does not count)")
 
 
-def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
+def replay_spec(args: argparse.Namespace) -> tuple[TargetSpec, ReplayOptions]:
     """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
     each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
     from replay._engine.oracle import OracleOptions
     from replay._options import DEFAULT_TIMEOUT, ReplayOptions
     from replay._targets.live import parse_header_option
-    from replay._targets.open import open_target
+    from replay._targets.open import TargetSpec
 
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    oracle = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
     if args.loop and not args.target.startswith("asgi:"):
         raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
-    target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
-                         extra_headers=headers or None, loop=args.loop)
-    return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
+    target = TargetSpec(url=args.target, ca_file=args.ca, insecure=args.insecure,
+                        headers=headers, loop=args.loop)
+    return target, ReplayOptions(pacing=args.pacing, oracle=oracle, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
                                  concurrency=args.concurrency)
+
+
+def open_replay(args: argparse.Namespace) -> tuple[Target, ReplayOptions]:
+    """`replay_spec`, with the target opened (an `asgi:` app imported)."""
+    spec, options = replay_spec(args)
+    return spec.open(), options
 
 
 def _positive_int(text: str) -> int:
@@ -151,32 +162,29 @@ def _seconds(text: str) -> float:
     return value
 
 
-@dataclass
-class _Run:
-    path: str
-    repeat: int
-    result: Any  # replay._facade.Result
-    interrupted: bool = False
-    """Ctrl-C landed during this run: `result` holds what was gathered until then."""
-
-
 def run(args: argparse.Namespace) -> int:
     from corpus import read_recording
+    from replay._document import RunReport
     from replay._engine.warp import Warp
     from replay._facade import replay_recording
+    from replay._reproduce import reproduce_command
 
     # Everything the user typed is checked before anything connects.
     warp = Warp.parse(args.warp) if args.warp else None
-    target, replay_options = open_replay(args)
+    spec, replay_options = replay_spec(args)
+    target = spec.open()
     replay_options = dataclasses.replace(replay_options, warp=warp)
-    key = replay_options.key
     recordings = [(path, read_recording(path, **record_limit(args)))
                   for path in args.files]
-    if key is None:
-        _note_unsigned_tokens(recordings, warp, args.pacing)
+    if replay_options.key is None:
+        _note_unsigned_tokens(recordings, replay_options)
+
+    def report(path: str, repeat: int, result: Result, interrupted: bool = False) -> RunReport:
+        command = reproduce_command([path], spec, replay_options, repeat=args.repeat)
+        return RunReport(path, result, command, repeat=repeat, interrupted=interrupted)
 
     total = sum(len(r.sessions) for _, r in recordings) * args.repeat
-    runs: list[_Run] = []
+    runs: list[RunReport] = []
     gathered: dict[int, list[Any]] = {}  # the current run's events, kept for a Ctrl-C
     interrupted = False
     with _Progress(total, enabled=not args.json and sys.stderr.isatty()) as progress:
@@ -192,22 +200,31 @@ def run(args: argparse.Namespace) -> int:
                     gathered.clear()
                     result = replay_recording(recording, target, replay_options,
                                               on_event=on_event)
-                    runs.append(_Run(path, repeat, result))
+                    runs.append(report(path, repeat, result))
         except (KeyboardInterrupt, BaseExceptionGroup) as error:
             # Trio hands Ctrl-C over as KeyboardInterrupt, inside a group when it lands in a
             # nursery. What was gathered so far is still judged and written.
             if not is_interrupt(error):
                 raise
             interrupted = True
-            if not runs or (runs[-1].path, runs[-1].repeat) != (path, repeat):
-                runs.append(_Run(path, repeat,
-                                 _partial(recording, target, warp, args, gathered),
-                                 interrupted=True))
+            if not runs or (runs[-1].file, runs[-1].repeat) != (path, repeat):
+                partial = _partial(recording, target, replay_options, gathered)
+                runs.append(report(path, repeat, partial, interrupted=True))
+    return _finish(args, runs, recordings, target, replay_options, interrupted=interrupted)
+
+
+def _finish(args: argparse.Namespace, runs: list[RunReport],
+            recordings: Sequence[tuple[str, Any]], target: Target, replay_options: ReplayOptions,
+            *, interrupted: bool) -> int:
+    """Draw, write and print what the runs found; the exit code."""
+    from replay._document import replay_document
 
     code = EXIT_INTERRUPTED if interrupted else _exit_code(runs)
     if args.timeline and runs:
         _draw(runs, recordings, args.timeline)
-    document = _document(runs, args, code)
+    document = replay_document(runs, target=args.target, options=replay_options,
+                               exit_code=code,
+                               stopped="interrupted" if interrupted else None)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, ensure_ascii=False)
@@ -230,53 +247,47 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _partial(recording: Any, target: Any, warp: Any, args: argparse.Namespace,
-             gathered: dict[int, list[Any]]) -> Any:
+def _partial(recording: Any, target: Target, options: ReplayOptions,
+             gathered: dict[int, list[Any]]) -> Result:
     """The result of an interrupted run: its events until Ctrl-C, judged as they are."""
     from replay._engine.transcript import SessionTranscript, Transcript
     from replay._facade import Result, judge_transcript, plan_recording
 
-    schedule = plan_recording(recording, warp=warp, pacing=args.pacing)
+    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
     transcript = Transcript(sessions=tuple(
         SessionTranscript(session=plan.session, events=tuple(
             sorted(gathered.get(plan.session, ()), key=lambda e: e.t)))
         for plan in schedule.sessions), clock=target.clock)
-    return Result(schedule, transcript, judge_transcript(schedule, transcript, _options(args)))
-
-
-def _ended(events: Sequence[Any]) -> bool:
-    from replay._engine.transcript import Closed, Rejected, Stuck, Unreachable
-
-    return any(type(e) in (Closed, Rejected, Stuck, Unreachable) for e in events)
+    return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 
 
 # --- outcome -------------------------------------------------------------------------------
 
 
-def _unreachable_events(runs: Sequence[_Run]) -> list[Any]:
+def _unreachable_events(runs: Sequence[RunReport]) -> list[Any]:
     from replay._engine.transcript import Unreachable
 
     return [e for r in runs for s in r.result.transcript.sessions for e in s.events
             if type(e) is Unreachable]
 
 
-def _all_unreachable(runs: Sequence[_Run]) -> bool:
+def _all_unreachable(runs: Sequence[RunReport]) -> bool:
     sessions = [s for r in runs for s in r.result.transcript.sessions]
     return len(_unreachable_events(runs)) == len(sessions) > 0
 
 
-def _first_unreachable(runs: Sequence[_Run]) -> str:
-    return _unreachable_events(runs)[0].error
+def _first_unreachable(runs: Sequence[RunReport]) -> str:
+    return str(_unreachable_events(runs)[0].error)
 
 
-def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]], warp: Any,
-                          pacing: str) -> None:
+def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]],
+                          options: ReplayOptions) -> None:
     """Without a key, say where tokens will go out as recorded (and likely be refused)."""
     from replay._auth import redacted_token_count
     from replay._facade import plan_recording
 
     for path, recording in recordings:
-        schedule = plan_recording(recording, warp=warp, pacing=pacing)
+        schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
         if schedule.token_expiry is not None:
             print("wsreplay: note: the warp's exp= only applies to re-minted tokens; give "
                   "--jwt-secret or --jwt-key", file=sys.stderr)
@@ -286,203 +297,61 @@ def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]], warp: Any,
                   f"them", file=sys.stderr)
 
 
-def _draw(runs: Sequence[_Run], recordings: Sequence[tuple[str, Any]], out: str) -> None:
+def _draw(runs: Sequence[RunReport], recordings: Sequence[tuple[str, Any]], out: str) -> None:
+    from replay._engine.diff import first_divergence
     from replay._pictures.timeline import lanes_from_recording, lanes_from_transcript, plot_timeline
 
     run = next((r for r in runs if not r.result.verdict.passed), runs[0])
-    recording = dict(recordings)[run.path]
-    plot_timeline(out, [(f"recorded: {run.path}", lanes_from_recording(recording)),
-                        (f"replayed: {run.result.verdict.kind}",
-                         lanes_from_transcript(run.result.transcript))],
-                  highlight=_first_divergence(run.result))
+    recording = dict(recordings)[run.file]
+    result = run.result
+    plot_timeline(out, [(f"recorded: {run.file}", lanes_from_recording(recording)),
+                        (f"replayed: {result.verdict.kind}",
+                         lanes_from_transcript(result.transcript))],
+                  highlight=first_divergence(result.schedule, result.transcript,
+                                             result.verdict))
     print(f"timeline: {out}", file=sys.stderr)
 
 
-def _first_divergence(result: Any) -> tuple[int, int] | None:
-    """(session, replay time) of the earliest finding. A message that never came counts
-    from when it was due: its recorded gap after the message before it, as that one
-    arrived in this replay (the first one: its recorded offset after connect)."""
-    from replay._engine.transcript import Connected, Received
-
-    plans = {plan.session: plan for plan in result.schedule.sessions}
-    events = {s.session: s.events for s in result.transcript.sessions}
-    moments = []
-    for finding in result.verdict.findings:
-        if finding.t is not None:
-            moments.append((finding.t, finding.session))
-            continue
-        if finding.expected is None:
-            continue
-        plan, k = plans[finding.session], finding.expected
-        seen = events.get(finding.session, ())
-        arrived = [e.t for e in seen if type(e) is Received]
-        if 0 < k <= len(arrived):
-            gap = plan.expects[k].recorded_t - plan.expects[k - 1].recorded_t
-            moments.append((arrived[k - 1] + gap, finding.session))
-            continue
-        opened = next((e.t for e in seen if type(e) is Connected), None)
-        if opened is not None:
-            due = plan.expects[k].recorded_t - plan.handshake_time
-            moments.append((opened + due, finding.session))
-    if not moments:
-        return None
-    t, session = min(moments)
-    return session, t
-
-
-def _exit_code(runs: Sequence[_Run]) -> int:
+def _exit_code(runs: Sequence[RunReport]) -> int:
     if _unreachable_events(runs):
         return EXIT_UNREACHABLE
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
-def lateness(events: Sequence[Any]) -> dict[str, int] | None:
-    """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
-    from replay._engine.transcript import Sent
-
-    late = sorted(e.t - e.scheduled for e in events if type(e) is Sent)
-    if not late:
-        return None
-    return {"p50": late[(len(late) - 1) // 2], "p99": late[min(len(late) - 1,
-                                                                 (len(late) * 99) // 100)],
-            "max": late[-1]}
-
-
 # --- text ----------------------------------------------------------------------------------
 
 
-def reproduce_command(args: argparse.Namespace, path: str) -> str:
-    """The `wsreplay run` line that replays `path` as this run did (secrets left out)."""
-    words = ["wsreplay", "run", path, "--target", args.target]
-    if args.warp:
-        words += ["--warp", args.warp]
-    if args.pacing != "causal":
-        words += ["--pacing", args.pacing]
-    if args.repeat > 1:  # a live failure that came once in N runs needs the N to come again
-        words += ["--repeat", str(args.repeat)]
-    if args.loop:
-        words += ["--loop", args.loop]
-    for header in args.header:
-        words += ["--header", header]
-    if args.ca:
-        words += ["--ca", args.ca]
-    if args.insecure:
-        words.append("--insecure")
-    if args.jwt_key:
-        words += ["--jwt-key", args.jwt_key]
-    if args.jwt_allow_alg_change:
-        words.append("--jwt-allow-alg-change")
-    if args.timeout:
-        words += ["--timeout", f"{args.timeout:g}"]
-    if args.concurrency:
-        words += ["--concurrency", str(args.concurrency)]
-    if args.seed:
-        words += ["--seed", str(args.seed)]
-    for ignored in args.ignore_path:
-        words += ["--ignore-path", ignored]
-    if args.unordered:
-        words.append("--unordered")
-    command = shlex.join(words)
-    if args.jwt_secret:  # never print a secret: read it from the environment instead
-        command = f'WSREPLAY_JWT_SECRET="$WSREPLAY_JWT_SECRET" {command}'
-    return command
-
-
-def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
+def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str) -> None:
     from replay._engine.diff import render_diff
+    from replay._engine.transcript import send_lateness
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
-        label = os.path.basename(run.path) + (f" #{run.repeat}" if args.repeat > 1 else "")
+        label = os.path.basename(run.file) + (f" #{run.repeat}" if args.repeat > 1 else "")
         events = {s.session: s.events for s in run.result.transcript.sessions}
         for verdict in run.result.verdict.sessions:
             word = verdict.kind.upper() if verdict.kind is not VerdictKind.PASS else "PASS"
             worst = max(verdict.findings, key=lambda f: f.kind.verdict.severity, default=None)
             first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
-            late = lateness(events.get(verdict.session, ()))
+            late = send_lateness(events.get(verdict.session, ()))
             timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
             print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
         result = run.result
         print()
-        print(f"── {run.path}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
+        print(f"── {run.file}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
               + f" against {target}")
-        print(render_diff(result.schedule, result.transcript, result.verdict,
-                          options=_options(args)))
+        print(render_diff(result.schedule, result.transcript, result.verdict))
     if failed:
         print()
         print("reproduce with:")
-        for path in dict.fromkeys(r.path for r in failed):
-            print(f"  {reproduce_command(args, path)}")
+        for command in dict.fromkeys(r.reproduce for r in failed):
+            print(f"  {command}")
     sessions = sum(len(r.result.verdict.sessions) for r in runs)
     bad = sum(v.kind != VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
     print(f"\n{sessions - bad} of {sessions} sessions passed against {target}")
-
-
-def _options(args: argparse.Namespace) -> Any:
-    from replay._engine.oracle import OracleOptions
-
-    return OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
-
-
-# --- JSON ----------------------------------------------------------------------------------
-
-
-def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict[str, Any]:
-    return {
-        "target": args.target,
-        "warp": args.warp,
-        "pacing": args.pacing,
-        "seed": args.seed,
-        "exit_code": code,
-        "passed": code == EXIT_OK,
-        "stopped": "interrupted" if code == EXIT_INTERRUPTED else None,
-        "runs": [_run_json(r, args) for r in runs],
-    }
-
-
-def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
-    result = run.result
-    events = {s.session: s.events for s in result.transcript.sessions}
-    return {
-        "file": run.path,
-        "repeat": run.repeat,
-        "clock": result.transcript.clock,
-        "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
-        "reproduce": reproduce_command(args, run.path),
-        "sessions": [{
-            "session": v.session,
-            # a session Ctrl-C cut short has no verdict, only its events
-            "verdict": "interrupted" if run.interrupted and not _ended(
-                events.get(v.session, ())) else str(v.kind),
-            "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
-                          "got": f.got, "t_ns": f.t} for f in v.findings],
-            "lateness_ns": lateness(events.get(v.session, ())),
-            "events": [event_json(e) for e in events.get(v.session, ())],
-        } for v in result.verdict.sessions],
-    }
-
-
-def event_json(event: Any) -> dict[str, Any]:
-    """A transcript event as JSON (binary payloads and bodies in base64)."""
-    import base64
-    import dataclasses
-
-    out: dict[str, Any] = {"kind": type(event).__name__.lower()}
-    for field in dataclasses.fields(event):
-        value = getattr(event, field.name)
-        name = "t_ns" if field.name == "t" else field.name
-        if isinstance(value, bytes):
-            out[name + "_b64"] = base64.b64encode(value).decode()
-        elif field.name == "headers":
-            out[name] = [list(pair) for pair in value]
-        elif hasattr(value, "value"):  # enums (Closer)
-            out[name] = value.value
-        else:
-            out[name] = value
-    return out
 
 
 # --- progress ------------------------------------------------------------------------------

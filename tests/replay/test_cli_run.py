@@ -117,6 +117,7 @@ def test_json_and_report_describe_every_session(start_server, echo_file, tmp_pat
     assert result.returncode == 1, result.stderr
     document = json.loads(result.stdout)
     assert document == json.loads(report.read_text())
+    assert (document["version"], document["kind"]) == (1, "replay")
     assert (document["exit_code"], document["passed"]) == (1, False)
     assert [(r["repeat"], r["verdict"]) for r in document["runs"]] == [
         (1, "abnormal-close"), (2, "abnormal-close")]
@@ -193,7 +194,7 @@ def test_reminted_tokens_pass_a_checking_server_and_stay_out_of_reports(
                        "--warp", "exp=-1s")
     assert expired.returncode == 1
     assert SECRET not in expired.stdout
-    assert 'WSREPLAY_JWT_SECRET="$WSREPLAY_JWT_SECRET" wsreplay run' in expired.stdout
+    assert '--jwt-secret "$WSREPLAY_JWT_SECRET"' in expired.stdout  # read from the env
 
 
 def test_help_documents_the_exit_codes() -> None:

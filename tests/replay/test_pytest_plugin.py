@@ -84,7 +84,8 @@ def test_a_defective_app_fails_with_a_timeline_diff_and_a_reproduce_command(
         "*wsreplay: chat.wsr [[]recorded[]] *",
         "*missing*",
         "*reproduce with:*",
-        "*wsreplay run corpus/chat.wsr --target asgi:bad.py:app --ignore-path '$.id'*",
+        # the sidecar's 30 s deadline, not `run`'s default of 10 s
+        "*wsreplay run corpus/chat.wsr --target asgi:bad.py:app --timeout 30 --ignore-path '$.id'*",
     ])
     out = result.stdout.str()
     assert "Traceback" not in out
@@ -94,13 +95,15 @@ def test_a_defective_app_fails_with_a_timeline_diff_and_a_reproduce_command(
 
 
 def test_the_transcript_is_saved_for_ci_artifacts(project: pytest.Pytester) -> None:
-    result = project.runpytest_subprocess("--wsreplay-target", "asgi:bad.py:app",
-                               f"--basetemp={project.path / 'tmp'}")
+    result = project.runpytest_subprocess("--wsreplay-target", "asgi:bad.py:app")
     result.assert_outcomes(failed=1)
-    (saved,) = (project.path / "tmp").rglob("chat.recorded.transcript.json")
-    data = json.loads(saved.read_text())
+    (saved,) = (project.path / ".pytest_cache").rglob("chat.recorded.transcript.json")
+    document = json.loads(saved.read_text())
+    assert (document["version"], document["kind"], document["passed"]) == (1, "replay", False)
+    (data,) = document["runs"]  # the shape `wsreplay run --json` prints
     assert data["verdict"] != "pass"
     assert data["clock"] == "virtual"
+    assert data["reproduce"].startswith("wsreplay run ")
     kinds = [e["kind"] for e in data["sessions"][0]["events"]]
     assert kinds[0] == "connected"
     assert "received" in kinds

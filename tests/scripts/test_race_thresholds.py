@@ -142,15 +142,15 @@ def test_run_draws_recorded_and_replayed_side_by_side(tmp_path: Path,
 
 def test_the_first_divergence_of_a_lost_message_is_when_it_was_due() -> None:
     from replay import ReplayOptions
+    from replay._engine.diff import first_divergence
     from replay._engine.warp import Warp
     from replay._facade import replay_recording
-    from replay.cli.run import _first_divergence
 
     result = replay_recording(read_recording(SAMPLES_DIR / "flush.wsr"),
                               racy_target("flush_race_app"),
                               ReplayOptions(warp=Warp.parse("gap[open->first-send]=0"),
                                             timeout=1.0, key=KEY, oracle=ORACLE))
-    _, t = _first_divergence(result)
+    _, t = first_divergence(result.schedule, result.transcript, result.verdict)
     received = [e.t for s in result.transcript.sessions for e in s.events
                 if type(e).__name__ == "Received"]
     # Between the last message that came before the lost one and the next that came.

@@ -1,0 +1,75 @@
+"""The one "reproduce with" command: a `wsreplay run` line from what a replay ran with.
+
+`wsreplay run`, the pytest plugin and `explore` print it; `tests/replay/test_reproduce.py`
+parses what it prints with `run`'s own parser and checks it gives back the same target
+and `ReplayOptions`, so a new option that this printer forgets fails a test rather than a
+user. A secret is never printed: the command reads it from the environment variable it
+came from (``"$NAME"``, expanded by the user's shell).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ._auth import ENV_SECRET
+from ._options import DEFAULT_TIMEOUT, ReplayOptions
+from ._targets.open import TargetSpec
+
+
+@dataclass(frozen=True, slots=True)
+class _FromEnv:
+    """A word the shell expands from the environment: printed as ``"$NAME"``."""
+
+    name: str
+
+
+def reproduce_words(files: Sequence[str], target: TargetSpec, options: ReplayOptions, *,
+                    repeat: int = 1) -> list[str | _FromEnv]:
+    words: list[str | _FromEnv] = ["wsreplay", "run", *files, "--target", target.url]
+    if options.warp:
+        words += ["--warp", str(options.warp)]
+    if options.pacing != "causal":
+        words += ["--pacing", options.pacing]
+    if repeat > 1:  # a live failure that came once in N runs needs the N to come again
+        words += ["--repeat", str(repeat)]
+    if target.loop:
+        words += ["--loop", target.loop]
+    for name, value in target.headers:
+        words += ["--header", f"{name}: {value}"]
+    if target.ca_file:
+        words += ["--ca", target.ca_file]
+    if target.insecure:
+        words.append("--insecure")
+    key = options.key
+    if key is not None and key.file is not None:
+        words += ["--jwt-key", key.file]
+    elif key is not None:  # never print a secret: read it from where it came from
+        words += ["--jwt-secret", _FromEnv(key.env or ENV_SECRET)]
+    if options.allow_alg_change:
+        words.append("--jwt-allow-alg-change")
+    if options.timeout != DEFAULT_TIMEOUT:
+        words += ["--timeout", _seconds(options.timeout)]
+    if options.concurrency:
+        words += ["--concurrency", str(options.concurrency)]
+    if options.seed:
+        words += ["--seed", str(options.seed)]
+    for ignored in options.oracle.ignore_paths:
+        words += ["--ignore-path", ignored]
+    if options.oracle.unordered:
+        words.append("--unordered")
+    return words
+
+
+def reproduce_command(files: Sequence[str], target: TargetSpec, options: ReplayOptions, *,
+                      repeat: int = 1) -> str:
+    """The shell command that replays `files` against `target` with `options` again."""
+    return " ".join(f'"${word.name}"' if isinstance(word, _FromEnv) else shlex.quote(word)
+                    for word in reproduce_words(files, target, options, repeat=repeat))
+
+
+
+def _seconds(value: float) -> str:
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)  # repr reads back exactly
