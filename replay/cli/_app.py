@@ -27,7 +27,8 @@ exit codes:
 """
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMANDS = ("show", "validate", "run", "bisect", "explore", "load", "redact", "import_")
+_COMMANDS = ("show", "validate", "run", "learn", "bisect", "explore", "load", "redact",
+             "import_")
 
 
 class UsageError(Exception):
