@@ -25,7 +25,7 @@ if importlib.util.find_spec("capture") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capture._options import OPTIONS, repeated_options, settings_from
-from capture._recorder import PER_RUN, Recorder
+from capture._recorder import PER_RUN, Recorder, Settings
 
 
 class WsReplay:
@@ -63,19 +63,31 @@ class WsReplay:
     def configure(self, updated: set[str]) -> None:
         if not updated & {*OPTIONS, "mode"} and self.recorder is not None:
             return
+        try:
+            settings = self._settings()
+        except exceptions.OptionsError as bad:
+            if self.recorder is not None:
+                raise  # a change at run time (mitmweb, --set in the console): refuse it
+            # At start-up mitmproxy would print the raised error with a traceback; a logged
+            # error stops mitmdump just the same, with this one line.
+            logging.error(str(bad) if str(bad).startswith("wsreplay") else f"wsreplay: {bad}")
+            return
+        if self.recorder is not None:
+            self.recorder.done()
+        self.recorder = Recorder(settings)
+
+    @staticmethod
+    def _settings() -> Settings:
         opts = ctx.options
         typos = sorted(k for k in getattr(opts, "deferred", {}) if k.startswith("wsreplay"))
         if typos:
             raise exceptions.OptionsError(
                 f"wsreplay: unknown option(s) {', '.join(typos)}; known: {', '.join(OPTIONS)}")
-        settings = settings_from(
+        return settings_from(
             directory=opts.wsreplay_dir, files=opts.wsreplay_files,
             flow_filter=opts.wsreplay_filter, redact=opts.wsreplay_redact,
             headers=opts.wsreplay_redact_header, json_paths=opts.wsreplay_redact_json,
             patterns=opts.wsreplay_redact_regex, modes=opts.mode)
-        if self.recorder is not None:
-            self.recorder.done()
-        self.recorder = Recorder(settings)
 
     def running(self) -> None:
         if self.recorder is not None:
