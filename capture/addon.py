@@ -31,6 +31,8 @@ from capture._recorder import PER_RUN, Recorder, Settings
 class WsReplay:
     def __init__(self) -> None:
         self.recorder: Recorder | None = None
+        self.started = False
+        """The proxy is up (`running` was called): a bad option is then a refused change."""
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("wsreplay_dir", str, "wsreplay-captures",
@@ -66,7 +68,7 @@ class WsReplay:
         try:
             settings = self._settings()
         except exceptions.OptionsError as bad:
-            if self.recorder is not None:
+            if self.started:
                 raise  # a change at run time (mitmweb, --set in the console): refuse it
             # At start-up mitmproxy would print the raised error with a traceback; a logged
             # error stops mitmdump just the same, with this one line.
@@ -90,6 +92,7 @@ class WsReplay:
             patterns=opts.wsreplay_redact_regex, modes=opts.mode)
 
     def running(self) -> None:
+        self.started = True
         if self.recorder is not None:
             logging.info(self.recorder.describe())
 
