@@ -28,6 +28,10 @@ from ._app import (
 
 NAME = "bisect"
 HELP = "find the knob value where a replay's verdict flips (exact on virtual time, noisy live)"
+EXIT_CODES = {0: "one threshold found (and, for noisy search, at the stated confidence)",
+              1: "no flip in the range, a non-monotone knob, or the probe budget ran out "
+                 "first"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 DESCRIPTION = """\
 Replay FILE again and again with one warp knob set to different values, and bracket the
@@ -52,12 +56,6 @@ which failure:
   abnormal-close --match 1011): only a probe showing it fails; any other outcome is shown
   but counts as passing. Without them any failure counts. Either way the findings seen on
   each side of the threshold are listed at the end.
-
-exit codes:
-  0  one threshold found (and, for noisy search, at the stated confidence)
-  1  no flip in the range, a non-monotone knob, or the probe budget ran out first
-  2  usage or input error (bad file, knob, range, warp, key, option)
-  3  the target could not be reached
 """
 
 
@@ -65,7 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .run import _positive_int, add_replay_options
 
     parser.description = DESCRIPTION
-    parser.epilog = None
     parser.add_argument("file", metavar="FILE", help="corpus file (.wsr)")
     parser.add_argument("--knob", "-k", required=True, metavar="KNOB",
                         help="the warp knob to vary, e.g. accept or gap[open->first-send]")
