@@ -59,6 +59,14 @@ def reproduce_words(files: Sequence[str], target: TargetSpec, options: ReplayOpt
         words += ["--ignore-path", ignored]
     if options.oracle.unordered:
         words.append("--unordered")
+    for jsonpath in options.correlation.correlate:
+        words += ["--correlate", jsonpath]
+    for jsonpath in options.correlation.off:
+        words += ["--no-correlate", jsonpath]
+    for source in options.secrets:  # KIND=ENV_VAR: a name, never a value
+        words += ["--secret", str(source)]
+    if options.auth:
+        words += ["--auth", options.auth]
     return words
 
 

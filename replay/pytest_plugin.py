@@ -216,8 +216,10 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
 
 
 def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
-    return any(str(f.kind) == kind and (match is None or match in f.detail)
-               for f in verdict.findings)
+    from ._engine.verdict import FindingSelector
+
+    selector = FindingSelector(kind=kind, match=match)
+    return not selector.any and selector.fails(verdict)
 
 
 def _is_input_error(error: Exception) -> bool:

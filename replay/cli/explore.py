@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 NAME = "explore"
 HELP = "search the warp space for a timing that breaks the replay; write a minimal repro"
+EXIT_CODES = {0: "no failing warp within the budget",
+              1: "a failing warp was found; the minimal repro was written"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most replays to spend, searching and shrinking (default 200)")
     parser.add_argument("--out", default="explored", metavar="DIR",
                         help="where to write the minimal repro (default ./explored)")
+    from ._app import add_finding_options
+
+    add_finding_options(parser)
     add_replay_options(parser)  # --seed seeds the search as well as each replay
 
 
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from replay._reproduce import reproduce_command
     from replay._search.explore import Discovery, explore
 
-    from ._app import UsageError, record_limit
+    from ._app import UsageError, finding_selector, record_limit
     from .run import replay_spec
 
     if args.budget < 1:
@@ -56,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
                          f"({baseline.kind}: {first}); explore needs a passing recording "
                          "(missing --jwt-secret or --ignore-path?)")
     show = _Progress(args.budget)
+    selector = finding_selector(args)
     result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
-                     progress=show)
+                     progress=show, selector=selector)
     show.done()
     if not isinstance(result, Discovery):
         print(f"no failing warp in {result.probes} replays (budget {args.budget}); "
@@ -93,7 +100,7 @@ def _sidecar_text(args: argparse.Namespace, target: TargetSpec, options: ReplayO
     kind, first = result.signature
     detail = result.verdict.findings[0].detail if result.verdict.findings else ""
     case = Case(id="explored", warp=str(result.warp), expect="xfail", finding=first,
-                reason=f"{kind}: {detail}"[:200])
+                match=args.match, reason=f"{kind}: {detail}"[:200])
     return sidecar_text(target, options, [case], comment=(
         f"Found by: wsreplay explore {args.file} --target {args.target} "
         f"--budget {args.budget} --seed {args.seed}\n"

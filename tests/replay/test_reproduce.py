@@ -13,6 +13,8 @@ import pytest
 
 from replay import ReplayOptions
 from replay._auth import SigningKey
+from replay._credentials import SecretSource
+from replay._engine.correlation import CorrelationOptions
 from replay._engine.oracle import OracleOptions
 from replay._engine.warp import Warp
 from replay._reproduce import reproduce_command
@@ -28,7 +30,10 @@ EVERY_OPTION = ReplayOptions(
     warp=Warp.parse("accept=120ms,gap[open->first-send]=0ms"), pacing="absolute",
     oracle=OracleOptions(ignore_paths=("$.id", "$['odd key']"), unordered=True),
     key=SigningKey.secret(SECRET, source=f"${ENV}", env=ENV), allow_alg_change=True,
-    seed=7, timeout=2.5, concurrency=3)
+    seed=7, timeout=2.5, concurrency=3,
+    correlation=CorrelationOptions(correlate=("$.thread_id",), off=("$.sub",)),
+    secrets=(SecretSource("bearer", "STAGING_TOKEN"), SecretSource("cookie:sid", "SID")),
+    auth="hooks:login")
 LIVE = TargetSpec(url="wss://127.0.0.1:8443/chat?room=1", ca_file="ca.pem",
                   headers=(("X-Tenant", "a b"), ("Origin", "https://x.test")))
 ASGI = TargetSpec(url="asgi:scripts/racy_chat.py:app", loop="asyncio")
