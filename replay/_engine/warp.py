@@ -39,7 +39,7 @@ import enum
 import math
 import random
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
@@ -47,7 +47,7 @@ from typing import ClassVar, Literal
 
 from replay._errors import WarpError
 
-from .schedule import OPEN, ClosePlan, Schedule, Send, SessionPlan
+from .schedule import Schedule
 
 # --- durations and factors -----------------------------------------------------------------
 
@@ -94,7 +94,7 @@ def parse_factor(text: str) -> float:
     return factor
 
 
-def _scaled(ns: int, factor: float) -> int:
+def scaled(ns: int, factor: float) -> int:
     return round(Fraction(factor) * ns)  # exact: scale=1 is the identity for any gap
 
 
@@ -207,7 +207,7 @@ class Recorded(enum.Enum):
 
 RECORDED = Recorded.RECORDED
 _FROM_RECORDING = ("accept", "handshake")  # the knobs a recording can tell
-_NETWORK_FIELD = {"accept": "accept_latency", "handshake": "handshake_latency",
+NETWORK_FIELD = {"accept": "accept_latency", "handshake": "handshake_latency",
                   "latency.c2s": "c2s_latency", "latency.s2c": "s2c_latency"}
 _KNOWN = ("scale, clamp, jitter, accept, handshake, latency.c2s, latency.s2c, "
           "latency.jitter, exp, start, gap[open->first-send], send[N].gap, close.gap, or "
@@ -320,7 +320,7 @@ class Adjust:
             return int(self.value)
         if self.mode == "shift":
             return max(0, current + int(self.value))
-        return _scaled(current, self.value)
+        return scaled(current, self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,8 +332,8 @@ class Network:
     value: int | Recorded
 
     def __post_init__(self) -> None:
-        if self.knob not in _NETWORK_FIELD:
-            raise WarpError(f"network knob: expected one of {', '.join(_NETWORK_FIELD)}")
+        if self.knob not in NETWORK_FIELD:
+            raise WarpError(f"network knob: expected one of {', '.join(NETWORK_FIELD)}")
         if self.value is RECORDED:
             if self.knob not in _FROM_RECORDING:
                 raise WarpError(f"{self.knob}=recorded: only accept and handshake can come "
@@ -445,7 +445,7 @@ def _parse_op(text: str, start: int, end: int) -> Op:
         return Jitter(int(_value(text, value_at, end, int)))
     if key == "latency.jitter":
         return NetworkJitter(int(_value(text, value_at, end, int)))
-    if key in _NETWORK_FIELD:
+    if key in NETWORK_FIELD:
         if text[value_at:end].strip() == RECORDED.value:
             try:
                 return Network(key, RECORDED)  # type: ignore[arg-type]
@@ -467,115 +467,7 @@ def _parse_op(text: str, start: int, end: int) -> Op:
     return Adjust(selector, "set", _value(text, value_at, end, int))
 
 
-_SIMPLE = frozenset({"scale", "clamp", "jitter", "latency.jitter", "exp", *_NETWORK_FIELD})
-
-
-# --- applying --------------------------------------------------------------------------------
-
-_GapChange = Callable[[SessionPlan, tuple[object, ...], int], int]
-"""New gap for (plan, gap key, current gap); the key is ("send", i) or ("close",)."""
-
-
-def _gaps(plan: SessionPlan, change: _GapChange) -> SessionPlan:
-    sends = tuple(replace(send, gap=max(0, change(plan, ("send", send.index), send.gap)))
-                  for send in plan.sends)
-    close = plan.close
-    if close is not None:
-        close = replace(close, gap=max(0, change(plan, ("close",), close.gap)))
-    return replace(plan, sends=sends, close=close)
-
-
-def _open_offset(plan: SessionPlan, send: Send) -> int:
-    """How long after the open `send` goes: its gap when anchored there, else as recorded."""
-    if send.after == OPEN:
-        return send.gap
-    return max(0, send.recorded_t - plan.handshake_time)
-
-
-def _adjust(plan: SessionPlan, op: Adjust) -> tuple[SessionPlan, bool]:
-    """`plan` with `op` applied, and whether the selector matched anything in it."""
-    item = op.selector.item
-    if item == "start":
-        return replace(plan, start=op.new_value(plan.start)), True
-    if item == "close":
-        if plan.close is None:
-            return plan, False
-        close: ClosePlan = plan.close
-        return replace(plan, close=replace(close, gap=op.new_value(close.gap))), True
-    if item == "first-send":
-        if not plan.sends:
-            return plan, False
-        first = plan.sends[0]
-        moved = replace(first, after=OPEN, gap=op.new_value(_open_offset(plan, first)))
-        return replace(plan, sends=(moved, *plan.sends[1:])), True
-    index = op.selector.index
-    if index is None or index >= len(plan.sends):
-        return plan, False
-    send = plan.sends[index]
-    sends = list(plan.sends)
-    sends[index] = replace(send, gap=op.new_value(send.gap))
-    return replace(plan, sends=tuple(sends)), True
-
-
-def _apply_adjust(schedule: Schedule, op: Adjust) -> Schedule:
-    wanted = op.selector.session
-    if wanted is not None and all(plan.session != wanted for plan in schedule.sessions):
-        ids = ", ".join(str(plan.session) for plan in schedule.sessions)
-        raise WarpError(f"{op.selector}: no session {wanted} in the recording "
-                        f"(sessions: {ids})")
-    matched = False
-    plans = []
-    for plan in schedule.sessions:
-        if wanted is None or plan.session == wanted:
-            changed, hit = _adjust(plan, op)
-            matched = matched or hit
-            plans.append(changed)
-        else:
-            plans.append(plan)
-    if not matched:
-        what = {"send": f"client message {op.selector.index}", "close": "close",
-                "first-send": "client message"}[op.selector.item]
-        if wanted is None:
-            raise WarpError(f"{op.selector}: no session has a {what}")
-        raise WarpError(f"{op.selector}: session {wanted} has no {what}")
-    return replace(schedule, sessions=tuple(plans))
-
-
-def _apply_op(schedule: Schedule, op: Op) -> Schedule:
-    match op:
-        case Scale(factor):
-            plans = tuple(
-                replace(_gaps(plan, lambda _p, _k, gap: _scaled(gap, factor)),
-                        start=_scaled(plan.start, factor))
-                for plan in schedule.sessions)
-            return replace(schedule, sessions=plans)
-        case Clamp(low, high):
-            def clamp(_plan: SessionPlan, _key: tuple[object, ...], gap: int) -> int:
-                if low is not None:
-                    gap = max(low, gap)
-                return gap if high is None else min(high, gap)
-            return replace(schedule, sessions=tuple(_gaps(p, clamp) for p in schedule.sessions))
-        case Adjust():
-            return _apply_adjust(schedule, op)
-        case Network(knob, value):
-            network = schedule.network
-            if value is RECORDED:
-                return replace(schedule, network=replace(
-                    network, **{_NETWORK_FIELD[knob]: 0},
-                    from_recording=network.from_recording | {knob}))
-            return replace(schedule, network=replace(
-                network, **{_NETWORK_FIELD[knob]: value},
-                from_recording=network.from_recording - {knob}))
-        case NetworkJitter(amount, seed):
-            return replace(schedule, network=replace(schedule.network, jitter=amount,
-                                                     seed=seed))
-        case Jitter():  # after NetworkJitter, its subclass
-            def jitter(plan: SessionPlan, key: tuple[object, ...], gap: int) -> int:
-                return gap + op.draw(plan.session, *key)
-            return replace(schedule, sessions=tuple(_gaps(p, jitter) for p in schedule.sessions))
-        case Expiry(value):
-            return replace(schedule, token_expiry=value)
-    raise TypeError(f"not a warp operation: {op!r}")
+_SIMPLE = frozenset({"scale", "clamp", "jitter", "latency.jitter", "exp", *NETWORK_FIELD})
 
 
 # --- the warp --------------------------------------------------------------------------------
@@ -613,7 +505,7 @@ class Warp:
         """
         if type(value_ns) is not int:
             raise WarpError(f"knob {name}: expected integer nanoseconds, got {value_ns!r}")
-        if name in _NETWORK_FIELD:
+        if name in NETWORK_FIELD:
             return cls((Network(name, value_ns),))  # type: ignore[arg-type]
         if name == "latency.jitter":
             return cls((NetworkJitter(value_ns),))
@@ -672,8 +564,10 @@ class Warp:
 
     def apply(self, schedule: Schedule) -> Schedule:
         """`schedule` with every operation applied in order."""
+        from .warp_apply import apply_op  # the applying half imports this one
+
         for op in self.ops:
-            schedule = _apply_op(schedule, op)
+            schedule = apply_op(schedule, op)
         return schedule
 
     def then(self, other: Warp) -> Warp:

@@ -54,19 +54,10 @@ and `replay._targets.aio` removes the memory-address orders anyio's asyncio back
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import importlib.util
-import inspect
 import math
-import os
 import random
-import sys
-import traceback
-from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, Self, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -75,9 +66,20 @@ import trio
 
 from corpus import Headers
 from replay._engine.network import NetworkModel
-from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
+from .asgi_app import (
+    ASGIApp,
+    Message,
+    app_error,
+    app_name,
+    guess_loop,
+    load_app,
+    type_name,
+    unwrap,
+    where_suspended,
+)
+from .asgi_network import EMPTY, Pipe
 from .base import ConnectRequest, Report, Target
 from .virtual import now_ns, run_virtual
 
@@ -85,9 +87,6 @@ T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
 LOOPS: tuple[str, ...] = ("trio", "asyncio", "auto")
 
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
-                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _NS = 1_000_000_000
@@ -95,138 +94,6 @@ _NS = 1_000_000_000
 
 class ClientDisconnected(OSError):
     """Raised by the app's `send()` once the client's close has reached the server."""
-
-
-# ---------------------------------------------------------------------------------------
-# The modelled network
-
-
-_EMPTY = object()
-
-
-class _Pipe:
-    """One direction of one connection: FIFO, each item delivered at its own virtual time.
-
-    Readers are Trio tasks (`get`) or asyncio tasks on trio-asyncio's loop (`aget`); both
-    wait natively on their own loop, so a message costs no task creation on either side.
-    """
-
-    def __init__(self, latency: int, jitter: int, rng: random.Random) -> None:
-        self._latency, self._jitter, self._rng = latency, jitter, rng
-        self._items: deque[tuple[float, object]] = deque()
-        self._last = -1.0
-        self._lot = trio.lowlevel.ParkingLot()
-        self._futures: list[Any] = []  # asyncio readers waiting for an item
-
-    def put(self, item: object, *, delay: int | None = None, at: float | None = None) -> float:
-        """Send `item` now (arriving after `delay` ns, default the latency) or arriving `at`;
-        returns the arrival time (never before an earlier item's: one stream)."""
-        if at is None:
-            ns = self._latency if delay is None else delay
-            if self._jitter:
-                ns += self._rng.randrange(self._jitter + 1)
-            at = trio.current_time() + ns / _NS
-        at = max(at, self._last)
-        self._last = at
-        self._items.append((at, item))
-        if self._lot:
-            self._lot.unpark_all()
-        if self._futures:
-            for future in self._futures:
-                if not future.done():
-                    future.set_result(None)
-            self._futures.clear()
-        return at
-
-    def get_nowait(self) -> object:
-        """The next item if it has arrived, else `_EMPTY`."""
-        if self._items and self._items[0][0] <= trio.current_time():
-            return self._items.popleft()[1]
-        return _EMPTY
-
-    async def get(self) -> object:
-        """The next item, waiting on Trio for it to arrive."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            item = self.get_nowait()
-            if item is not _EMPTY:
-                return item
-            if self._items:
-                await trio.sleep_until(self._items[0][0])
-            else:
-                await self._lot.park()
-
-    async def aget(self) -> object:
-        """The next item, waiting on asyncio (trio-asyncio's loop, same virtual clock)."""
-        import asyncio
-
-        while True:
-            item = self.get_nowait()
-            if item is not _EMPTY:
-                return item
-            if self._items:
-                await asyncio.sleep(self._items[0][0] - trio.current_time())
-            else:
-                future = asyncio.get_running_loop().create_future()
-                self._futures.append(future)
-                await future
-
-
-# ---------------------------------------------------------------------------------------
-# Failures escaping the app
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    import asyncio
-
-    return isinstance(exc, trio.Cancelled | asyncio.CancelledError)
-
-
-def unwrap(exc: BaseException) -> BaseException:
-    """The exception that matters inside (possibly nested) exception groups: the first
-    leaf that is not a cancellation (task groups cancel siblings of the failing task)."""
-    while isinstance(exc, BaseExceptionGroup):
-        leaves = [e for e in exc.exceptions if not _is_cancellation(e)]
-        exc = (leaves or list(exc.exceptions))[0]
-    return exc
-
-
-def _type_name(exc: BaseException) -> str:
-    cls = type(exc)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def app_error(t: int, exc: BaseException) -> AppError:
-    leaf = unwrap(exc)
-    return AppError(t=t, type=_type_name(leaf), message=str(leaf),
-                    traceback="".join(traceback.format_exception(leaf)))
-
-
-_LIBRARY_DIRS = tuple(
-    os.path.dirname(m.__file__) + os.sep
-    for m in (__import__("asyncio"), sys.modules[__package__]) if m.__file__
-)
-_SITE_PACKAGES = f"{os.sep}site-packages{os.sep}"
-
-
-def _is_library(path: str) -> bool:
-    return path.startswith(_LIBRARY_DIRS) or _SITE_PACKAGES in path
-
-
-def _where(coro: object) -> str:
-    """Where a coroutine chain is suspended: the innermost frame outside the libraries."""
-    found = ""
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None and not _is_library(frame.f_code.co_filename):
-            path = frame.f_code.co_filename
-            with contextlib.suppress(ValueError):  # another drive on Windows
-                path = os.path.relpath(path)
-            found = f"{frame.f_code.co_qualname} ({path}:{frame.f_lineno})"
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,8 +161,8 @@ class AsgiConnection:
         net: NetworkModel = request.network
         rng = random.Random(f"wsreplay-net/{net.seed}/{target._run_seed}/{ordinal}")
         self._target, self._report, self._net = target, report, net
-        self._to_app = _Pipe(net.c2s_latency, net.jitter, rng)
-        self._to_client = _Pipe(net.s2c_latency, net.jitter, rng)
+        self._to_app = Pipe(net.c2s_latency, net.jitter, rng)
+        self._to_client = Pipe(net.s2c_latency, net.jitter, rng)
         self.subprotocol, self.response_headers = None, ()
         self._client: ClientState = "connecting"
         self._app: AppState = "connecting"
@@ -363,7 +230,7 @@ class AsgiConnection:
             return "no handler: the app has returned"
         if self._app_waiting:
             return self._app_waiting
-        where = _where(self._app_coro())
+        where = where_suspended(self._app_coro())
         return f"the app's {where}" if where else "the app, running"
 
     # -- the server side (what the app calls) ---------------------------------------
@@ -400,7 +267,7 @@ class AsgiConnection:
         if self._disconnect is not None:
             return self._disconnect
         item = self._to_app.get_nowait()
-        if item is _EMPTY:
+        if item is EMPTY:
             self._app_waiting = "the app's receive()"
             try:
                 item = await self._target._get(self._to_app)
@@ -495,7 +362,7 @@ class AsgiTarget(Target):
             guess_loop(app, module) if loop == "auto" else loop)  # type: ignore[assignment]
         self.lifespan = lifespan
         self.extra_headers = tuple(extra_headers)
-        self._name = name or _app_name(app)
+        self._name = name or app_name(app)
         self._stack: AsyncExitStack | None = None
         self._nursery: trio.Nursery | None = None
         self._aio: Any = None  # the trio-asyncio loop while entered
@@ -503,7 +370,7 @@ class AsgiTarget(Target):
         self._connections = 0
         self._run_seed = 0
         self._origin = 0.0
-        self._lifespan_to_app: _Pipe | None = None
+        self._lifespan_to_app: Pipe | None = None
         self._lifespan_reply: trio.MemoryReceiveChannel[Message] | None = None
 
     def describe(self) -> str:
@@ -575,7 +442,7 @@ class AsgiTarget(Target):
         assert self._nursery is not None
         self._nursery.start_soon(fn, *args)
 
-    async def _get(self, pipe: _Pipe) -> object:
+    async def _get(self, pipe: Pipe) -> object:
         """`pipe.get()` from the app's side, which may be asyncio code."""
         return await (pipe.get() if self._aio is None else pipe.aget())
 
@@ -612,12 +479,12 @@ class AsgiTarget(Target):
     # -- lifespan ----------------------------------------------------------------------
 
     async def _startup(self) -> None:
-        to_app = _Pipe(0, 0, random.Random(0))
+        to_app = Pipe(0, 0, random.Random(0))
         send_reply, replies = trio.open_memory_channel[Message](math.inf)
 
         async def receive() -> Message:
             item = to_app.get_nowait()
-            if item is _EMPTY:
+            if item is EMPTY:
                 item = await self._get(to_app)
             return item  # type: ignore[return-value]
 
@@ -644,7 +511,7 @@ class AsgiTarget(Target):
             raise TargetError(f"{self.describe()}: lifespan startup failed: "
                               f"{reply.get('message', '')}".rstrip(": "))
         if self.lifespan == "on":
-            why = (f"raised {_type_name(unwrap(reply['error']))}: {unwrap(reply['error'])}"
+            why = (f"raised {type_name(unwrap(reply['error']))}: {unwrap(reply['error'])}"
                    if kind == "wsreplay.crashed" else f"sent {kind!r}")
             raise TargetError(f"{self.describe()}: lifespan startup {why}")
         # "auto": an app that does not speak lifespan raises or returns; carry on without it.
@@ -662,7 +529,7 @@ class AsgiTarget(Target):
         if reply["type"] == "wsreplay.crashed":
             err = unwrap(reply["error"])
             raise TargetError(f"{self.describe()}: lifespan shutdown raised "
-                              f"{_type_name(err)}: {err}")
+                              f"{type_name(err)}: {err}")
 
 
 LIFESPAN_TIMEOUT = 60.0
@@ -673,92 +540,6 @@ async def _reply_within(replies: trio.MemoryReceiveChannel[Message], what: str) 
     with trio.move_on_after(LIFESPAN_TIMEOUT):
         return await replies.receive()
     raise TargetError(f"{what} did not finish within {LIFESPAN_TIMEOUT:g} s (virtual)")
-
-
-# ---------------------------------------------------------------------------------------
-# Loading `asgi:MODULE_OR_FILE:ATTR`
-
-
-def _app_name(app: object) -> str:
-    module = getattr(app, "__module__", None) or "?"
-    name = getattr(app, "__qualname__", None) or type(app).__qualname__
-    return f"{module}:{name}"
-
-
-def guess_loop(app: object, module: ModuleType | None = None) -> Literal["trio", "asyncio"]:
-    """``trio`` if the app's module imports trio (a Trio-native app), else ``asyncio``."""
-    module = module or inspect.getmodule(app)
-    if module is not None:
-        for value in vars(module).values():
-            owner = value if isinstance(value, ModuleType) else inspect.getmodule(value)
-            name = getattr(owner, "__name__", "") or ""
-            if name == "trio" or name.startswith("trio.") or name.startswith("trio._"):
-                return "trio"
-    return "asyncio"
-
-
-def _import_file(path: Path, spec_text: str) -> ModuleType:
-    if not path.is_file():
-        raise TargetError(f"asgi target {spec_text!r}: no such file: {path}")
-    path = path.resolve()
-    for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) == str(path):
-            return module
-    name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else (
-        f"_wsreplay_app_{abs(hash(str(path)))}")
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise TargetError(f"asgi target {spec_text!r}: {path} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    if str(path.parent) not in sys.path:  # sibling imports work as when run as a script
-        sys.path.insert(0, str(path.parent))
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def load_app(spec_text: str) -> tuple[ASGIApp, ModuleType]:
-    """Import ``MODULE_OR_FILE:ATTR`` (``asgi:`` prefix optional); one-line `TargetError`s."""
-    text = spec_text.removeprefix("asgi:")
-    where, sep, attr = text.rpartition(":")
-    if not sep or not where or not attr:
-        raise TargetError(f"asgi target {spec_text!r}: expected asgi:MODULE_OR_FILE:ATTR, "
-                          "e.g. asgi:scripts/racy_chat.py:app or asgi:myservice.main:app")
-    try:
-        if where.endswith(".py") or "/" in where or os.sep in where:
-            module = _import_file(Path(where), spec_text)
-        else:
-            if os.getcwd() not in sys.path and "" not in sys.path:
-                sys.path.insert(0, os.getcwd())  # `wsreplay` as a console script lacks it
-            try:
-                module = importlib.import_module(where)
-            except ModuleNotFoundError as exc:
-                if exc.name and (where == exc.name or where.startswith(exc.name + ".")):
-                    raise TargetError(f"asgi target {spec_text!r}: no module named "
-                                      f"{exc.name!r}") from None
-                raise
-    except TargetError:
-        raise
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise TargetError(f"asgi target {spec_text!r}: importing {where} raised "
-                          f"{_type_name(exc)}: {exc}") from exc
-    app: object = module
-    for part in attr.split("."):
-        try:
-            app = getattr(app, part)
-        except AttributeError:
-            raise TargetError(f"asgi target {spec_text!r}: {where} has no attribute "
-                              f"{attr!r}") from None
-    if not callable(app):
-        raise TargetError(f"asgi target {spec_text!r}: {where}:{attr} is not callable "
-                          f"(got {type(app).__name__}); expected an ASGI app") from None
-    return app, module  # type: ignore[return-value]
 
 
 def open_asgi_target(spec_text: str, *, loop: Loop = "auto",

@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     from replay._pictures.bisect import plot_bisect, plot_format
     from replay._search.bisect import BisectError, BisectKind
 
-    from .run import open_replay
+    from .run import replay_spec
 
     # Everything the user typed is checked before the first replay.
     lo, hi = parse_span(args.span)
@@ -248,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
         plot_format(args.plot)
     if args.repeats is not None and args.repeats % 2 == 0:
         raise UsageError(f"--repeats {args.repeats}: expected an odd number (a majority)")
-    target, options = open_replay(args)
+    spec, options = replay_spec(args)
+    target = spec.open()
     recording = read_recording(args.file, **record_limit(args))
     mode = args.search
     if mode == "auto":
@@ -286,6 +287,14 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     for line in seen_lines(result, prober.records):
         print(line)
+    failing = _nearest_failure(result, prober.records)
+    if failing is not None:
+        from replay._engine.warp import Warp
+        from replay._reproduce import reproduce_command
+
+        replayed = dataclasses.replace(options, warp=Warp.parse(failing.warp))
+        print(f"reproduce the failing side ({_fmt(failing.value)}) with:")
+        print(f"  {reproduce_command([args.file], spec, replayed)}")
     if args.plot:
         print(f"plot written to {args.plot}")
     return code
@@ -306,6 +315,18 @@ def threshold(result: Any) -> tuple[int, int] | None:
     if below is not None and above is not None:
         return below, above
     return None
+
+
+def _nearest_failure(result: Any, records: list[ProbeRecord]) -> ProbeRecord | None:
+    """The failing probe closest to the threshold (or the last failing probe)."""
+    failing = [r for r in records if r.fails]
+    if not failing:
+        return None
+    bracket = threshold(result)
+    if bracket is None:
+        return failing[-1]
+    middle = (bracket[0] + bracket[1]) / 2
+    return min(failing, key=lambda r: abs(r.value - middle))
 
 
 def seen_lines(result: Any, records: list[ProbeRecord]) -> list[str]:

@@ -1,0 +1,91 @@
+"""The in-process target's modelled network: one `Pipe` per direction per connection.
+
+Each item is delivered at its own virtual time (latency plus seeded jitter), never before
+an earlier item of the same pipe (one TCP stream); readers wait natively on Trio or on
+trio-asyncio's asyncio loop. See `replay._targets.asgi` for the model as a whole.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+import trio
+
+_NS = 1_000_000_000
+
+
+# ---------------------------------------------------------------------------------------
+# The modelled network
+
+
+EMPTY = object()
+
+
+class Pipe:
+    """One direction of one connection: FIFO, each item delivered at its own virtual time.
+
+    Readers are Trio tasks (`get`) or asyncio tasks on trio-asyncio's loop (`aget`); both
+    wait natively on their own loop, so a message costs no task creation on either side.
+    """
+
+    def __init__(self, latency: int, jitter: int, rng: random.Random) -> None:
+        self._latency, self._jitter, self._rng = latency, jitter, rng
+        self._items: deque[tuple[float, object]] = deque()
+        self._last = -1.0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._futures: list[Any] = []  # asyncio readers waiting for an item
+
+    def put(self, item: object, *, delay: int | None = None, at: float | None = None) -> float:
+        """Send `item` now (arriving after `delay` ns, default the latency) or arriving `at`;
+        returns the arrival time (never before an earlier item's: one stream)."""
+        if at is None:
+            ns = self._latency if delay is None else delay
+            if self._jitter:
+                ns += self._rng.randrange(self._jitter + 1)
+            at = trio.current_time() + ns / _NS
+        at = max(at, self._last)
+        self._last = at
+        self._items.append((at, item))
+        if self._lot:
+            self._lot.unpark_all()
+        if self._futures:
+            for future in self._futures:
+                if not future.done():
+                    future.set_result(None)
+            self._futures.clear()
+        return at
+
+    def get_nowait(self) -> object:
+        """The next item if it has arrived, else `EMPTY`."""
+        if self._items and self._items[0][0] <= trio.current_time():
+            return self._items.popleft()[1]
+        return EMPTY
+
+    async def get(self) -> object:
+        """The next item, waiting on Trio for it to arrive."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            item = self.get_nowait()
+            if item is not EMPTY:
+                return item
+            if self._items:
+                await trio.sleep_until(self._items[0][0])
+            else:
+                await self._lot.park()
+
+    async def aget(self) -> object:
+        """The next item, waiting on asyncio (trio-asyncio's loop, same virtual clock)."""
+        import asyncio
+
+        while True:
+            item = self.get_nowait()
+            if item is not EMPTY:
+                return item
+            if self._items:
+                await asyncio.sleep(self._items[0][0] - trio.current_time())
+            else:
+                future = asyncio.get_running_loop().create_future()
+                self._futures.append(future)
+                await future
