@@ -1,5 +1,7 @@
 """wsreplay's replay side: schedules, warps, targets, the runner, the oracle and the CLI."""
 
+import typing as _typing
+
 from ._engine.diff import render_diff as render_diff
 from ._engine.diff import render_session as render_session
 from ._engine.diff import render_timeline as render_timeline
@@ -66,19 +68,41 @@ from ._targets.base import ConnectRequest as ConnectRequest
 from ._targets.base import Target as Target
 
 # The Trio side (runner, targets, JWT re-mint) loads on first use: `import replay` and the
-# CLI's quick commands stay free of Trio, trio-websocket and pyjwt.
+# CLI's quick commands stay free of Trio, trio-websocket and pyjwt. Type checkers see the
+# same names through the `TYPE_CHECKING` imports (tests/test_static_exports.py keeps the
+# two lists equal and runs mypy on a user's file that imports them all).
+if _typing.TYPE_CHECKING:
+    from ._auth import SigningKey as SigningKey
+    from ._auth import TokenMinter as TokenMinter
+    from ._facade import Result as Result
+    from ._facade import replay_recording as replay_recording
+    from ._facade import replay_recording_async as replay_recording_async
+    from ._load.fanout import Identity as Identity
+    from ._load.fanout import Load as Load
+    from ._load.fanout import Ramp as Ramp
+    from ._load.fanout import Rate as Rate
+    from ._load.fanout import fan_out as fan_out
+    from ._load.fanout import shard as shard
+    from ._load.run import LoadSpec as LoadSpec
+    from ._load.run import run_load as run_load
+    from ._load.stats import LoadReport as LoadReport
+    from ._options import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+    from ._options import ReplayOptions as ReplayOptions
+    from ._runner import replay as replay
+    from ._runner import run_sync as run_sync
+    from ._targets.asgi import AsgiTarget as AsgiTarget
+    from ._targets.live import LiveTarget as LiveTarget
+    from ._targets.open import open_target as open_target
+
 _LAZY = {
     "replay": "._runner", "run_sync": "._runner", "replay_recording": "._facade",
-    "replay_recording_async": "._facade",
-    "Result": "._facade", "DEFAULT_TIMEOUT": "._options", "ReplayOptions": "._options",
-    "LiveTarget": "._targets.live", "open_target": "._targets.open",
-    "AsgiTarget": "._targets.asgi",
-    "SigningKey": "._auth", "TokenMinter": "._auth",
-    # Load replay (`wsreplay load`): fan-out is pure; running a load needs Trio (and Dask
-    # for a cluster).
-    "fan_out": "._load.fanout", "shard": "._load.fanout", "Identity": "._load.fanout",
-    "Ramp": "._load.fanout", "Rate": "._load.fanout", "Load": "._load.fanout",
-    "run_load": "._load.run", "LoadSpec": "._load.run", "LoadReport": "._load.stats",
+    "replay_recording_async": "._facade", "Result": "._facade", "DEFAULT_TIMEOUT": "._options",
+    "ReplayOptions": "._options", "LiveTarget": "._targets.live",
+    "open_target": "._targets.open", "AsgiTarget": "._targets.asgi", "SigningKey": "._auth",
+    "TokenMinter": "._auth", "fan_out": "._load.fanout", "shard": "._load.fanout",
+    "Identity": "._load.fanout", "Ramp": "._load.fanout", "Rate": "._load.fanout",
+    "Load": "._load.fanout", "run_load": "._load.run", "LoadSpec": "._load.run",
+    "LoadReport": "._load.stats",
 }
 
 

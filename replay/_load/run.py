@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from replay._engine.oracle import OracleOptions
 from replay._engine.schedule import SessionPlan
-from replay._options import DEFAULT_TIMEOUT
+from replay._options import ReplayOptions
+from replay._targets.open import TargetSpec
 
 from .fanout import Load, Origin, shard
 from .stats import LoadReport, ShardCollector, ShardResult, merge
@@ -58,39 +58,17 @@ OnProgress = Callable[[Counters], None]
 
 
 @dataclass(frozen=True, slots=True)
-class KeyMaterial:
-    """A JWT signing key as bytes: key objects do not pickle, bytes travel anywhere."""
-
-    data: bytes
-    pem: bool
-    source: str
-
-    def __repr__(self) -> str:  # never show a secret
-        return f"KeyMaterial({self.source})"
-
-    def signing_key(self) -> Any:
-        from replay._auth import SigningKey
-
-        if self.pem:
-            return SigningKey.from_pem(self.data, source=self.source)
-        return SigningKey.secret(self.data, source=self.source)
-
-
-@dataclass(frozen=True, slots=True)
 class LoadSpec:
-    """How every shard runs: the target, the key, the oracle, the bounds."""
+    """How every shard runs: the target, the replay options (key, oracle, deadlines), the
+    bounds. Plain data that pickles (a `SigningKey` travels as its bytes), so process
+    pools and Dask move it as it is."""
 
-    target: str
-    target_options: tuple[tuple[str, Any], ...] = ()
-    """Keyword arguments of `open_target` (ca_file, insecure, extra_headers...)."""
-    key: KeyMaterial | None = None
-    allow_alg_change: bool = False
+    target: TargetSpec
+    options: ReplayOptions = field(default_factory=ReplayOptions)
+    """The warp and pacing are already in the load's schedule (`fan_out`); the key, the
+    oracle, the timeout and the concurrency (per shard) apply here."""
     recorded_epochs: tuple[int | None, ...] = ()
     """Per source: the recording's epoch, for tokens without ``iat``."""
-    options: OracleOptions = field(default_factory=OracleOptions)
-    timeout: float = DEFAULT_TIMEOUT
-    concurrency: int | None = None
-    """Per shard: at most this many sessions connected at once."""
     duration: int | None = None
     """Hard stop, ns after the shard's start: sessions still running are cut."""
     max_diffs: int = 5
@@ -128,14 +106,15 @@ def token_rewrite(load: Load, spec: LoadSpec) -> _CopyMinter | None:
 
     Raises `AuthError` for a token the key must not sign, before anything connects.
     """
-    if spec.key is None:
+    key = spec.options.key
+    if key is None:
         return None
     from replay._auth import TokenMinter
 
-    key = spec.key.signing_key()
     epochs = spec.recorded_epochs or (None,) * len(load.sources)
     minters = [TokenMinter(key, token_expiry=load.schedule.token_expiry, recorded_epoch=epoch,
-                           allow_alg_change=spec.allow_alg_change) for epoch in epochs]
+                           allow_alg_change=spec.options.allow_alg_change)
+               for epoch in epochs]
     rewrite = _CopyMinter(minters, {o.session: o for o in load.origins})
     minters[0].check(load.schedule)
     return rewrite
@@ -147,13 +126,11 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     `sigint`: Ctrl-C stops the shard (only on the main thread; worker processes ignore
     SIGINT and are stopped through `tick`).
     """
-    from replay._targets.open import open_target
-
     spec = job.spec
-    collector = ShardCollector(job.load, shard=job.shard, options=spec.options,
+    collector = ShardCollector(job.load, shard=job.shard, options=spec.options.oracle,
                                max_diffs=spec.max_diffs)
     try:
-        target = open_target(spec.target, **dict(spec.target_options))
+        target = spec.target.open()
         rewrite = token_rewrite(job.load, spec)
     except Exception as error:  # reported with the results, as one line
         return _failed(job, f"{type(error).__name__}: {error}")
@@ -245,8 +222,9 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
             if sigint and threading.current_thread() is threading.main_thread():
                 nursery.start_soon(on_sigint, nursery.cancel_scope)
             state.t0_unix = time.time()
-            state.transcript = await replay(job.load.schedule, target, timeout=spec.timeout,
-                                            concurrency=spec.concurrency,
+            state.transcript = await replay(job.load.schedule, target,
+                                            timeout=spec.options.timeout,
+                                            concurrency=spec.options.concurrency,
                                             on_event=collector.on_event, rewrite=rewrite)
             nursery.cancel_scope.cancel()
     if scope.cancelled_caught and state.stopped is None:
@@ -298,7 +276,7 @@ def run_load(load: Load, spec: LoadSpec, *, workers: int = 1, cluster: str | Non
         (job,) = _jobs(load, spec, 1, "in-process")
         results = [run_shard(job, tick=_tick_into(totals), sigint=True)]
         stopped = None
-    return merge(results, load=load, target=spec.target, max_failures=max_failures,
+    return merge(results, load=load, target=spec.target.url, max_failures=max_failures,
                  settings=settings, stopped=stopped)
 
 

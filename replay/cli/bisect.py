@@ -283,10 +283,6 @@ def run(args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return code
-    for line in result.summary():
-        print(line)
-    for line in seen_lines(result, prober.records):
-        print(line)
     failing = _nearest_failure(result, prober.records)
     if failing is not None:
         from replay._engine.warp import Warp
@@ -295,6 +291,10 @@ def run(args: argparse.Namespace) -> int:
         replayed = dataclasses.replace(options, warp=Warp.parse(failing.warp))
         print(f"reproduce the failing side ({_fmt(failing.value)}) with:")
         print(f"  {reproduce_command([args.file], spec, replayed)}")
+    for line in result.summary():
+        print(line)
+    for line in seen_lines(result, prober.records):
+        print(line)
     if args.plot:
         print(f"plot written to {args.plot}")
     return code

@@ -7,6 +7,7 @@ sharded across processes (`--workers`) or a Dask cluster (`--cluster`); one merg
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -79,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warp", "-w", metavar="WARP", default="",
                         help="bend every copy's timeline, e.g. 'scale=0.5'")
     # Target (live ws:// or wss:// only), pacing, TLS, keys, deadlines and oracle options
-    # as for `run`; --concurrency caps each shard.
-    add_replay_options(parser)
+    # as for `run`; --concurrency caps each shard. No --loop/--seed (live targets only) and
+    # no correlation or --secret/--auth (a load re-mints JWTs per copy, nothing else).
+    add_replay_options(parser, in_process=False, credentials=False)
     parser.add_argument("--failures", type=_positive_int, default=5, metavar="N",
                         help="show the diffs of the first N failures (default 5)")
     parser.add_argument("--report", metavar="FILE", help="write the merged report as JSON")
@@ -149,16 +151,14 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The load, the spec every shard runs with, and the settings for the report; every
     option checked before anything connects (`UsageError` & co. otherwise)."""
     from corpus import read_recording
-    from replay._auth import find_tokens, plan_texts, redacted_token_count, signing_key
-    from replay._engine.oracle import OracleOptions
+    from replay._auth import find_tokens, plan_texts, redacted_token_count
     from replay._engine.warp import Warp
     from replay._facade import plan_recording
     from replay._load.fanout import AllAtOnce, Identity, copy_count, fan_out, parse_ramp, parse_rate
     from replay._load.run import LoadSpec
-    from replay._options import DEFAULT_TIMEOUT
     from replay._pictures.load import check_plot_path
-    from replay._targets.live import parse_header_option
-    from replay._targets.open import open_target
+
+    from .run import replay_spec
 
     # Safety first: an unbounded load never starts.
     if args.sessions is None and args.duration is None:
@@ -173,18 +173,13 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     copies = copy_count(starts, sessions=args.sessions, duration=args.duration)
     identity = Identity.parse(args.identity) if args.identity else None
     warp = Warp.parse(args.warp) if args.warp else None
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
-    headers = tuple(parse_header_option(h) for h in args.header)
-    if args.insecure and args.ca:
-        raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if not args.target.lower().startswith(("ws://", "wss://")):
+    target, options = replay_spec(args)
+    if not target.live:
         raise UsageError(f"--target {args.target!r}: a load runs against a live server: "
                          f"expected ws://HOST[:PORT] or wss://HOST[:PORT]")
-    target_options = {"ca_file": args.ca, "insecure": args.insecure or None,
-                      "extra_headers": headers or None}
-    open_target(args.target, **target_options)  # a malformed URL or CA file says so now
-    key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
-    material = _key_material(args) if key is not None else None
+    target.open()  # a malformed URL or CA file says so now
+    options = dataclasses.replace(options, warp=warp)
+    key = options.key
     if identity is not None and key is None:
         raise UsageError("--identity: per-copy tokens must be signed: give --jwt-secret "
                          "(or $WSREPLAY_JWT_SECRET) or --jwt-key")
@@ -206,30 +201,15 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
               file=sys.stderr)
     load = fan_out(sources, copies=copies, starts=starts, identity=identity,
                    duration=args.duration)
-    spec = LoadSpec(
-        target=args.target,
-        target_options=tuple((k, v) for k, v in target_options.items() if v is not None),
-        key=material, allow_alg_change=args.jwt_allow_alg_change,
-        recorded_epochs=tuple(r.header.epoch_ns for _, r in recordings),
-        options=options, timeout=args.timeout or DEFAULT_TIMEOUT,
-        concurrency=args.concurrency, duration=args.duration, max_diffs=args.failures)
+    spec = LoadSpec(target=target, options=options,
+                    recorded_epochs=tuple(r.header.epoch_ns for _, r in recordings),
+                    duration=args.duration, max_diffs=args.failures)
     settings = {"sessions": args.sessions, "duration_s": args.duration / 1e9
                 if args.duration else None, "starts": str(starts),
                 "identity": str(identity) if identity else None, "warp": args.warp,
                 "pacing": args.pacing, "workers": args.workers, "cluster": args.cluster}
 
     return load, spec, settings
-
-
-def _key_material(args: argparse.Namespace) -> Any:
-    from replay._auth import ENV_SECRET
-    from replay._load.run import KeyMaterial
-
-    if args.jwt_key:
-        return KeyMaterial(Path(args.jwt_key).read_bytes(), True, f"--jwt-key {args.jwt_key}")
-    if args.jwt_secret:
-        return KeyMaterial(args.jwt_secret.encode(), False, "--jwt-secret")
-    return KeyMaterial(os.environ[ENV_SECRET].encode(), False, f"${ENV_SECRET}")
 
 
 class _Display:

@@ -77,9 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "above, replayed below, the first divergence marked")
 
 
-def add_replay_options(parser: argparse.ArgumentParser) -> None:
+def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = True,
+                       credentials: bool = True) -> None:
     """Where and how to replay and judge: target, pacing, TLS, keys, deadlines, seed, oracle
-    options (`run`, `bisect` and `explore` share them; `open_replay` reads them)."""
+    options (`run`, `bisect`, `explore` and `load` share them; `replay_spec` reads them).
+
+    A command offers only what it uses: without `in_process` (``load``: live targets, the
+    loop orders nothing) no ``--loop``/``--seed``; without `credentials` no correlation,
+    ``--secret`` or ``--auth`` (``load`` re-mints JWTs only).
+    """
     parser.add_argument("--target", "-t", required=True, metavar="TARGET",
                         help="where to replay: ws://…, wss://… (live, real clock) or "
                              "asgi:MODULE_OR_FILE:ATTR (in-process, virtual clock)")
@@ -103,16 +109,19 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="per-session progress deadline (default 10; '500ms' works)")
     parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
                         help="at most N sessions connected at once (default: as recorded)")
-    parser.add_argument("--loop", choices=("auto", "trio", "asyncio"), default=None,
-                        help="asgi: targets: run the app on Trio or on trio-asyncio's asyncio "
-                             "loop (default auto: asyncio, as uvicorn/hypercorn run apps, "
-                             "unless the app's module imports trio)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for jitter and same-instant ordering (default 0)")
+    if in_process:
+        parser.add_argument("--loop", choices=("auto", "trio", "asyncio"), default=None,
+                            help="asgi: targets: run the app on Trio or on trio-asyncio's "
+                                 "asyncio loop (default auto: asyncio, as uvicorn/hypercorn "
+                                 "run apps, unless the app's module imports trio)")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed for jitter and same-instant ordering (default 0)")
     parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+    if not credentials:
+        return
     parser.add_argument("--correlate", action="append", default=[], metavar="JSONPATH",
                         help="always carry server values at this path into later client "
                              "traffic, e.g. '$.thread_id' (repeatable; most are detected)")
@@ -138,23 +147,26 @@ def replay_spec(args: argparse.Namespace) -> tuple[TargetSpec, ReplayOptions]:
     from replay._targets.live import parse_header_option
     from replay._targets.open import TargetSpec
 
+    given = vars(args)  # a command without a flag (`add_replay_options`) has no attribute
     oracle = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
-    correlation = CorrelationOptions(correlate=tuple(args.correlate),
-                                     off=tuple(args.no_correlate))
-    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    correlation = CorrelationOptions(correlate=tuple(given.get("correlate", ())),
+                                     off=tuple(given.get("no_correlate", ())))
+    secrets = tuple(SecretSource.parse(text) for text in given.get("secret", ()))
+    loop = given.get("loop")
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if args.loop and not args.target.startswith("asgi:"):
+    if loop and not args.target.startswith("asgi:"):
         raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
     target = TargetSpec(url=args.target, ca_file=args.ca, insecure=args.insecure,
-                        headers=headers, loop=args.loop)
+                        headers=headers, loop=loop)
     return target, ReplayOptions(pacing=args.pacing, oracle=oracle, key=key,
-                                 allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
+                                 allow_alg_change=args.jwt_allow_alg_change,
+                                 seed=given.get("seed", 0),
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
                                  concurrency=args.concurrency, correlation=correlation,
-                                 secrets=secrets, auth=args.auth)
+                                 secrets=secrets, auth=given.get("auth"))
 
 
 def open_replay(args: argparse.Namespace) -> tuple[Target, ReplayOptions]:

@@ -5,6 +5,7 @@ a flaky one, with the command's own output checked."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -58,6 +59,9 @@ def test_exact_bisect_finds_the_accept_race_within_the_resolution(recording, tar
     assert probes[1].split()[2:4] == ["300ms", "FAIL"]
     assert "changed" in probes[1]  # the oracle's finding is shown with the probe
     assert out[-4] == "threshold in (40ms, 41ms]: fails above it, passes below it"
+    # the one reproduce builder, at the failing side of the threshold
+    assert out[-6:-4] == ["reproduce the failing side (41ms) with:", "  " + shlex.join(
+        ["wsreplay", "run", str(recording), "--target", RACY, "--warp", "accept=41ms"])]
     count, bound = len(probes), 9 + 2  # ceil(log2(300)) + 2
     assert out[-3] == f"{count} probes (bound {bound})"
     assert out[-2] == "findings at or below 40ms: none"

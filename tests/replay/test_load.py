@@ -173,6 +173,17 @@ def test_bad_load_options_are_one_line_each(recording, args, needle) -> None:
     assert line.startswith("wsreplay: error: ") and needle in line
 
 
+@pytest.mark.parametrize("flag", [("--seed", "3"), ("--loop", "trio"), ("--secret", "bearer=X"),
+                                  ("--auth", "m:f"), ("--correlate", "$.id")])
+def test_a_load_refuses_the_flags_it_would_ignore(recording, flag) -> None:
+    # A load is live (no loop to order) and re-mints JWTs only (no credentials hooks).
+    result = wsreplay("load", str(recording), "--target", "ws://127.0.0.1:9",
+                      "--sessions", "5", *flag)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wsreplay: error: unrecognized arguments: {' '.join(flag)}")
+
+
 @pytest.mark.parametrize("where", [("--workers", "1"), ("--workers", "2"),
                                    ("--cluster", "local")])
 def test_ctrl_c_stops_the_load_and_still_writes_the_report(server, tmp_path, where) -> None:

@@ -151,3 +151,14 @@ def test_a_sidecar_secret_read_from_its_variable_is_named_not_written() -> None:
     assert options.key is not None and options.key.env == ENV
     text = sidecar_text(TargetSpec(url="ws://h/"), options, [Case()])
     assert f'jwt_secret_env = "{ENV}"' in text and SECRET not in text
+
+
+def test_a_load_spec_with_a_key_pickles_for_worker_processes() -> None:
+    import pickle
+
+    from replay._load.run import LoadSpec
+
+    spec = LoadSpec(target=LIVE, options=EVERY_OPTION, duration=5)
+    again = pickle.loads(pickle.dumps(spec))
+    assert again == spec
+    assert again.options.key is not None and again.options.key.env == ENV
