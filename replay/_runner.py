@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -45,6 +45,9 @@ from ._engine.transcript import (
 from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
 from ._targets.base import Connection, ConnectRequest, Target
+
+if TYPE_CHECKING:
+    from ._targets.clocks import AppClocks
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -99,11 +102,13 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
-             rewrite: SessionRewrite | None = None) -> Transcript:
-    """`replay` from synchronous code, on the target's own event loop and clock."""
+             rewrite: SessionRewrite | None = None, clocks: AppClocks | None = None) -> Transcript:
+    """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
+    (virtual targets) is what the app's own clock reads and randomness follow."""
+    extra = {"clocks": clocks} if clocks is not None else {}
     return target.run(partial(replay, schedule, target, timeout=timeout,
                               concurrency=concurrency, on_event=on_event, rewrite=rewrite),
-                      seed=seed)
+                      seed=seed, **extra)
 
 
 class _SessionLog:
