@@ -316,6 +316,13 @@ def _strings(description: Mapping[str, object], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def check_description(description: Mapping[str, object] | None) -> None:
+    """Refuse a header ``redaction`` map whose rule lists are not lists of strings; the
+    rules themselves are not compiled (they may come from an untrusted file)."""
+    for key in ("extra_headers", "json_paths", "patterns", "allow"):
+        _strings(description or {}, key)
+
+
 def merge_descriptions(previous: object, ours: dict[str, object]) -> dict[str, object]:
     """A header's ``redaction`` map after another pass: our rules plus the ones listed
     before, as text only (never compiled: they may come from an untrusted file)."""

@@ -13,6 +13,10 @@ import argparse
 import contextlib
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from corpus import CorpusReader
 
 from ._app import UsageError, record_limit
 
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                              patterns=tuple(args.pattern), allow=tuple(args.allow))
     with CorpusReader(args.file, **record_limit(args)) as reader:
         redactor = Redactor(policy)
+        check_recorded_rules(reader)
         writer = CorpusWriter(output, redactor.header(reader.header))
         records = changed = 0
         try:
@@ -69,6 +74,18 @@ def run(args: argparse.Namespace) -> int:
               "its input, no trailer", file=sys.stderr)
         return 1
     return 0
+
+
+def check_recorded_rules(reader: CorpusReader) -> None:
+    """The input header's rule lists must be lists of strings (they are carried over into
+    the copy's header, never run); a located one-line error otherwise."""
+    from corpus import RedactionError
+    from corpus._redact import check_description
+
+    try:
+        check_description(reader.header.redaction)
+    except RedactionError as bad:
+        raise RedactionError(bad.reason, path=reader.path, offset=0) from None
 
 
 def default_output(path: str, suffix: str) -> str:
