@@ -34,6 +34,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, Session, new_header
+from replay._credentials import Identity
 
 MS = 1_000_000
 EPOCH = 1_764_000_000 * 10**9
@@ -279,3 +280,19 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def login_hook(identity: Identity) -> dict[str, dict[str, str]]:
+    """An auth hook: log in over HTTP as the recorded user (the JWT's ``sub``) at the
+    server in $LOGIN_URL and connect with the token it issues."""
+    import os
+    import urllib.request
+
+    user = identity.claims["sub"]
+    request = urllib.request.Request(
+        os.environ["LOGIN_URL"], method="POST",
+        data=json.dumps({"user": user, "password": f"pw-{user}"}).encode(),
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        token = json.load(response)["token"]
+    return {"headers": {"Authorization": f"Bearer {token}"}}
