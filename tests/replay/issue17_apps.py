@@ -225,9 +225,9 @@ def guarded_recording(host: str = "guarded.example") -> Recording:
     steps = [(2, S2C, _dump({"type": "hello", "user": "alice"})),
              (10, C2S, "ping"),
              (12, S2C, _dump({"type": "echo", "text": "ping",
-                              "token": "wsreplay-redacted:authorization"}))]
+                              "token": "wsreplay-redacted:json:token"}))]
     return Recording(header=new_header(epoch_ns=EPOCH), sessions=(_session(
-        1, 0, f"ws://{host}/guarded?api_key=wsreplay-redacted:api_key&room=1", steps,
+        1, 0, f"ws://{host}/guarded?api_key=wsreplay-redacted:query:api_key&room=1", steps,
         headers),))
 
 
