@@ -64,7 +64,8 @@ async def replay_recording_async(recording: Recording, target: Target,
 
 def _prepare(recording: Recording,
              options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
-    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
+    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
+                              protocol=options.protocol)
     if options.key is None:
         return schedule, None
     from ._auth import TokenMinter
@@ -77,10 +78,10 @@ def _prepare(recording: Recording,
 
 
 def plan_recording(recording: Recording, *, warp: Warp | None = None,
-                   pacing: Pacing = "causal") -> Schedule:
+                   pacing: Pacing = "causal", protocol: str | None = None) -> Schedule:
     from ._engine.schedule import build_schedule
 
-    schedule = build_schedule(recording, pacing=pacing)
+    schedule = build_schedule(recording, pacing=pacing, protocol=protocol)
     return warp.apply(schedule) if warp is not None else schedule
 
 

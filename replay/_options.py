@@ -44,6 +44,10 @@ class ReplayOptions:
     """Per-session progress deadline in seconds."""
     concurrency: int | None = None
     """At most this many sessions connected at once (None: as recorded)."""
+    protocol: str | None = None
+    """The protocol profile of every session: ``json``, ``raw``, ``socketio``,
+    ``graphql-ws``, a registered name or ``module:Class`` (None or ``auto``: detected per
+    session from its handshake). See `replay._protocols`."""
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:

@@ -257,7 +257,7 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
 
     return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
                          timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar))
+                         key=_signing_key(sidecar), protocol=sidecar.protocol)
 
 
 def _oracle_options(sidecar: Sidecar) -> Any:
