@@ -21,6 +21,10 @@ from ._app import EXIT_DIVERGED, EXIT_OK, UsageError, record_limit
 
 NAME = "bisect"
 HELP = "find the knob value where a replay's verdict flips (exact on virtual time, noisy live)"
+EXIT_CODES = {0: "one threshold found (and, for noisy search, at the stated confidence)",
+              1: "no flip in the range, a non-monotone knob, or the probe budget ran out "
+                 "first"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 DESCRIPTION = """\
 Replay FILE again and again with one warp knob set to different values, and bracket the
@@ -39,12 +43,6 @@ search:
           bracket holds --confidence of the belief (or at --max-probes).
   auto    exact on virtual-clock targets, noisy on live ones (default).
 --repeats N (odd) instead runs a plain bisection with a majority of N replays per value.
-
-exit codes:
-  0  one threshold found (and, for noisy search, at the stated confidence)
-  1  no flip in the range, a non-monotone knob, or the probe budget ran out first
-  2  usage or input error (bad file, knob, range, warp, key, option)
-  3  the target could not be reached
 """
 
 
@@ -52,7 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .run import _positive_int, add_replay_options
 
     parser.description = DESCRIPTION
-    parser.epilog = None
     parser.add_argument("file", metavar="FILE", help="corpus file (.wsr)")
     parser.add_argument("--knob", "-k", required=True, metavar="KNOB",
                         help="the warp knob to vary, e.g. accept or gap[open->first-send]")

@@ -9,6 +9,9 @@ from pathlib import Path
 
 NAME = "explore"
 HELP = "search the warp space for a timing that breaks the replay; write a minimal repro"
+EXIT_CODES = {0: "no failing warp within the budget",
+              1: "a failing warp was found; the minimal repro was written"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 NAME = "show"
 HELP = "print a recording as a timeline (or JSON Lines with --json)"
+EXIT_CODES = {0: "the recording was printed"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 PREVIEW = 72
 
