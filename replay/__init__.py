@@ -27,6 +27,7 @@ from ._engine.transcript import Transcript as Transcript
 from ._engine.transcript import Unreachable as Unreachable
 from ._engine.verdict import Finding as Finding
 from ._engine.verdict import FindingKind as FindingKind
+from ._engine.verdict import FindingSelector as FindingSelector
 from ._engine.verdict import SessionVerdict as SessionVerdict
 from ._engine.verdict import Verdict as Verdict
 from ._engine.verdict import VerdictKind as VerdictKind

@@ -52,6 +52,7 @@ from .transcript import (
     SessionTranscript,
     Stuck,
     Transcript,
+    Unbound,
     Unreachable,
 )
 from .verdict import Finding, FindingKind, SessionVerdict, Verdict
@@ -537,6 +538,7 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
     connected = next((e for e in events if type(e) is Connected), None)
     closed = next((e for e in events if type(e) is Closed), None)
     received = data_received(events)
+    ended: str | None = None  # how a crash ended the connection, if abnormally
 
     if unreachable is not None:
         findings.append(Finding(FindingKind.UNREACHABLE, sid, unreachable.error,
@@ -556,16 +558,29 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
         findings.extend(_message_findings(plan, received, options))
         # A hang or a crash explains how the session ended (no close, a 1011, the runner
         # giving up): one fault, one finding.
+        # The crash's finding carries the close it caused (text and kind), so
+        # `--finding abnormal-close --match 1011` selects it as it would on a live target.
         crashed = any(type(e) is AppError for e in events)
-        problem = None if stuck or crashed else _judge_close(plan, closed)
-        if problem is not None:
+        problem = None if stuck else _judge_close(plan, closed)
+        if problem is not None and crashed:
+            ended = (_close_text(closed.by, closed.code, closed.reason) if closed is not None
+                     else problem)
+        elif problem is not None:
             findings.append(Finding(FindingKind.ABNORMAL_CLOSE, sid, problem,
                                     t=closed.t if closed is not None else None))
     elif not stuck and not any(type(e) is AppError for e in events):
         findings.append(Finding(stuck_kind, sid, "the handshake never completed"))
 
-    findings.extend(Finding(FindingKind.APP_ERROR, sid, f"{e.type}: {e.message}", t=e.t)
-                    for e in events if type(e) is AppError)
+    for n, error in enumerate(e for e in events if type(e) is AppError):
+        explains = ended is not None and n == 0
+        findings.append(Finding(FindingKind.APP_ERROR, sid,
+                                f"{error.type}: {error.message}"
+                                + (f"; {ended}" if explains else ""), t=error.t,
+                                also=(FindingKind.ABNORMAL_CLOSE,) if explains else ()))
+    findings.extend(Finding(FindingKind.UNBOUND, sid,
+                            f"{e.where} used {e.path} = {e.value!r} from session {e.source}, "
+                            f"which the server did not send this time; sent as recorded",
+                            t=e.t) for e in events if type(e) is Unbound)
     findings.extend(Finding(stuck_kind, sid, f"no progress; waiting for {e.waiting}"
                             if e.waiting else "no progress", t=e.t) for e in stuck)
     return SessionVerdict(sid, tuple(findings))

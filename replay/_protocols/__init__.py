@@ -5,6 +5,7 @@ from .base import Control as Control
 from .base import JsonProfile as JsonProfile
 from .base import Profile as Profile
 from .base import canonical as canonical
+from .base import decoder_for as decoder_for
 from .graphqlws import GraphQLWSProfile as GraphQLWSProfile
 from .registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from .registry import choose as choose

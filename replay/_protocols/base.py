@@ -31,7 +31,7 @@ name in the ``wsreplay.protocols`` entry-point group, or name it as ``module:Cla
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -116,6 +116,21 @@ class JsonProfile(Profile):
             return frame
         doc = parse_json(frame)
         return frame if doc is None else doc
+
+
+def decoder_for(profiles: Iterable[Profile]) -> Callable[[Frame], object | None]:
+    """One decode function for code that reads a whole schedule (correlation): each
+    distinct profile tries in turn; the first structured value wins, None if none has one."""
+    distinct = list(dict.fromkeys(profiles)) or [JsonProfile()]
+
+    def decode(frame: Frame) -> object | None:
+        for profile in distinct:
+            value = profile.decode(frame)
+            if not isinstance(value, str | bytes):
+                return value
+        return None
+
+    return decode
 
 
 def parse_json(text: str) -> object | None:
