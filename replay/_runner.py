@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -42,9 +42,12 @@ from ._engine.transcript import (
     Transcript,
     Unreachable,
 )
-from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
+from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
 from ._targets.base import Connection, ConnectRequest, Target
+
+if TYPE_CHECKING:
+    from ._bind import Binder, SessionBinding
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -75,18 +78,20 @@ def _keep(payload: Payload) -> Payload:
 
 async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT_TIMEOUT,
                  concurrency: int | None = None, on_event: OnEvent | None = None,
-                 rewrite: SessionRewrite | None = None) -> Transcript:
+                 rewrite: SessionRewrite | None = None,
+                 binder: Binder | None = None) -> Transcript:
     """Run `schedule` against `target` (entered for the run) and return the transcript.
 
     `timeout` is the per-session progress deadline in seconds; `concurrency` caps how many
-    sessions are connected at once (None: no cap).
+    sessions are connected at once (None: no cap). `binder` carries server-assigned values
+    into later client traffic (see `replay._bind`).
     """
     if timeout <= 0:
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
     run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
-               cap=trio.Semaphore(concurrency) if concurrency else None)
+               binder=binder, cap=trio.Semaphore(concurrency) if concurrency else None)
     async with target, trio.open_nursery() as nursery:
         run.t0 = trio.current_time()
         for log in run.logs:
@@ -99,10 +104,12 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
-             rewrite: SessionRewrite | None = None) -> Transcript:
+             rewrite: SessionRewrite | None = None,
+             binder: Binder | None = None) -> Transcript:
     """`replay` from synchronous code, on the target's own event loop and clock."""
     return target.run(partial(replay, schedule, target, timeout=timeout,
-                              concurrency=concurrency, on_event=on_event, rewrite=rewrite),
+                              concurrency=concurrency, on_event=on_event, rewrite=rewrite,
+                              binder=binder),
                       seed=seed)
 
 
@@ -127,6 +134,7 @@ class _SessionLog:
         (formatting on every message would cost more than the rest of the bookkeeping)."""
         self.connection: Connection | None = None
         self.restore: Callable[[Payload], Payload] = _keep
+        self.binding: SessionBinding | None = None
         self.done = False
 
     def add(self, event: Event) -> None:
@@ -185,10 +193,11 @@ class _SessionLog:
 class _Run:
     def __init__(self, schedule: Schedule, target: Target, *, timeout: float,
                  on_event: OnEvent | None, rewrite: SessionRewrite | None,
-                 cap: trio.Semaphore | None) -> None:
+                 binder: Binder | None, cap: trio.Semaphore | None) -> None:
         self.schedule, self.target = schedule, target
         self.timeout_ns = round(timeout * 1e9)
         self.on_event, self.rewrite, self.cap = on_event, rewrite, cap
+        self.binder = binder
         self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
         self.t0 = 0.0
 
@@ -220,6 +229,9 @@ class _Run:
                 nursery.cancel_scope.cancel()
         finally:
             log.done = True
+            if self.binder is not None:
+                # Sessions waiting for this one's values go ahead without them.
+                self.binder.ended(log.plan.session)
             if log.connection is not None:
                 # Whatever happened, leave no socket or handler behind.
                 with (trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE),
@@ -228,8 +240,18 @@ class _Run:
 
     async def _connect_and_exchange(self, log: _SessionLog) -> None:
         plan = log.plan
+        if self.binder is not None:
+            def waiting(text: str) -> None:
+                log.waiting = text
+
+            log.binding = self.binder.session(plan.session, log.report, waiting)
+            plan = await log.binding.connect(plan)
         if self.rewrite is not None:
-            plan, log.restore = self.rewrite(plan, log.connect_at)
+            try:
+                plan, log.restore = self.rewrite(plan, log.connect_at)
+            except AuthError as error:  # e.g. an auth hook that failed: this session only
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return
         request = ConnectRequest(url=plan.url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
                                  network=self.schedule.network.for_session(plan.handshake_time))
@@ -264,6 +286,8 @@ class _Run:
                     scope.cancel()  # the driver has nothing left to do
                 return
             t = self.now()
+            if log.binding is not None:
+                payload = log.binding.received(payload)
             payload = log.restore(payload)
             log.add(Received(t=t, payload=payload))
             if log.surplus(payload):
@@ -281,9 +305,11 @@ class _Run:
             log.waiting = ("time", send)
             log.planned_wait(scheduled)
             await self.until(scheduled)
+            payload = send.payload if log.binding is None else \
+                await log.binding.outgoing(send)
             t = self.now()
             try:
-                await connection.send(send.payload)
+                await connection.send(payload)
             except ConnectionClosed:
                 return  # the receiver records the close
             # The transcript keeps the recorded payload: a re-minted token never leaves here.

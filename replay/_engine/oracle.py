@@ -44,6 +44,7 @@ from .transcript import (
     SessionTranscript,
     Stuck,
     Transcript,
+    Unbound,
     Unreachable,
 )
 from .verdict import Finding, FindingKind, SessionVerdict, Verdict
@@ -565,6 +566,10 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
                                 f"{error.type}: {error.message}"
                                 + (f"; {ended}" if explains else ""), t=error.t,
                                 also=(FindingKind.ABNORMAL_CLOSE,) if explains else ()))
+    findings.extend(Finding(FindingKind.UNBOUND, sid,
+                            f"{e.where} used {e.path} = {e.value!r} from session {e.source}, "
+                            f"which the server did not send this time; sent as recorded",
+                            t=e.t) for e in events if type(e) is Unbound)
     findings.extend(Finding(stuck_kind, sid, f"no progress; waiting for {e.waiting}"
                             if e.waiting else "no progress", t=e.t) for e in stuck)
     return SessionVerdict(sid, tuple(findings))

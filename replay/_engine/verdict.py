@@ -42,6 +42,7 @@ class FindingKind(enum.StrEnum):
     TIMEOUT = "timeout"
     STUCK = "stuck"
     APP_ERROR = "app-error"
+    UNBOUND = "unbound"  # a server-assigned value the recording used was not sent this time
 
     @property
     def verdict(self) -> VerdictKind:

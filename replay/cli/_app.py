@@ -40,7 +40,8 @@ def exit_codes_epilog(overrides: dict[int, str] | None = None) -> str:
 EPILOG = exit_codes_epilog()
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMANDS = ("show", "validate", "run", "bisect", "explore", "load", "redact", "import_")
+_COMMANDS = ("show", "validate", "run", "learn", "bisect", "explore", "load", "redact",
+             "import_")
 
 
 class UsageError(Exception):
