@@ -144,6 +144,20 @@ class _Pipe:
             return self._items.popleft()[1]
         return _EMPTY
 
+    async def get_or_woken(self) -> object:
+        """The next item once it arrives, or `_EMPTY` when `wake()` is called first."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        item = self.get_nowait()
+        if item is not _EMPTY:
+            return item
+        with trio.move_on_at(self._items[0][0] if self._items else math.inf):
+            await self._lot.park()
+        return self.get_nowait()
+
+    def wake(self) -> None:
+        """Wake `get_or_woken` readers: another reader took what they were waiting for."""
+        self._lot.unpark_all()
+
     async def get(self) -> object:
         """The next item, waiting on Trio for it to arrive."""
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -336,8 +350,12 @@ class AsgiConnection:
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        # A close that reaches a client already closing answers its close (whatever the
+        # s2c latency makes arrive first): the client closed, as on a real socket.
+        by_server = self._client != "closing"
         self._client = "closed"
-        self._closed = ConnectionClosed(code, reason, by_server=True)
+        self._closed = ConnectionClosed(code, reason, by_server=by_server)
+        self._to_client.wake()  # close() may be waiting for this very frame
         raise self._closed
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -350,12 +368,13 @@ class AsgiConnection:
         self._client_gone_at = arrives
         # The server's answering close frame, queued behind whatever the app already sent.
         self._to_client.put(("close", code, reason), at=arrives + self._net.s2c_latency / _NS)
-        while True:
-            kind, *rest = await self._to_client.get()  # type: ignore[misc]
-            if kind == "close":
-                break
-        self._client = "closed"
-        self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
+        # Read up to the answering close, unless a concurrent receive() takes it first.
+        while self._client != "closed":
+            item = await self._to_client.get_or_woken()
+            if item is not _EMPTY and item[0] == "close":  # type: ignore[index]
+                _, code, reason = item  # type: ignore[misc]
+                self._client = "closed"
+                self._closed = ConnectionClosed(code, reason, by_server=False)
 
     def waiting_for(self) -> str:
         """Where the app is, phrased to follow "the server side is in ..."."""
