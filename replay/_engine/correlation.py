@@ -58,7 +58,7 @@ _WORD = re.compile(r"[a-z]+(?:[_-][a-z]+)*|[A-Z][a-z]+|[A-Z]+(?:_[A-Z]+)*")
 
 def decode_json(payload: str | bytes) -> object | None:
     """A text payload's JSON object or array (the json profile's reading), else None."""
-    return parse_json(payload) if isinstance(payload, str) else None
+    return _json(payload) if isinstance(payload, str) else None
 
 
 def distinctive(value: object) -> bool:
