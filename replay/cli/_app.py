@@ -11,6 +11,7 @@ import importlib
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 EXIT_OK = 0
 EXIT_DIVERGED = 1  # a verdict other than pass, or validation problems
@@ -39,7 +40,8 @@ def exit_codes_epilog(overrides: dict[int, str] | None = None) -> str:
 EPILOG = exit_codes_epilog()
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMANDS = ("show", "validate", "run", "bisect", "explore", "load", "redact", "import_")
+_COMMANDS = ("show", "validate", "run", "learn", "bisect", "explore", "load", "redact",
+             "import_")
 
 
 class UsageError(Exception):
@@ -112,6 +114,27 @@ def record_limit(args: argparse.Namespace) -> dict[str, int]:
     """The reader keyword for ``--max-record-size``: ``read_recording(p, **record_limit(args))``."""
     limit = getattr(args, "max_record_bytes", None)
     return {} if limit is None else {"max_record_bytes": limit}
+
+
+def add_finding_options(parser: argparse.ArgumentParser) -> None:
+    """``--finding KIND`` / ``--match TEXT``: the failure a search aims at (bisect, explore)."""
+    from replay._engine.verdict import FindingKind
+
+    parser.add_argument("--finding", choices=[k.value for k in FindingKind], default=None,
+                        metavar="KIND",
+                        help="only this finding counts as failing; any other outcome is "
+                             "reported but counts as passing (one of: "
+                             f"{', '.join(k.value for k in FindingKind)})")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="only a finding whose text holds TEXT (a substring, or a regex "
+                             "searched in it) counts, e.g. 1011 or 'Signature has expired'")
+
+
+def finding_selector(args: argparse.Namespace) -> Any:
+    """The `FindingSelector` that `add_finding_options` asked for."""
+    from replay._engine.verdict import FindingSelector
+
+    return FindingSelector(kind=args.finding, match=args.match or None)
 
 
 def is_interrupt(error: BaseException) -> bool:
