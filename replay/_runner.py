@@ -9,8 +9,10 @@ Shape of a run::
     replay()            enters the target, one nursery for the run
     └── session task    (one per SessionPlan, started at plan.start, capped by a semaphore)
         ├── watchdog    progress deadline → `Stuck`, then the session is torn down
-        ├── connect     → Connected | Rejected | Unreachable
-        ├── receiver    → Received ... Closed (by the server)
+        ├── connect     the protocol's HTTP steps (if any), then the upgrade
+        │               → Connected | Rejected | Unreachable
+        ├── receiver    → Received ... Closed (by the server); control messages (a
+        │               heartbeat) are answered at once, as the session's profile says
         └── driver      → Sent ... (each at anchor time + gap), then the client's close
 
 Every event carries integer nanoseconds from the run's start; a `Sent` also carries when
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from corpus import Closer
+from corpus import Closer, Direction
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
@@ -44,7 +46,8 @@ from ._engine.transcript import (
 )
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
-from ._targets.base import Connection, ConnectRequest, Target
+from ._protocols.base import rebind_url
+from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
@@ -238,6 +241,26 @@ class _Run:
                       contextlib.suppress(ConnectionClosed)):
                     await log.connection.close()
 
+    async def _http_steps(self, log: _SessionLog, plan: SessionPlan) -> str | None:
+        """Redo the protocol's HTTP steps; the upgrade URL with the values they re-bound,
+        or None when a step failed (recorded in the transcript)."""
+        bound: dict[str, str] = {}
+        for step in plan.http:
+            log.waiting = f"the answer to {step.method} {step.url} (protocol handshake)"
+            request = HttpRequest(step.method, rebind_url(step.url, bound),
+                                  step.request_headers, step.request_body)
+            try:
+                response = await self.target.http(request, log.report)
+            except TargetUnreachable as error:
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return None
+            if response.status != step.status:
+                log.add(Rejected(t=self.now(), status=response.status,
+                                 headers=response.headers, body=response.body))
+                return None
+            bound.update(plan.protocol.bind(step, response.status, response.body))
+        return rebind_url(plan.url, bound)
+
     async def _connect_and_exchange(self, log: _SessionLog) -> None:
         plan = log.plan
         if self.binder is not None:
@@ -252,7 +275,13 @@ class _Run:
             except AuthError as error:  # e.g. an auth hook that failed: this session only
                 log.add(Unreachable(t=self.now(), error=str(error)))
                 return
-        request = ConnectRequest(url=plan.url, headers=plan.headers,
+        url = plan.url
+        if plan.http:
+            rebound = await self._http_steps(log, plan)
+            if rebound is None:
+                return
+            url = rebound
+        request = ConnectRequest(url=url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
                                  network=self.schedule.network.for_session(plan.handshake_time))
         log.waiting = "the handshake response"
@@ -276,6 +305,7 @@ class _Run:
 
     async def _receive(self, log: _SessionLog, connection: Connection,
                        scope: trio.CancelScope) -> None:
+        profile = log.plan.protocol
         while True:
             try:
                 payload = await connection.receive()
@@ -286,6 +316,17 @@ class _Run:
                     scope.cancel()  # the driver has nothing left to do
                 return
             t = self.now()
+            control = profile.control(payload, Direction.SERVER_TO_CLIENT)
+            if control is not None:
+                # Answered now, whatever the schedule says; not an anchor: how many
+                # heartbeats a session sees depends on how long the replay makes it.
+                reply = control.reply
+                if reply is not None:
+                    with contextlib.suppress(ConnectionClosed):  # the next receive says so
+                        await connection.send(reply)
+                log.add(Received(t=t, payload=log.restore(payload), control=control.name,
+                                 reply=reply))
+                continue
             if log.binding is not None:
                 payload = log.binding.received(payload)
             payload = log.restore(payload)

@@ -78,7 +78,7 @@ from replay._engine.network import NetworkModel
 from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
-from .base import ConnectRequest, Report, Target
+from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
 from .virtual import now_ns, run_virtual
 
 T = TypeVar("T")
@@ -586,6 +586,53 @@ class AsgiTarget(Target):
         conn = AsgiConnection(self, request, report, self._connections)
         return await conn._open(_scope(request, self._connections, self._state,
                                        self.extra_headers))
+
+    async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
+        """One HTTP request to the app through an ASGI ``http`` scope (no network model:
+        the step's answer is what matters, not its timing). An app that raises is
+        reported and answers 500, as a server would."""
+        if self._nursery is None:
+            raise TargetError(f"{self.describe()}: use 'async with target:' before http()")
+        self._connections += 1
+        ws = _scope(ConnectRequest(url=request.url, headers=request.headers),
+                    self._connections, self._state, self.extra_headers)
+        scope: Message = {**ws, "type": "http", "method": request.method.upper(),
+                          "scheme": "https" if ws["scheme"] == "wss" else "http"}
+        for key in ("subprotocols", "extensions"):
+            scope.pop(key, None)
+        to_app = _Pipe(0, 0, random.Random(0))
+        to_app.put({"type": "http.request", "body": request.body, "more_body": False})
+        start: dict[str, Any] = {}
+        body: list[bytes] = []
+        done = trio.Event()
+
+        async def receive() -> Message:
+            return await self._get(to_app)  # type: ignore[return-value]
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    to_app.put({"type": "http.disconnect"})
+                    done.set()
+
+        async def serve() -> None:
+            try:
+                await self._call_app(None, scope, receive, send)
+            except Exception as exc:
+                start.setdefault("status", 500)
+                start.setdefault("error", exc)
+            finally:
+                done.set()
+
+        self._spawn(serve)
+        await done.wait()
+        if "error" in start:
+            report(app_error(self._t(), start["error"]))
+        return HttpResponse(int(start.get("status", 500)), _str_headers(start.get("headers")),
+                            b"".join(body))
 
     def _t(self) -> int:
         return now_ns() - round(self._origin * _NS)
