@@ -83,7 +83,8 @@ async def replay_recording_async(recording: Recording, target: Target,
 
 def _prepare(recording: Recording,
              options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
-    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
+    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
+                              protocol=options.protocol)
     filler = credential_filler(options)
     if options.key is None:
         return schedule, filler
@@ -113,16 +114,18 @@ def binder_for(schedule: Schedule, options: ReplayOptions) -> Binder | None:
     """The run's correlation `Binder`, or None when the schedule has nothing to carry."""
     from ._bind import Binder
     from ._engine.correlation import detect
+    from ._protocols import decoder_for
 
-    rules = detect(schedule, options.correlation)
-    return Binder(rules) if rules else None
+    decode = decoder_for(plan.protocol for plan in schedule.sessions)
+    rules = detect(schedule, options.correlation, decode=decode)
+    return Binder(rules, decode=decode) if rules else None
 
 
 def plan_recording(recording: Recording, *, warp: Warp | None = None,
-                   pacing: Pacing = "causal") -> Schedule:
+                   pacing: Pacing = "causal", protocol: str | None = None) -> Schedule:
     from ._engine.schedule import build_schedule
 
-    schedule = build_schedule(recording, pacing=pacing)
+    schedule = build_schedule(recording, pacing=pacing, protocol=protocol)
     return warp.apply(schedule) if warp is not None else schedule
 
 

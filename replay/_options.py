@@ -53,6 +53,10 @@ class ReplayOptions:
     """Per-session progress deadline in seconds."""
     concurrency: int | None = None
     """At most this many sessions connected at once (None: as recorded)."""
+    protocol: str | None = None
+    """The protocol profile of every session: ``json``, ``raw``, ``socketio``,
+    ``graphql-ws``, a registered name or ``module:Class`` (None or ``auto``: detected per
+    session from its handshake). See `replay._protocols`."""
     secrets: tuple[SecretSource, ...] = ()
     """Placeholders filled at connect from these environment variables (names only: the
     values are read when the run starts and never stored here; see `replay._credentials`)."""

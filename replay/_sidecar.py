@@ -9,6 +9,7 @@ epoch = "2025-01-01T00:00:00Z"               # asgi: the app's wall clock at t=0
 timeout = "30s"
 ignore_paths = ["$.id", "$.ts"]              # JSON paths the oracle ignores
 unordered = false
+protocol = "socketio"                        # default: detected from each handshake
 jwt_secret_env = "CHAT_JWT_SECRET"           # or jwt_secret = "..." / jwt_key_file = "k.pem"
 warps = ["", "scale=0.1"]                    # shorthand: each must pass
 correlate = ["$.thread_id"]                  # server values always carried (most are found)
@@ -79,6 +80,7 @@ class Sidecar:
     timeout_ns: int = 30_000_000_000
     ignore_paths: tuple[str, ...] = ()
     unordered: bool = False
+    protocol: str | None = None
     jwt_secret: str | None = None
     jwt_secret_env: str | None = None
     jwt_key_file: str | None = None
@@ -107,8 +109,8 @@ class Sidecar:
 
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
-            "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str, "auth": str,
-            "real_random": bool}
+            "protocol": str, "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str,
+            "auth": str, "real_random": bool}
 _PATH_LISTS = ("ignore_paths", "correlate", "no_correlate")
 _CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}

@@ -279,7 +279,7 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
                          correlation=CorrelationOptions(correlate=sidecar.correlate,
                                                         off=sidecar.no_correlate),
                          secrets=tuple(SecretSource(k, env) for k, env in sidecar.secrets),
-                         auth=sidecar.auth)
+                         auth=sidecar.auth, protocol=sidecar.protocol)
 
 
 def _oracle_options(sidecar: Sidecar) -> Any:

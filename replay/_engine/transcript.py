@@ -57,6 +57,11 @@ class Received:
 
     t: int
     payload: str | bytes
+    control: str = ""
+    """The protocol's name for a control message (``ping``...), '' for data: control
+    messages are answered by the runner and left out of the oracle."""
+    reply: str | bytes | None = None
+    """What the runner answered a control message with, if anything."""
 
 
 @dataclass(frozen=True, slots=True)

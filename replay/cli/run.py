@@ -116,6 +116,10 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+    parser.add_argument("--protocol", metavar="NAME|MODULE:CLASS", default=None,
+                        help="application protocol of every session: json, raw, socketio, "
+                             "graphql-ws, a registered name or module:Class (default auto: "
+                             "detected from each handshake)")
     parser.add_argument("--correlate", action="append", default=[], metavar="JSONPATH",
                         help="always carry server values at this path into later client "
                              "traffic, e.g. '$.thread_id' (repeatable; most are detected)")
@@ -145,6 +149,14 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     correlation = CorrelationOptions(correlate=tuple(args.correlate),
                                      off=tuple(args.no_correlate))
     secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        from replay._credentials import load_hook
+
+        load_hook(args.auth)  # an import error is reported before anything connects
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
@@ -154,14 +166,18 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
         if given and not args.target.startswith("asgi:"):
             raise UsageError(f"{flag}: only for asgi: targets (a live server reads its own "
                              f"clock and randomness), not {args.target!r}")
+    if args.protocol is not None and args.protocol != "auto":
+        from replay._protocols import resolve_protocol
+
+        resolve_protocol(args.protocol)  # an unknown name is a usage error before anything connects
     target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
                          extra_headers=headers or None, loop=args.loop)
     return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
                                  concurrency=args.concurrency, correlation=correlation,
-                                 secrets=secrets, auth=args.auth, epoch=args.epoch,
-                                 real_random=args.real_random)
+                                 secrets=secrets, auth=args.auth, protocol=args.protocol,
+                                 epoch=args.epoch, real_random=args.real_random)
 
 
 def _positive_int(text: str) -> int:
