@@ -54,7 +54,7 @@ def encode(record: Record) -> dict[str, Any]:
             out["x"] = flags
         return out
     if type(record) is Handshake:
-        return {
+        out = {
             "k": OPEN, "s": record.session, "t": record.t, "url": record.url,
             "request_headers": [list(p) for p in record.request_headers],
             "status": record.status, "t_response": record.t_response,
@@ -62,6 +62,9 @@ def encode(record: Record) -> dict[str, Any]:
             "subprotocol": record.subprotocol,
             "client_addr": record.client_addr, "server_addr": record.server_addr,
         }
+        if record.proxy_error is not None:  # optional: files without it read as before
+            out["proxy_error"] = record.proxy_error
+        return out
     if type(record) is Close:
         return {"k": CLOSE, "s": record.session, "t": record.t, "by": record.by.value,
                 "code": record.code, "reason": record.reason}
@@ -103,6 +106,7 @@ def decode(obj: dict[str, Any], kind: str) -> Record | Trailer:
                 response_headers=_headers(obj, "response_headers"),
                 subprotocol=obj.get("subprotocol"),
                 client_addr=obj.get("client_addr"), server_addr=obj.get("server_addr"),
+                proxy_error=obj.get("proxy_error"),
             )
         if kind == CLOSE:
             by = _CLOSERS.get(obj["by"])

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ._options import ReplayOptions
@@ -65,6 +65,8 @@ async def replay_recording_async(recording: Recording, target: Target,
 def _prepare(recording: Recording,
              options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
     schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
+    if options.max_message_size is not None:
+        schedule = replace(schedule, max_message_size=options.max_message_size)
     if options.key is None:
         return schedule, None
     from ._auth import TokenMinter

@@ -31,6 +31,7 @@ from corpus import Closer
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -218,7 +219,8 @@ class _Run:
             plan, log.restore = self.rewrite(plan, log.connect_at)
         request = ConnectRequest(url=plan.url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
-                                 network=self.schedule.network.for_session(plan.handshake_time))
+                                 network=self.schedule.network.for_session(plan.handshake_time),
+                                 max_message_size=self.schedule.max_message_size)
         log.waiting = "the handshake response"
         try:
             connection = await self.target.connect(request, log.report)
@@ -232,7 +234,8 @@ class _Run:
         log.connection = connection
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
-                          headers=connection.response_headers))
+                          headers=connection.response_headers,
+                          extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
@@ -244,7 +247,12 @@ class _Run:
             try:
                 payload = await connection.receive()
             except ConnectionClosed as closed:
-                if closed.by_server:
+                if closed.refused:  # our own client said no: never the server's doing
+                    log.add(ClientRefused(t=self.now(), reason=closed.refused))
+                    log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
+                                   reason=closed.reason))
+                    scope.cancel()
+                elif closed.by_server:
                     by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
                     log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
                     scope.cancel()  # the driver has nothing left to do

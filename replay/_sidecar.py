@@ -8,6 +8,8 @@ seed = 0
 timeout = "30s"
 ignore_paths = ["$.id", "$.ts"]              # JSON paths the oracle ignores
 unordered = false
+ignore_handshake = false                     # true: another subprotocol/extension is fine
+max_message_size = 67108864                  # bytes the live client takes per message
 jwt_secret_env = "CHAT_JWT_SECRET"           # or jwt_secret = "..." / jwt_key_file = "k.pem"
 warps = ["", "scale=0.1"]                    # shorthand: each must pass
 
@@ -74,6 +76,8 @@ class Sidecar:
     timeout_ns: int = 30_000_000_000
     ignore_paths: tuple[str, ...] = ()
     unordered: bool = False
+    ignore_handshake: bool = False
+    max_message_size: int | None = None
     jwt_secret: str | None = None
     jwt_secret_env: str | None = None
     jwt_key_file: str | None = None
@@ -94,6 +98,7 @@ class Sidecar:
 
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
+            "ignore_handshake": bool, "max_message_size": int,
             "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str}
 _CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}
@@ -150,6 +155,8 @@ def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
             return {"timeout_ns": parse_duration(value)}
         except ValueError as bad:
             raise SidecarError(path, key, str(bad)) from None
+    if key == "max_message_size" and value < 1:
+        raise SidecarError(path, key, f"expected a positive number of bytes, got {value!r}")
     return {key: value}
 
 

@@ -210,6 +210,10 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
         argv += ["--ignore-path", ignored]
     if sidecar.unordered:
         argv.append("--unordered")
+    if sidecar.ignore_handshake:
+        argv.append("--ignore-handshake")
+    if sidecar.max_message_size is not None:
+        argv += ["--max-message-size", str(sidecar.max_message_size)]
     if sidecar.jwt_key_file is not None:
         argv += ["--jwt-key", sidecar.jwt_key_file]
     elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
@@ -257,13 +261,14 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
 
     return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
                          timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar))
+                         key=_signing_key(sidecar), max_message_size=sidecar.max_message_size)
 
 
 def _oracle_options(sidecar: Sidecar) -> Any:
     from ._engine.oracle import OracleOptions
 
-    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
+    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered,
+                         ignore_handshake=sidecar.ignore_handshake)
 
 
 def _signing_key(sidecar: Sidecar) -> Any:

@@ -68,7 +68,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         # the seam and what crosses it
         "Target", "Connection", "ConnectRequest", "NetworkModel", "Transcript",
         "SessionTranscript", "Connected", "Rejected", "Unreachable", "Sent", "Received",
-        "Closed", "AppError", "Stuck",
+        "Closed", "AppError", "ClientRefused", "Stuck",
         # errors
         "ReplayError", "WarpError", "ScheduleError", "AuthError", "TargetError",
         "TargetUnreachable", "HandshakeRejected", "ConnectionClosed",

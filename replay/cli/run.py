@@ -24,6 +24,7 @@ from ._app import (
     EXIT_UNREACHABLE,
     UsageError,
     is_interrupt,
+    parse_size,
     record_limit,
 )
 
@@ -99,6 +100,12 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+    parser.add_argument("--ignore-handshake", action="store_true",
+                        help="a negotiated subprotocol or extension other than recorded is "
+                             "not a finding")
+    parser.add_argument("--max-message-size", type=parse_size, default=None, metavar="SIZE",
+                        help="largest server message the live client takes, e.g. 64MiB "
+                             "(default: 16MiB or twice the recording's largest message)")
 
 
 def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -110,7 +117,8 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     from replay._targets.live import parse_header_option
     from replay._targets.open import open_target
 
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
+                            ignore_handshake=args.ignore_handshake)
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
@@ -122,7 +130,8 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
-                                 concurrency=args.concurrency)
+                                 concurrency=args.concurrency,
+                                 max_message_size=args.max_message_size)
 
 
 def _positive_int(text: str) -> int:
@@ -382,6 +391,10 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--ignore-path", ignored]
     if args.unordered:
         words.append("--unordered")
+    if args.ignore_handshake:
+        words.append("--ignore-handshake")
+    if args.max_message_size:
+        words += ["--max-message-size", str(args.max_message_size)]
     command = shlex.join(words)
     if args.jwt_secret:  # never print a secret: read it from the environment instead
         command = f'WSREPLAY_JWT_SECRET="$WSREPLAY_JWT_SECRET" {command}'
