@@ -4,6 +4,7 @@
     ├── WarpError           malformed warp text or a selector that matches nothing
     ├── ScheduleError       a recording that cannot be scheduled (e.g. no accepted session)
     ├── AuthError           a bad JWT key file, or a token that cannot be re-minted
+    ├── ProtocolError       an unknown --protocol, or a custom profile that cannot load
     └── TargetError         problems reaching or talking to a target
         ├── TargetUnreachable   connection refused, DNS, TLS failure: exit code 3
         └── HandshakeRejected   the server answered the upgrade with a non-101 status
@@ -33,6 +34,10 @@ class WarpError(ReplayError, ValueError):
 
 class ScheduleError(ReplayError):
     """A recording that cannot be turned into a schedule."""
+
+
+class ProtocolError(ReplayError):
+    """An unknown protocol name, or a custom profile that cannot be loaded."""
 
 
 class AuthError(ReplayError):

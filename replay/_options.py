@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ._engine.correlation import CorrelationOptions
 from ._engine.oracle import OracleOptions
 from ._engine.schedule import Pacing
 
 if TYPE_CHECKING:
     from ._auth import SigningKey
+    from ._credentials import SecretSource
     from ._engine.warp import Warp
 
 DEFAULT_TIMEOUT = 10.0
@@ -48,6 +50,18 @@ class ReplayOptions:
     """Largest server message (bytes; text: characters) the live replay client takes; a
     larger one is a ``client-refused`` finding. None: at least 16 MiB and twice the
     recording's largest message."""
+    protocol: str | None = None
+    """The protocol profile of every session: ``json``, ``raw``, ``socketio``,
+    ``graphql-ws``, a registered name or ``module:Class`` (None or ``auto``: detected per
+    session from its handshake). See `replay._protocols`."""
+    secrets: tuple[SecretSource, ...] = ()
+    """Placeholders filled at connect from these environment variables (names only: the
+    values are read when the run starts and never stored here; see `replay._credentials`)."""
+    auth: str | None = None
+    """``module:function`` called per session for credentials (see `replay._credentials`)."""
+    correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
+    """Server-assigned values carried into later client traffic: detected from the
+    recording, plus explicit paths, minus switched-off ones (see `replay._engine.correlation`)."""
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:

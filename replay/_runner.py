@@ -9,8 +9,10 @@ Shape of a run::
     replay()            enters the target, one nursery for the run
     └── session task    (one per SessionPlan, started at plan.start, capped by a semaphore)
         ├── watchdog    progress deadline → `Stuck`, then the session is torn down
-        ├── connect     → Connected | Rejected | Unreachable
-        ├── receiver    → Received ... Closed (by the server)
+        ├── connect     the protocol's HTTP steps (if any), then the upgrade
+        │               → Connected | Rejected | Unreachable
+        ├── receiver    → Received ... Closed (by the server); control messages (a
+        │               heartbeat) are answered at once, as the session's profile says
         └── driver      → Sent ... (each at anchor time + gap), then the client's close
 
 Every event carries integer nanoseconds from the run's start; a `Sent` also carries when
@@ -23,11 +25,11 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from corpus import Closer
+from corpus import Closer, Direction
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
@@ -43,9 +45,13 @@ from ._engine.transcript import (
     Transcript,
     Unreachable,
 )
-from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
+from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
-from ._targets.base import Connection, ConnectRequest, Target
+from ._protocols.base import rebind_url
+from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
+
+if TYPE_CHECKING:
+    from ._bind import Binder, SessionBinding
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -76,18 +82,20 @@ def _keep(payload: Payload) -> Payload:
 
 async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT_TIMEOUT,
                  concurrency: int | None = None, on_event: OnEvent | None = None,
-                 rewrite: SessionRewrite | None = None) -> Transcript:
+                 rewrite: SessionRewrite | None = None,
+                 binder: Binder | None = None) -> Transcript:
     """Run `schedule` against `target` (entered for the run) and return the transcript.
 
     `timeout` is the per-session progress deadline in seconds; `concurrency` caps how many
-    sessions are connected at once (None: no cap).
+    sessions are connected at once (None: no cap). `binder` carries server-assigned values
+    into later client traffic (see `replay._bind`).
     """
     if timeout <= 0:
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
     run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
-               cap=trio.Semaphore(concurrency) if concurrency else None)
+               binder=binder, cap=trio.Semaphore(concurrency) if concurrency else None)
     async with target, trio.open_nursery() as nursery:
         run.t0 = trio.current_time()
         for log in run.logs:
@@ -100,10 +108,12 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
-             rewrite: SessionRewrite | None = None) -> Transcript:
+             rewrite: SessionRewrite | None = None,
+             binder: Binder | None = None) -> Transcript:
     """`replay` from synchronous code, on the target's own event loop and clock."""
     return target.run(partial(replay, schedule, target, timeout=timeout,
-                              concurrency=concurrency, on_event=on_event, rewrite=rewrite),
+                              concurrency=concurrency, on_event=on_event, rewrite=rewrite,
+                              binder=binder),
                       seed=seed)
 
 
@@ -116,6 +126,10 @@ class _SessionLog:
         self.anchors: dict[tuple[str, int], int] = {}
         self._anchor_set: dict[tuple[str, int], trio.Event] = {}
         self.received = 0
+        self._copies: dict[Payload, int] = {}
+        self._recorded: dict[Payload, int] = {}
+        for expect in plan.expects:
+            self._recorded[expect.payload] = self._recorded.get(expect.payload, 0) + 1
         self.connect_at = 0
         self.progress_at = 0
         """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
@@ -124,6 +138,7 @@ class _SessionLog:
         (formatting on every message would cost more than the rest of the bookkeeping)."""
         self.connection: Connection | None = None
         self.restore: Callable[[Payload], Payload] = _keep
+        self.binding: SessionBinding | None = None
         self.done = False
 
     def add(self, event: Event) -> None:
@@ -152,6 +167,16 @@ class _SessionLog:
             await self._anchor_set.setdefault(key, trio.Event()).wait()
         return self.anchors[key]
 
+    def surplus(self, payload: Payload) -> bool:
+        """A copy of a recorded server message beyond as many as the recording had (a
+        duplicate): not the next anchor, or every later send and the close would move one
+        message early and a duplicate would also show as a message missing at the end."""
+        recorded = self._recorded.get(payload, 0)
+        if not recorded:
+            return False  # unknown text: maybe the next message, changed; it counts
+        seen = self._copies[payload] = self._copies.get(payload, 0) + 1
+        return seen > recorded
+
     def waiting_text(self) -> str:
         if isinstance(self.waiting, str):
             return self.waiting
@@ -172,10 +197,11 @@ class _SessionLog:
 class _Run:
     def __init__(self, schedule: Schedule, target: Target, *, timeout: float,
                  on_event: OnEvent | None, rewrite: SessionRewrite | None,
-                 cap: trio.Semaphore | None) -> None:
+                 binder: Binder | None, cap: trio.Semaphore | None) -> None:
         self.schedule, self.target = schedule, target
         self.timeout_ns = round(timeout * 1e9)
         self.on_event, self.rewrite, self.cap = on_event, rewrite, cap
+        self.binder = binder
         self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
         self.t0 = 0.0
 
@@ -207,17 +233,56 @@ class _Run:
                 nursery.cancel_scope.cancel()
         finally:
             log.done = True
+            if self.binder is not None:
+                # Sessions waiting for this one's values go ahead without them.
+                self.binder.ended(log.plan.session)
             if log.connection is not None:
                 # Whatever happened, leave no socket or handler behind.
                 with (trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE),
                       contextlib.suppress(ConnectionClosed)):
                     await log.connection.close()
 
+    async def _http_steps(self, log: _SessionLog, plan: SessionPlan) -> str | None:
+        """Redo the protocol's HTTP steps; the upgrade URL with the values they re-bound,
+        or None when a step failed (recorded in the transcript)."""
+        bound: dict[str, str] = {}
+        for step in plan.http:
+            log.waiting = f"the answer to {step.method} {step.url} (protocol handshake)"
+            request = HttpRequest(step.method, rebind_url(step.url, bound),
+                                  step.request_headers, step.request_body)
+            try:
+                response = await self.target.http(request, log.report)
+            except TargetUnreachable as error:
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return None
+            if response.status != step.status:
+                log.add(Rejected(t=self.now(), status=response.status,
+                                 headers=response.headers, body=response.body))
+                return None
+            bound.update(plan.protocol.bind(step, response.status, response.body))
+        return rebind_url(plan.url, bound)
+
     async def _connect_and_exchange(self, log: _SessionLog) -> None:
         plan = log.plan
+        if self.binder is not None:
+            def waiting(text: str) -> None:
+                log.waiting = text
+
+            log.binding = self.binder.session(plan.session, log.report, waiting)
+            plan = await log.binding.connect(plan)
         if self.rewrite is not None:
-            plan, log.restore = self.rewrite(plan, log.connect_at)
-        request = ConnectRequest(url=plan.url, headers=plan.headers,
+            try:
+                plan, log.restore = self.rewrite(plan, log.connect_at)
+            except AuthError as error:  # e.g. an auth hook that failed: this session only
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return
+        url = plan.url
+        if plan.http:
+            rebound = await self._http_steps(log, plan)
+            if rebound is None:
+                return
+            url = rebound
+        request = ConnectRequest(url=url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
                                  network=self.schedule.network.for_session(plan.handshake_time),
                                  max_message_size=self.schedule.max_message_size)
@@ -243,6 +308,7 @@ class _Run:
 
     async def _receive(self, log: _SessionLog, connection: Connection,
                        scope: trio.CancelScope) -> None:
+        profile = log.plan.protocol
         while True:
             try:
                 payload = await connection.receive()
@@ -258,7 +324,23 @@ class _Run:
                     scope.cancel()  # the driver has nothing left to do
                 return
             t = self.now()
-            log.add(Received(t=t, payload=log.restore(payload)))
+            control = profile.control(payload, Direction.SERVER_TO_CLIENT)
+            if control is not None:
+                # Answered now, whatever the schedule says; not an anchor: how many
+                # heartbeats a session sees depends on how long the replay makes it.
+                reply = control.reply
+                if reply is not None:
+                    with contextlib.suppress(ConnectionClosed):  # the next receive says so
+                        await connection.send(reply)
+                log.add(Received(t=t, payload=log.restore(payload), control=control.name,
+                                 reply=reply))
+                continue
+            if log.binding is not None:
+                payload = log.binding.received(payload)
+            payload = log.restore(payload)
+            log.add(Received(t=t, payload=payload))
+            if log.surplus(payload):
+                continue
             log.happened("received", log.received, t)
             log.received += 1
 
@@ -272,9 +354,11 @@ class _Run:
             log.waiting = ("time", send)
             log.planned_wait(scheduled)
             await self.until(scheduled)
+            payload = send.payload if log.binding is None else \
+                await log.binding.outgoing(send)
             t = self.now()
             try:
-                await connection.send(send.payload)
+                await connection.send(payload)
             except ConnectionClosed:
                 return  # the receiver records the close
             # The transcript keeps the recorded payload: a re-minted token never leaves here.

@@ -218,12 +218,22 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
         argv += ["--jwt-key", sidecar.jwt_key_file]
     elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
         argv += ["--jwt-secret", "<from the environment>"]  # printed as an env reference
+    for jsonpath in sidecar.correlate:
+        argv += ["--correlate", jsonpath]
+    for jsonpath in sidecar.no_correlate:
+        argv += ["--no-correlate", jsonpath]
+    for kind, env in sidecar.secrets:  # names of variables, never their values
+        argv += ["--secret", f"{kind}={env}"]
+    if sidecar.auth is not None:
+        argv += ["--auth", sidecar.auth]
     return run_command(build_parser().parse_args(argv), where)
 
 
 def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
-    return any(str(f.kind) == kind and (match is None or match in f.detail)
-               for f in verdict.findings)
+    from ._engine.verdict import FindingSelector
+
+    selector = FindingSelector(kind=kind, match=match)
+    return not selector.any and selector.fails(verdict)
 
 
 def _is_input_error(error: Exception) -> bool:
@@ -256,12 +266,18 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
 
 
 def _replay_options(sidecar: Sidecar, case: Case) -> Any:
+    from ._credentials import SecretSource
+    from ._engine.correlation import CorrelationOptions
     from ._engine.warp import Warp
     from ._options import ReplayOptions
 
     return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
                          timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar), max_message_size=sidecar.max_message_size)
+                         key=_signing_key(sidecar), max_message_size=sidecar.max_message_size,
+                         correlation=CorrelationOptions(correlate=sidecar.correlate,
+                                                        off=sidecar.no_correlate),
+                         secrets=tuple(SecretSource(k, env) for k, env in sidecar.secrets),
+                         auth=sidecar.auth, protocol=sidecar.protocol)
 
 
 def _oracle_options(sidecar: Sidecar) -> Any:

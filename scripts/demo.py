@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import _project_python  # noqa: F401  (re-runs this script on .venv's Python if need be)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -206,12 +208,21 @@ def main() -> None:
     for path in sorted(reports.rglob("*")):
         if path.is_file():
             console.print(f"  {path.relative_to(ROOT)}")
-    console.print(f"\ndone in {summary['seconds']} s. Try one yourself:")
-    console.print(escape("  wsreplay run corpus/samples/flush.wsr "
-                         "--target asgi:scripts/racy_chat.py:flush_race_app "
-                         f"--jwt-secret {racy_chat.DEFAULT_SECRET} --ignore-path '$.id' "
-                         "--ignore-path '$.ts' --warp 'gap[open->first-send]=0'"),
-                  soft_wrap=True)
+    console.print(f"\ndone in {summary['seconds']} s. Try one yourself (from {ROOT}):")
+    for line in try_yourself():
+        console.print(escape(f"  {line}"), soft_wrap=True)
+
+
+def try_yourself() -> list[str]:
+    """Shell lines to paste after the demo: race 3 caught in-process (exit 1, `missing`).
+
+    The secret goes through the environment, as in every command wsreplay prints, so the
+    same export serves the reproduce lines of `wsreplay run` and the pytest plugin too.
+    """
+    return [f"export WSREPLAY_JWT_SECRET={racy_chat.DEFAULT_SECRET}  # the stand-in's demo key",
+            ".venv/bin/wsreplay run corpus/samples/flush.wsr "
+            "--target asgi:scripts/racy_chat.py:flush_race_app "
+            "--ignore-path '$.id' --ignore-path '$.ts' --warp 'gap[open->first-send]=0'"]
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ class Received:
 
     t: int
     payload: str | bytes
+    control: str = ""
+    """The protocol's name for a control message (``ping``...), '' for data: control
+    messages are answered by the runner and left out of the oracle."""
+    reply: str | bytes | None = None
+    """What the runner answered a control message with, if anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +106,35 @@ class Stuck:
     waiting: str
 
 
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A server-assigned value (see `replay._engine.correlation`) went out in this session
+    as the server sent it this time, where the recording had `value`; once per rule."""
+
+    t: int
+    path: str
+    value: str
+    """The recorded value (the fresh one is the server's, and the run's alone)."""
+    source: int
+    """The session whose server message assigned it."""
+    where: str
+    """Its first use here: ``url``, ``header NAME``, ``client message N``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unbound:
+    """The recording used a server-assigned value here, but this time the server never
+    sent one at `path`: the recorded value went out instead."""
+
+    t: int
+    path: str
+    value: str
+    source: int
+    where: str
+
+
 Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
-         | AppError | Stuck)
+         | AppError | Stuck | Carried | Unbound)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ from replay._engine.network import NetworkModel
 from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
-from .base import ConnectRequest, Report, Target
+from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
 from .virtual import now_ns, run_virtual
 
 T = TypeVar("T")
@@ -145,6 +145,20 @@ class _Pipe:
         if self._items and self._items[0][0] <= trio.current_time():
             return self._items.popleft()[1]
         return _EMPTY
+
+    async def get_or_woken(self) -> object:
+        """The next item once it arrives, or `_EMPTY` when `wake()` is called first."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        item = self.get_nowait()
+        if item is not _EMPTY:
+            return item
+        with trio.move_on_at(self._items[0][0] if self._items else math.inf):
+            await self._lot.park()
+        return self.get_nowait()
+
+    def wake(self) -> None:
+        """Wake `get_or_woken` readers: another reader took what they were waiting for."""
+        self._lot.unpark_all()
 
     async def get(self) -> object:
         """The next item, waiting on Trio for it to arrive."""
@@ -366,8 +380,12 @@ class AsgiConnection:
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        # A close that reaches a client already closing answers its close (whatever the
+        # s2c latency makes arrive first): the client closed, as on a real socket.
+        by_server = self._client != "closing"
         self._client = "closed"
-        self._closed = ConnectionClosed(code, reason, by_server=True)
+        self._closed = ConnectionClosed(code, reason, by_server=by_server)
+        self._to_client.wake()  # close() may be waiting for this very frame
         raise self._closed
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -380,12 +398,13 @@ class AsgiConnection:
         self._client_gone_at = arrives
         # The server's answering close frame, queued behind whatever the app already sent.
         self._to_client.put(("close", code, reason), at=arrives + self._net.s2c_latency / _NS)
-        while True:
-            kind, *rest = await self._to_client.get()  # type: ignore[misc]
-            if kind == "close":
-                break
-        self._client = "closed"
-        self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
+        # Read up to the answering close, unless a concurrent receive() takes it first.
+        while self._client != "closed":
+            item = await self._to_client.get_or_woken()
+            if item is not _EMPTY and item[0] == "close":  # type: ignore[index]
+                _, code, reason = item  # type: ignore[misc]
+                self._client = "closed"
+                self._closed = ConnectionClosed(code, reason, by_server=False)
 
     def waiting_for(self) -> str:
         """Where the app is, phrased to follow "the server side is in ..."."""
@@ -597,6 +616,53 @@ class AsgiTarget(Target):
         conn = AsgiConnection(self, request, report, self._connections)
         return await conn._open(_scope(request, self._connections, self._state,
                                        self.extra_headers))
+
+    async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
+        """One HTTP request to the app through an ASGI ``http`` scope (no network model:
+        the step's answer is what matters, not its timing). An app that raises is
+        reported and answers 500, as a server would."""
+        if self._nursery is None:
+            raise TargetError(f"{self.describe()}: use 'async with target:' before http()")
+        self._connections += 1
+        ws = _scope(ConnectRequest(url=request.url, headers=request.headers),
+                    self._connections, self._state, self.extra_headers)
+        scope: Message = {**ws, "type": "http", "method": request.method.upper(),
+                          "scheme": "https" if ws["scheme"] == "wss" else "http"}
+        for key in ("subprotocols", "extensions"):
+            scope.pop(key, None)
+        to_app = _Pipe(0, 0, random.Random(0))
+        to_app.put({"type": "http.request", "body": request.body, "more_body": False})
+        start: dict[str, Any] = {}
+        body: list[bytes] = []
+        done = trio.Event()
+
+        async def receive() -> Message:
+            return await self._get(to_app)  # type: ignore[return-value]
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    to_app.put({"type": "http.disconnect"})
+                    done.set()
+
+        async def serve() -> None:
+            try:
+                await self._call_app(None, scope, receive, send)
+            except Exception as exc:
+                start.setdefault("status", 500)
+                start.setdefault("error", exc)
+            finally:
+                done.set()
+
+        self._spawn(serve)
+        await done.wait()
+        if "error" in start:
+            report(app_error(self._t(), start["error"]))
+        return HttpResponse(int(start.get("status", 500)), _str_headers(start.get("headers")),
+                            b"".join(body))
 
     def _t(self) -> int:
         return now_ns() - round(self._origin * _NS)

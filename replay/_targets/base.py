@@ -43,6 +43,25 @@ class ConnectRequest:
     `ConnectionClosed` with `refused` set (live targets; in-process ones have no frames)."""
 
 
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A protocol's HTTP step before the upgrade (Engine.IO's polling open), to perform
+    again: the recorded request with the values the profile re-bound."""
+
+    method: str
+    url: str
+    """The recorded URL (``http://…``); a target keeps its path and query, as for `connect`."""
+    headers: Headers = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+
 Report = Callable[[Event], None]
 """Called by a target with out-of-band events (e.g. `AppError`) as they happen."""
 
@@ -85,6 +104,15 @@ class Target:
 
     async def connect(self, request: ConnectRequest, report: Report) -> Connection:
         raise NotImplementedError
+
+    async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
+        """Perform one HTTP step of a protocol handshake; raises `TargetUnreachable` when
+        nothing answered. Targets that cannot speak HTTP say so with a `TargetError`."""
+        from replay._errors import TargetError
+
+        raise TargetError(f"{self.describe()}: this target cannot perform the HTTP steps "
+                          f"the recording has before its upgrade ({request.method} "
+                          f"{request.url})")
 
     async def __aenter__(self) -> Self:
         return self

@@ -23,7 +23,7 @@ from corpus import Headers
 from replay._engine.network import NetworkModel
 from replay._errors import ConnectionClosed, TargetError, TargetUnreachable
 
-from .base import ConnectRequest, Report
+from .base import ConnectRequest, HttpRequest, HttpResponse, Report
 from .nursery import NurseryTarget
 from .wire import CloseInfo, WireClient, WireClosed, deflate_offer, extension_offers
 
@@ -136,6 +136,27 @@ class LiveTarget(NurseryTarget):
         path = self.path or recorded.path or "/"
         query = self.query if self.query is not None else recorded.query
         return path + (f"?{query}" if query else "")
+
+    async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
+        """One HTTP request to the target's host (httpx on Trio, through anyio)."""
+        import httpx
+
+        scheme = "https" if self.ssl_context else "http"
+        where = f"{scheme}://{self.host}:{self.port}{self.resource(request.url)}"
+        headers = list(forwarded_headers(request.headers, self.extra_headers))
+        try:
+            async with httpx.AsyncClient(verify=self.ssl_context or False,
+                                         timeout=self.connect_timeout) as client:
+                response = await client.request(request.method, where, headers=headers,
+                                                content=request.body or None)
+        except httpx.TimeoutException:
+            raise TargetUnreachable(f"{request.method} {where}: no answer within "
+                                    f"{self.connect_timeout:g} s") from None
+        except httpx.HTTPError as error:
+            raise TargetUnreachable(f"cannot reach {where}: {error}") from None
+        return HttpResponse(response.status_code,
+                            tuple((k, v) for k, v in response.headers.multi_items()),
+                            response.content)
 
     async def connect(self, request: ConnectRequest, report: Report) -> _LiveConnection:
         return await self.nursery.start(self._hold, request)

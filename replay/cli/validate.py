@@ -9,6 +9,8 @@ from ._app import record_limit
 
 NAME = "validate"
 HELP = "check corpus files: structure, per-session time order, trailer counts"
+EXIT_CODES = {0: "every file is valid", 1: "a file has problems (each printed)"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
