@@ -149,6 +149,14 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     correlation = CorrelationOptions(correlate=tuple(args.correlate),
                                      off=tuple(args.no_correlate))
     secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        from replay._credentials import load_hook
+
+        load_hook(args.auth)  # an import error is reported before anything connects
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
