@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ._options import ReplayOptions
@@ -51,7 +50,7 @@ def replay_recording(recording: Recording, target: Target,
                           concurrency=options.concurrency, on_event=on_event, rewrite=rewrite,
                           binder=binder_for(schedule, options), clocks=clocks)
     if clocks is not None:
-        transcript = dataclasses.replace(transcript, epoch=clocks.epoch_ns)
+        transcript = replace(transcript, epoch=clocks.epoch_ns)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 
 
@@ -85,6 +84,8 @@ def _prepare(recording: Recording,
              options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
     schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
                               protocol=options.protocol)
+    if options.max_message_size is not None:
+        schedule = replace(schedule, max_message_size=options.max_message_size)
     filler = credential_filler(options)
     if options.key is None:
         return schedule, filler

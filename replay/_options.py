@@ -53,6 +53,10 @@ class ReplayOptions:
     """Per-session progress deadline in seconds."""
     concurrency: int | None = None
     """At most this many sessions connected at once (None: as recorded)."""
+    max_message_size: int | None = None
+    """Largest server message (bytes; text: characters) the live replay client takes; a
+    larger one is a ``client-refused`` finding. None: at least 16 MiB and twice the
+    recording's largest message."""
     protocol: str | None = None
     """The protocol profile of every session: ``json``, ``raw``, ``socketio``,
     ``graphql-ws``, a registered name or ``module:Class`` (None or ``auto``: detected per
@@ -74,6 +78,9 @@ class ReplayOptions:
                              f"got {self.timeout!r}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency: expected at least 1, got {self.concurrency!r}")
+        if self.max_message_size is not None and self.max_message_size < 1:
+            raise ValueError(f"max_message_size: expected a positive number of bytes, "
+                             f"got {self.max_message_size!r}")
 
 
 def parse_epoch(text: str) -> int:

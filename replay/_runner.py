@@ -33,6 +33,7 @@ from corpus import Closer, Direction
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -286,7 +287,8 @@ class _Run:
             url = rebound
         request = ConnectRequest(url=url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
-                                 network=self.schedule.network.for_session(plan.handshake_time))
+                                 network=self.schedule.network.for_session(plan.handshake_time),
+                                 max_message_size=self.schedule.max_message_size)
         log.waiting = "the handshake response"
         try:
             connection = await self.target.connect(request, log.report)
@@ -300,7 +302,8 @@ class _Run:
         log.connection = connection
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
-                          headers=connection.response_headers))
+                          headers=connection.response_headers,
+                          extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
@@ -313,7 +316,12 @@ class _Run:
             try:
                 payload = await connection.receive()
             except ConnectionClosed as closed:
-                if closed.by_server:
+                if closed.refused:  # our own client said no: never the server's doing
+                    log.add(ClientRefused(t=self.now(), reason=closed.refused))
+                    log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
+                                   reason=closed.reason))
+                    scope.cancel()
+                elif closed.by_server:
                     by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
                     log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
                     scope.cancel()  # the driver has nothing left to do

@@ -9,6 +9,8 @@ epoch = "2025-01-01T00:00:00Z"               # asgi: the app's wall clock at t=0
 timeout = "30s"
 ignore_paths = ["$.id", "$.ts"]              # JSON paths the oracle ignores
 unordered = false
+ignore_handshake = false                     # true: another subprotocol/extension is fine
+max_message_size = 67108864                  # bytes the live client takes per message
 protocol = "socketio"                        # default: detected from each handshake
 jwt_secret_env = "CHAT_JWT_SECRET"           # or jwt_secret = "..." / jwt_key_file = "k.pem"
 warps = ["", "scale=0.1"]                    # shorthand: each must pass
@@ -80,6 +82,8 @@ class Sidecar:
     timeout_ns: int = 30_000_000_000
     ignore_paths: tuple[str, ...] = ()
     unordered: bool = False
+    ignore_handshake: bool = False
+    max_message_size: int | None = None
     protocol: str | None = None
     jwt_secret: str | None = None
     jwt_secret_env: str | None = None
@@ -109,6 +113,7 @@ class Sidecar:
 
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
+            "ignore_handshake": bool, "max_message_size": int,
             "protocol": str, "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str,
             "auth": str, "real_random": bool}
 _PATH_LISTS = ("ignore_paths", "correlate", "no_correlate")
@@ -185,6 +190,8 @@ def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
             return {"timeout_ns": parse_duration(value)}
         except ValueError as bad:
             raise SidecarError(path, key, str(bad)) from None
+    if key == "max_message_size" and value < 1:
+        raise SidecarError(path, key, f"expected a positive number of bytes, got {value!r}")
     return {key: value}
 
 

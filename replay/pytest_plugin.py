@@ -215,6 +215,10 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
         argv += ["--ignore-path", ignored]
     if sidecar.unordered:
         argv.append("--unordered")
+    if sidecar.ignore_handshake:
+        argv.append("--ignore-handshake")
+    if sidecar.max_message_size is not None:
+        argv += ["--max-message-size", str(sidecar.max_message_size)]
     if sidecar.jwt_key_file is not None:
         argv += ["--jwt-key", sidecar.jwt_key_file]
     elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
@@ -274,8 +278,8 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
 
     return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
                          timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar), epoch=sidecar.epoch,
-                         real_random=sidecar.real_random,
+                         key=_signing_key(sidecar), max_message_size=sidecar.max_message_size,
+                         epoch=sidecar.epoch, real_random=sidecar.real_random,
                          correlation=CorrelationOptions(correlate=sidecar.correlate,
                                                         off=sidecar.no_correlate),
                          secrets=tuple(SecretSource(k, env) for k, env in sidecar.secrets),
@@ -285,7 +289,8 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
 def _oracle_options(sidecar: Sidecar) -> Any:
     from ._engine.oracle import OracleOptions
 
-    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
+    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered,
+                         ignore_handshake=sidecar.ignore_handshake)
 
 
 def _signing_key(sidecar: Sidecar) -> Any:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
 
 from corpus import Headers
 from replay._engine.network import NetworkModel
+from replay._engine.schedule import DEFAULT_MAX_MESSAGE_SIZE
 from replay._engine.transcript import Event
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class ConnectRequest:
     """Request headers to send (hop-by-hop and WebSocket-key headers already removed)."""
     subprotocols: tuple[str, ...] = ()
     network: NetworkModel = NetworkModel()
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """The largest server message to take; a larger one closes with 1009 and raises
+    `ConnectionClosed` with `refused` set (live targets; in-process ones have no frames)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Connection(Protocol):
 
     subprotocol: str | None
     response_headers: Headers
+    # Optional: ``extensions: tuple[str, ...]``, the negotiated WebSocket extensions, on
+    # targets that negotiate them (live). Without it they are not judged.
 
     async def send(self, payload: str | bytes) -> None:
         """Send a text (`str`) or binary (`bytes`) message."""

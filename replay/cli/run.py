@@ -24,6 +24,7 @@ from ._app import (
     EXIT_UNREACHABLE,
     UsageError,
     is_interrupt,
+    parse_size,
     record_limit,
 )
 
@@ -116,6 +117,12 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+    parser.add_argument("--ignore-handshake", action="store_true",
+                        help="a negotiated subprotocol or extension other than recorded is "
+                             "not a finding")
+    parser.add_argument("--max-message-size", type=parse_size, default=None, metavar="SIZE",
+                        help="largest server message the live client takes, e.g. 64MiB "
+                             "(default: 16MiB or twice the recording's largest message)")
     parser.add_argument("--protocol", metavar="NAME|MODULE:CLASS", default=None,
                         help="application protocol of every session: json, raw, socketio, "
                              "graphql-ws, a registered name or module:Class (default auto: "
@@ -145,7 +152,8 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     from replay._targets.live import parse_header_option
     from replay._targets.open import open_target
 
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
+                            ignore_handshake=args.ignore_handshake)
     correlation = CorrelationOptions(correlate=tuple(args.correlate),
                                      off=tuple(args.no_correlate))
     secrets = tuple(SecretSource.parse(text) for text in args.secret)
@@ -177,6 +185,7 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
                                  concurrency=args.concurrency, correlation=correlation,
                                  secrets=secrets, auth=args.auth, protocol=args.protocol,
+                                 max_message_size=args.max_message_size,
                                  epoch=args.epoch, real_random=args.real_random)
 
 
@@ -506,6 +515,10 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--ignore-path", ignored]
     if args.unordered:
         words.append("--unordered")
+    if args.ignore_handshake:
+        words.append("--ignore-handshake")
+    if args.max_message_size:
+        words += ["--max-message-size", str(args.max_message_size)]
     for jsonpath in getattr(args, "correlate", ()):
         words += ["--correlate", jsonpath]
     for jsonpath in getattr(args, "no_correlate", ()):
