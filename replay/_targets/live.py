@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import trio
 import trio_websocket
 
-from corpus import Headers
+from corpus import Headers, scrub
 from replay._engine.network import NetworkModel
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError, TargetUnreachable
 
@@ -100,7 +100,9 @@ class LiveTarget(NurseryTarget):
                     task_status: trio.TaskStatus[_LiveConnection]) -> None:
         """Open one connection, hand it to `connect()`, keep it until it is released."""
         resource = self.resource(request.url)
-        where = f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}"
+        # Errors name the request with its secrets as placeholders: the resource may carry a
+        # re-minted token or a filled-in credential, valid for a while.
+        where = scrub(f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}")
         stream = await self._open_stream(where)
         headers = [(k.encode("latin-1"), v.encode("latin-1"))
                    for k, v in forwarded_headers(request.headers, self.extra_headers)]
