@@ -414,13 +414,15 @@ class Redactor:
             sep, name, value = m.groups()
             if value and names_secret(name, value):
                 return f"{sep}{name}={secret(value, 'query:' + name.lower())}"
+            if not _id_key(name):  # ?cid=<uuid hex> names itself an id
+                return sep + name + "=" + self._opaque(value)
             return m[0]
 
         base, mark, query = url.partition("?")
         if not mark:
             return self.scan(url, opaque=False)
         query = _QUERY_PARAM.sub(param, mark + query)[1:]
-        return self.scan(base, opaque=False) + mark + self.scan(query, opaque=True)
+        return self.scan(base, opaque=False) + mark + self.scan(query, opaque=False)
 
     def text(self, text: str) -> str:
         """A text payload: JSON rules first (when it parses), then JWTs, opaque tokens
