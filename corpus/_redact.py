@@ -384,8 +384,12 @@ class Redactor:
         subprotocol = handshake.subprotocol
         if subprotocol is not None:
             subprotocol = chosen.get(subprotocol.strip()) or self._subprotocols(subprotocol, {})
+        http = tuple(replace(step, url=self.url(step.url),
+                             request_headers=self.headers(step.request_headers),
+                             response_headers=self.headers(step.response_headers))
+                     for step in handshake.http)
         return replace(handshake, url=self.url(handshake.url), request_headers=request_headers,
-                       response_headers=response_headers, subprotocol=subprotocol)
+                       response_headers=response_headers, subprotocol=subprotocol, http=http)
 
     def headers(self, headers: Headers, chosen: dict[str, str] | None = None) -> Headers:
         chosen = {} if chosen is None else chosen

@@ -9,8 +9,10 @@ Shape of a run::
     replay()            enters the target, one nursery for the run
     └── session task    (one per SessionPlan, started at plan.start, capped by a semaphore)
         ├── watchdog    progress deadline → `Stuck`, then the session is torn down
-        ├── connect     → Connected | Rejected | Unreachable
-        ├── receiver    → Received ... Closed (by the server)
+        ├── connect     the protocol's HTTP steps (if any), then the upgrade
+        │               → Connected | Rejected | Unreachable
+        ├── receiver    → Received ... Closed (by the server); control messages (a
+        │               heartbeat) are answered at once, as the session's profile says
         └── driver      → Sent ... (each at anchor time + gap), then the client's close
 
 Every event carries integer nanoseconds from the run's start; a `Sent` also carries when
@@ -27,10 +29,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from corpus import Closer
+from corpus import Closer, Direction
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -44,10 +47,12 @@ from ._engine.transcript import (
 )
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
-from ._targets.base import Connection, ConnectRequest, Target
+from ._protocols.base import rebind_url
+from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
+    from ._targets.clocks import AppClocks
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -105,12 +110,14 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
              rewrite: SessionRewrite | None = None,
-             binder: Binder | None = None) -> Transcript:
-    """`replay` from synchronous code, on the target's own event loop and clock."""
+             binder: Binder | None = None, clocks: AppClocks | None = None) -> Transcript:
+    """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
+    (virtual targets) is what the app's own clock reads and randomness follow."""
+    extra = {"clocks": clocks} if clocks is not None else {}
     return target.run(partial(replay, schedule, target, timeout=timeout,
                               concurrency=concurrency, on_event=on_event, rewrite=rewrite,
                               binder=binder),
-                      seed=seed)
+                      seed=seed, **extra)
 
 
 class _SessionLog:
@@ -122,6 +129,10 @@ class _SessionLog:
         self.anchors: dict[tuple[str, int], int] = {}
         self._anchor_set: dict[tuple[str, int], trio.Event] = {}
         self.received = 0
+        self._copies: dict[Payload, int] = {}
+        self._recorded: dict[Payload, int] = {}
+        for expect in plan.expects:
+            self._recorded[expect.payload] = self._recorded.get(expect.payload, 0) + 1
         self.connect_at = 0
         self.progress_at = 0
         """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
@@ -158,6 +169,16 @@ class _SessionLog:
         if key not in self.anchors:
             await self._anchor_set.setdefault(key, trio.Event()).wait()
         return self.anchors[key]
+
+    def surplus(self, payload: Payload) -> bool:
+        """A copy of a recorded server message beyond as many as the recording had (a
+        duplicate): not the next anchor, or every later send and the close would move one
+        message early and a duplicate would also show as a message missing at the end."""
+        recorded = self._recorded.get(payload, 0)
+        if not recorded:
+            return False  # unknown text: maybe the next message, changed; it counts
+        seen = self._copies[payload] = self._copies.get(payload, 0) + 1
+        return seen > recorded
 
     def waiting_text(self) -> str:
         if isinstance(self.waiting, str):
@@ -224,6 +245,26 @@ class _Run:
                       contextlib.suppress(ConnectionClosed)):
                     await log.connection.close()
 
+    async def _http_steps(self, log: _SessionLog, plan: SessionPlan) -> str | None:
+        """Redo the protocol's HTTP steps; the upgrade URL with the values they re-bound,
+        or None when a step failed (recorded in the transcript)."""
+        bound: dict[str, str] = {}
+        for step in plan.http:
+            log.waiting = f"the answer to {step.method} {step.url} (protocol handshake)"
+            request = HttpRequest(step.method, rebind_url(step.url, bound),
+                                  step.request_headers, step.request_body)
+            try:
+                response = await self.target.http(request, log.report)
+            except TargetUnreachable as error:
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return None
+            if response.status != step.status:
+                log.add(Rejected(t=self.now(), status=response.status,
+                                 headers=response.headers, body=response.body))
+                return None
+            bound.update(plan.protocol.bind(step, response.status, response.body))
+        return rebind_url(plan.url, bound)
+
     async def _connect_and_exchange(self, log: _SessionLog) -> None:
         plan = log.plan
         if self.binder is not None:
@@ -238,9 +279,16 @@ class _Run:
             except AuthError as error:  # e.g. an auth hook that failed: this session only
                 log.add(Unreachable(t=self.now(), error=str(error)))
                 return
-        request = ConnectRequest(url=plan.url, headers=plan.headers,
+        url = plan.url
+        if plan.http:
+            rebound = await self._http_steps(log, plan)
+            if rebound is None:
+                return
+            url = rebound
+        request = ConnectRequest(url=url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
-                                 network=self.schedule.network.for_session(plan.handshake_time))
+                                 network=self.schedule.network.for_session(plan.handshake_time),
+                                 max_message_size=self.schedule.max_message_size)
         log.waiting = "the handshake response"
         try:
             connection = await self.target.connect(request, log.report)
@@ -254,7 +302,8 @@ class _Run:
         log.connection = connection
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
-                          headers=connection.response_headers))
+                          headers=connection.response_headers,
+                          extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
@@ -262,19 +311,39 @@ class _Run:
 
     async def _receive(self, log: _SessionLog, connection: Connection,
                        scope: trio.CancelScope) -> None:
+        profile = log.plan.protocol
         while True:
             try:
                 payload = await connection.receive()
             except ConnectionClosed as closed:
-                if closed.by_server:
+                if closed.refused:  # our own client said no: never the server's doing
+                    log.add(ClientRefused(t=self.now(), reason=closed.refused))
+                    log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
+                                   reason=closed.reason))
+                    scope.cancel()
+                elif closed.by_server:
                     by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
                     log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
                     scope.cancel()  # the driver has nothing left to do
                 return
             t = self.now()
+            control = profile.control(payload, Direction.SERVER_TO_CLIENT)
+            if control is not None:
+                # Answered now, whatever the schedule says; not an anchor: how many
+                # heartbeats a session sees depends on how long the replay makes it.
+                reply = control.reply
+                if reply is not None:
+                    with contextlib.suppress(ConnectionClosed):  # the next receive says so
+                        await connection.send(reply)
+                log.add(Received(t=t, payload=log.restore(payload), control=control.name,
+                                 reply=reply))
+                continue
             if log.binding is not None:
                 payload = log.binding.received(payload)
-            log.add(Received(t=t, payload=log.restore(payload)))
+            payload = log.restore(payload)
+            log.add(Received(t=t, payload=payload))
+            if log.surplus(payload):
+                continue
             log.happened("received", log.received, t)
             log.received += 1
 

@@ -186,7 +186,6 @@ def test_redacting_a_copy_of_a_sample_changes_nothing_and_leaves_nothing(tmp_pat
 def test_an_unreachable_target_never_shows_the_reminted_token_it_would_have_sent(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from capture.testing import free_port
-
     from corpus import Close, Closer, CorpusWriter, Handshake, new_header
 
     placeholder_jwt = SIGNED.rsplit(".", 1)[0] + ".wsreplay-redacted"

@@ -18,8 +18,9 @@ each place it was seen as a `Use`. Explicit paths (``$.thread_id``) make every v
 that path a rule, distinctive or not, used or not (an unused one still reads back as its
 recorded value, so a fresh id is not a divergence).
 
-Decoding goes through one function, `decode_json` by default: a protocol profile
-(socket.io, graphql-ws) passes its own `Decoder` and everything else stays the same.
+Decoding goes through one function: `decode_json` by default, or the schedule's protocol
+profiles (socket.io, graphql-ws) through `replay._protocols.decoder_for`; values are
+replaced in the frame's text, so encoded frames (``42["msg",{…}]``) keep their framing.
 Pure: no I/O, no clock.
 """
 
@@ -32,8 +33,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from replay._errors import ReplayError
+from replay._protocols.base import parse_json as _json
 
-from .oracle import Step, _compile_path, _json
+from .oracle import Step, _compile_path
 from .schedule import Schedule, SessionPlan
 
 Decoder = Callable[[str | bytes], object | None]
@@ -55,7 +57,7 @@ _WORD = re.compile(r"[a-z]+(?:[_-][a-z]+)*|[A-Z][a-z]+|[A-Z]+(?:_[A-Z]+)*")
 
 
 def decode_json(payload: str | bytes) -> object | None:
-    """A text payload's JSON object or array (the oracle's own reading), else None."""
+    """A text payload's JSON object or array (the json profile's reading), else None."""
     return _json(payload) if isinstance(payload, str) else None
 
 

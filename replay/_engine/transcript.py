@@ -19,6 +19,9 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    extensions: tuple[str, ...] | None = None
+    """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
+    target does not negotiate them (in-process): then they are not judged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,11 @@ class Received:
 
     t: int
     payload: str | bytes
+    control: str = ""
+    """The protocol's name for a control message (``ping``...), '' for data: control
+    messages are answered by the runner and left out of the oracle."""
+    reply: str | bytes | None = None
+    """What the runner answered a control message with, if anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,14 @@ class Closed:
     by: Closer
     code: int | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRefused:
+    """The replay's own client refused a server message (too big) and closed with 1009."""
+
+    t: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +133,8 @@ class Unbound:
     where: str
 
 
-Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
-         | Carried | Unbound)
+Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
+         | AppError | Stuck | Carried | Unbound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +149,5 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+    epoch: int | None = None
+    """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""

@@ -67,3 +67,26 @@ class HalfTheTime:
 
 
 half_the_time = HalfTheTime(seed=3)
+
+
+async def echo(scope, receive, send) -> None:
+    """Echoes every text message; returns when the client leaves (the server then closes
+    its side, as uvicorn does for a handler that returns)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message["text"]})
+
+
+async def stutter(scope, receive, send) -> None:
+    """Answers "go" with "a", "b" and "next" with "c", but sends "a" twice: one fault."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        replies = ["a", "a", "b"] if message["text"] == "go" else ["c"]
+        for text in replies:
+            await send({"type": "websocket.send", "text": text})
