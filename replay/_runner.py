@@ -52,6 +52,7 @@ from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
+    from ._targets.clocks import AppClocks
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -109,12 +110,14 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
              rewrite: SessionRewrite | None = None,
-             binder: Binder | None = None) -> Transcript:
-    """`replay` from synchronous code, on the target's own event loop and clock."""
+             binder: Binder | None = None, clocks: AppClocks | None = None) -> Transcript:
+    """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
+    (virtual targets) is what the app's own clock reads and randomness follow."""
+    extra = {"clocks": clocks} if clocks is not None else {}
     return target.run(partial(replay, schedule, target, timeout=timeout,
                               concurrency=concurrency, on_event=on_event, rewrite=rewrite,
                               binder=binder),
-                      seed=seed)
+                      seed=seed, **extra)
 
 
 class _SessionLog:

@@ -149,3 +149,5 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+    epoch: int | None = None
+    """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""

@@ -81,7 +81,8 @@ from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
 from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
-from .virtual import now_ns, run_virtual
+from .clocks import AppClocks
+from .virtual import run_virtual
 
 T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
@@ -558,12 +559,15 @@ class AsgiTarget(Target):
     def describe(self) -> str:
         return f"asgi:{self._name}"
 
-    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+            clocks: AppClocks | None = None) -> T:
         """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
-        the network model's own seed, the latency jitter."""
+        the network model's own seed, the latency jitter. The app's clocks and randomness
+        follow the run as `clocks` says (default: `DEFAULT_EPOCH_NS`, randomness from
+        `seed`; see `replay._targets.clocks`)."""
         self._run_seed = seed
         try:
-            return run_virtual(async_fn, seed=seed)
+            return run_virtual(async_fn, seed=seed, clocks=clocks or AppClocks(seed=seed))
         finally:
             self._run_seed = 0
 
@@ -665,7 +669,7 @@ class AsgiTarget(Target):
                             b"".join(body))
 
     def _t(self) -> int:
-        return now_ns() - round(self._origin * _NS)
+        return round((trio.current_time() - self._origin) * _NS)
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         assert self._nursery is not None

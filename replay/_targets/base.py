@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
 
 from corpus import Headers
 from replay._engine.network import NetworkModel
 from replay._engine.schedule import DEFAULT_MAX_MESSAGE_SIZE
 from replay._engine.transcript import Event
+
+if TYPE_CHECKING:
+    from .clocks import AppClocks
 
 T = TypeVar("T")
 
@@ -120,7 +123,10 @@ class Target:
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+            clocks: AppClocks | None = None) -> T:
+        """Run `async_fn` on this target's loop. `clocks` is for targets on a virtual clock
+        (what the app's own clocks read); a target on the real clock ignores it."""
         import trio
 
         return trio.run(async_fn)

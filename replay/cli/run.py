@@ -104,7 +104,15 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                              "loop (default auto: asyncio, as uvicorn/hypercorn run apps, "
                              "unless the app's module imports trio)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed for jitter and same-instant ordering (default 0)")
+                        help="seed for jitter, same-instant ordering and (asgi:) the app's "
+                             "random/uuid4 draws (default 0)")
+    parser.add_argument("--epoch", type=_epoch, default=None, metavar="WHEN",
+                        help="asgi: targets: the app's wall clock at t=0, ISO 8601 "
+                             "(2025-01-01T00:00:00Z) or Unix seconds (default: the "
+                             "recording's own start, so a run never depends on today)")
+    parser.add_argument("--real-random", action="store_true",
+                        help="asgi: targets: leave the app's random and uuid4 draws truly "
+                             "random (default: seeded by --seed)")
     parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
@@ -161,8 +169,11 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if args.loop and not args.target.startswith("asgi:"):
-        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
+    for flag, given in (("--loop", args.loop), ("--epoch", args.epoch is not None),
+                        ("--real-random", args.real_random)):
+        if given and not args.target.startswith("asgi:"):
+            raise UsageError(f"{flag}: only for asgi: targets (a live server reads its own "
+                             f"clock and randomness), not {args.target!r}")
     if args.protocol is not None and args.protocol != "auto":
         from replay._protocols import resolve_protocol
 
@@ -174,7 +185,8 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
                                  concurrency=args.concurrency, correlation=correlation,
                                  secrets=secrets, auth=args.auth, protocol=args.protocol,
-                                 max_message_size=args.max_message_size)
+                                 max_message_size=args.max_message_size,
+                                 epoch=args.epoch, real_random=args.real_random)
 
 
 def _positive_int(text: str) -> int:
@@ -185,6 +197,24 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
     return value
+
+
+def format_epoch(ns: int) -> str:
+    """Unix ns as ISO 8601 UTC to the nanosecond, which `--epoch` reads back exactly."""
+    import datetime as dt
+
+    seconds, rest = divmod(ns, 1_000_000_000)
+    whole = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{rest:09d}Z" if rest else f"{whole}Z"
+
+
+def _epoch(text: str) -> int:
+    from replay._options import parse_epoch
+
+    try:
+        return parse_epoch(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def _seconds(text: str) -> float:
@@ -477,6 +507,10 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--concurrency", str(args.concurrency)]
     if args.seed:
         words += ["--seed", str(args.seed)]
+    if getattr(args, "epoch", None) is not None:
+        words += ["--epoch", format_epoch(args.epoch)]
+    if getattr(args, "real_random", False):
+        words.append("--real-random")
     for ignored in args.ignore_path:
         words += ["--ignore-path", ignored]
     if args.unordered:
@@ -589,6 +623,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "file": run.path,
         "repeat": run.repeat,
         "clock": result.transcript.clock,
+        "epoch": (format_epoch(result.transcript.epoch)
+                  if result.transcript.epoch is not None else None),
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
         "sessions": [{
