@@ -104,3 +104,25 @@ def test_the_selector(selector, verdict, fails):
 def test_a_bad_kind_is_one_line():
     with pytest.raises(ValueError, match="finding 'crash': expected one of missing"):
         FindingSelector(kind="crash")
+
+
+@pytest.mark.parametrize(("app", "line"), [
+    ("refuses", "REJECTED       hello.wsr session 1  rejected: handshake rejected with HTTP 403; "
+                "recorded accepted (101)  [handshake refused with HTTP 403]"),
+    ("expires", "ABNORMAL-CLOSE hello.wsr session 1  [late p99 0.00 ms]  abnormal-close: closed "
+                "by server with 4001 'Signature has expired'; recorded closed by client with "
+                "1000 (+2 more)  [accepted, then closed by server with 4001 'Signature has "
+                "expired']"),
+    ("crashes_before_accept", "APP-ERROR      hello.wsr session 1  app-error: LookupError: "
+                              "no such room; before the accept (handshake refused with HTTP "
+                              "500) (+1 more)  [handshake refused with HTTP 500]"),
+    ("two_races", "APP-ERROR      hello.wsr session 1  [late p99 0.00 ms]  app-error: "
+                  "RuntimeError: state half-built: no session table yet; closed by server "
+                  "with 1011 (+2 more)  [accepted, then closed by server with 1011]"),
+])
+def test_summary_lines_tell_a_refused_handshake_from_a_close_after_accept(
+        recording, capsys, app, line):
+    main(["run", str(recording), "--target", f"asgi:tests.replay.finding_apps:{app}",
+          "--warp", EARLY])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == line
