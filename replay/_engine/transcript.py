@@ -19,6 +19,9 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    extensions: tuple[str, ...] | None = None
+    """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
+    target does not negotiate them (in-process): then they are not judged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,14 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientRefused:
+    """The replay's own client refused a server message (too big) and closed with 1009."""
+
+    t: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AppError:
     """The application under test raised (in-process targets only)."""
 
@@ -122,8 +133,8 @@ class Unbound:
     where: str
 
 
-Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
-         | Carried | Unbound)
+Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
+         | AppError | Stuck | Carried | Unbound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +149,8 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+    epoch: int | None = None
+    """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""
 
 
 def describe_ending(events: tuple[Event, ...] | list[Event]) -> str:

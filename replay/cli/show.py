@@ -143,7 +143,8 @@ def record_to_json(record: Any) -> dict[str, Any]:
                 "t_response_ns": record.t_response, "subprotocol": record.subprotocol,
                 "request_headers": [list(p) for p in record.request_headers],
                 "response_headers": [list(p) for p in record.response_headers],
-                "client_addr": record.client_addr, "server_addr": record.server_addr}
+                "client_addr": record.client_addr, "server_addr": record.server_addr,
+                **({"proxy_error": record.proxy_error} if record.proxy_error else {})}
     return {"kind": "close", **base, "by": record.by.value, "code": record.code,
             "reason": record.reason}
 
@@ -183,6 +184,10 @@ class _Timeline:
             took = (record.t_response - record.t) / 1e6
             self.console.print(f"{when} [bold]⇢ open[/]   GET {_esc(record.url)} → {status}"
                                f"{_esc(proto)}  (handshake {took:.3f} ms)")
+            if record.proxy_error:
+                self.console.print(f"{' ' * 18}[yellow]proxy error: no server answer; the "
+                                   f"proxy answered {record.status} itself: "
+                                   f"{_esc(record.proxy_error)}[/]")
         else:
             code = "" if record.code is None else f" {record.code}"
             reason = f" {record.reason!r}" if record.reason else ""
