@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from corpus import Headers
+from corpus import Headers, scrub
 from replay._engine.network import NetworkModel
 from replay._errors import ConnectionClosed, TargetError, TargetUnreachable
 
@@ -168,7 +168,9 @@ class LiveTarget(NurseryTarget):
                     task_status: trio.TaskStatus[_LiveConnection]) -> None:
         """Open one connection, hand it to `connect()`, keep it until it is released."""
         resource = self.resource(request.url)
-        where = f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}"
+        # Errors name the request with its secrets as placeholders: the resource may carry a
+        # re-minted token or a filled-in credential, valid for a while.
+        where = scrub(f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}")
         # --header overrides of Host and the offers (checked by `parse_header_option`)
         # replace what the recording had; the client writes those itself, once.
         offered = {name.lower(): value for name, value in self.extra_headers}
