@@ -540,6 +540,7 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
     from corpus import scrub
     from replay._engine.diff import render_diff
+    from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
@@ -552,7 +553,10 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
             timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
-            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"))
+            ended = describe_ending(events.get(verdict.session, ())) if worst else ""
+            how = f"  [{ended}]" if ended else ""
+            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
+                        f"{how}"))
     for line in carried_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
