@@ -23,6 +23,8 @@ from replay._engine.verdict import FindingSelector, Verdict
 from replay._engine.warp import Warp, format_duration
 
 MS = 1_000_000
+QUANTUM = 1_000
+"""Explored durations are whole microseconds (see `Knob.value`)."""
 
 Probe = Callable[[Recording, Warp], Verdict]
 Progress = Callable[["Attempt"], None]
@@ -51,7 +53,12 @@ class Knob:
     """``ns`` for durations, ``permille`` for a scale factor around 1 (1000 means unchanged)."""
 
     def value(self, deviation: int) -> int:
-        return max(0, self.recorded + self.direction * self.span * deviation // STEPS)
+        if deviation == 0:
+            return self.recorded
+        value = max(0, self.recorded + self.direction * self.span * deviation // STEPS)
+        # Whole microseconds on a knob wider than a millisecond: a repro reads
+        # ``accept=228.57ms``, not ``228.553728ms``, and nothing real is finer than that.
+        return value - value % QUANTUM if self.unit == "ns" and self.span >= MS else value
 
     def render(self, deviation: int) -> str:
         if self.unit == "permille":
