@@ -583,6 +583,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "clock": result.transcript.clock,
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
+        "carried": carried_lines([run]),
         "sessions": [{
             "session": v.session,
             # a session Ctrl-C cut short has no verdict, only its events

@@ -199,3 +199,16 @@ def test_each_load_copy_carries_the_thread_its_own_server_sessions_assigned(
                  "$.posts", "--report", str(report))
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(report.read_text())["counts"] == {"pass": 8}
+
+
+def test_sidecars_name_correlation_paths_and_credential_sources_never_values() -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    sidecar = parse_sidecar('correlate = ["$.thread_id"]\nno_correlate = ["all"]\n'
+                            'secrets = {bearer = {env = "STAGING_TOKEN"}, "query:api_key" = '
+                            '{env = "KEY"}}\nauth = "hooks:login"\n', path="s.toml")
+    assert sidecar.correlate == ("$.thread_id",) and sidecar.no_correlate == ("all",)
+    assert sidecar.secrets == (("bearer", "STAGING_TOKEN"), ("query:api_key", "KEY"))
+    assert sidecar.auth == "hooks:login"
+    with pytest.raises(SidecarError, match=r"s.toml: secrets.bearer: expected \{env = "):
+        parse_sidecar('secrets = {bearer = "the-token-itself"}', path="s.toml")
