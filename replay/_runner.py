@@ -33,6 +33,7 @@ from corpus import Closer, Direction
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -51,6 +52,7 @@ from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
+    from ._targets.clocks import AppClocks
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -108,12 +110,14 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
              rewrite: SessionRewrite | None = None,
-             binder: Binder | None = None) -> Transcript:
-    """`replay` from synchronous code, on the target's own event loop and clock."""
+             binder: Binder | None = None, clocks: AppClocks | None = None) -> Transcript:
+    """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
+    (virtual targets) is what the app's own clock reads and randomness follow."""
+    extra = {"clocks": clocks} if clocks is not None else {}
     return target.run(partial(replay, schedule, target, timeout=timeout,
                               concurrency=concurrency, on_event=on_event, rewrite=rewrite,
                               binder=binder),
-                      seed=seed)
+                      seed=seed, **extra)
 
 
 class _SessionLog:
@@ -263,6 +267,8 @@ class _Run:
 
     async def _connect_and_exchange(self, log: _SessionLog) -> None:
         plan = log.plan
+        if plan.proxy_error is not None:
+            return  # the proxy answered in the recording: no server answer to compare with
         if self.binder is not None:
             def waiting(text: str) -> None:
                 log.waiting = text
@@ -283,7 +289,8 @@ class _Run:
             url = rebound
         request = ConnectRequest(url=url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
-                                 network=self.schedule.network.for_session(plan.handshake_time))
+                                 network=self.schedule.network.for_session(plan.handshake_time),
+                                 max_message_size=self.schedule.max_message_size)
         log.waiting = "the handshake response"
         try:
             connection = await self.target.connect(request, log.report)
@@ -297,7 +304,8 @@ class _Run:
         log.connection = connection
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
-                          headers=connection.response_headers))
+                          headers=connection.response_headers,
+                          extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
@@ -310,7 +318,12 @@ class _Run:
             try:
                 payload = await connection.receive()
             except ConnectionClosed as closed:
-                if closed.by_server:
+                if closed.refused:  # our own client said no: never the server's doing
+                    log.add(ClientRefused(t=self.now(), reason=closed.refused))
+                    log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
+                                   reason=closed.reason))
+                    scope.cancel()
+                elif closed.by_server:
                     by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
                     log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
                     scope.cancel()  # the driver has nothing left to do

@@ -73,7 +73,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "Target", "Connection", "ConnectRequest", "HttpRequest", "HttpResponse", "NetworkModel",
         "Transcript",
         "SessionTranscript", "Connected", "Rejected", "Unreachable", "Sent", "Received",
-        "Closed", "AppError", "Stuck",
+        "Closed", "AppError", "ClientRefused", "Stuck",
         # errors
         "ReplayError", "WarpError", "ScheduleError", "AuthError", "ProtocolError", "TargetError",
         "TargetUnreachable", "HandshakeRejected", "ConnectionClosed",
