@@ -138,6 +138,12 @@ class _Pipe:
             self._futures.clear()
         return at
 
+    def unget(self, item: object) -> None:
+        """Put back an item taken by the wrong reader: first in line, arrived."""
+        self._items.appendleft((trio.current_time(), item))
+        if self._lot:
+            self._lot.unpark_all()
+
     def get_nowait(self) -> object:
         """The next item if it has arrived, else `_EMPTY`."""
         if self._items and self._items[0][0] <= trio.current_time():
@@ -332,10 +338,16 @@ class AsgiConnection:
     async def receive(self) -> str | bytes:
         if self._client in ("closed", "closing"):
             raise self._closed or ConnectionClosed(None, "closed", by_server=False)
-        kind, *rest = await self._to_client.get()  # type: ignore[misc]
+        item = await self._to_client.get()
+        kind, *rest = item  # type: ignore[misc]
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        if self._client == "closing":
+            # The answer to the client's own close, which `close()` is waiting for (which
+            # of two readers a same-instant arrival wakes first is the scheduler's choice).
+            self._to_client.unget(item)
+            raise ConnectionClosed(code, reason, by_server=False)
         self._client = "closed"
         self._closed = ConnectionClosed(code, reason, by_server=True)
         raise self._closed
