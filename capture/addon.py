@@ -5,7 +5,8 @@
 
 Options (``--set name=value``): wsreplay_dir, wsreplay_files (run | connection),
 wsreplay_filter, wsreplay_redact (true | false), wsreplay_redact_header,
-wsreplay_redact_json, wsreplay_redact_regex (the last three repeatable).
+wsreplay_redact_json, wsreplay_redact_regex, wsreplay_redact_allow (the last four
+repeatable).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ if importlib.util.find_spec("capture") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capture._options import OPTIONS, repeated_options, settings_from
-from capture._recorder import PER_RUN, Recorder
+from capture._recorder import PER_RUN, Recorder, Settings
 
 
 class WsReplay:
     def __init__(self) -> None:
         self.recorder: Recorder | None = None
+        self.started = False
+        """The proxy is up (`running` was called): a bad option is then a refused change."""
 
     def load(self, loader) -> None:  # type: ignore[no-untyped-def]
         loader.add_option("wsreplay_dir", str, "wsreplay-captures",
@@ -52,8 +55,11 @@ class WsReplay:
                           "JSON path into text payloads to redact, e.g. $.auth.password "
                           "(repeatable).")
         loader.add_option("wsreplay_redact_regex", Sequence[str], [],
-                          "Regular expression to redact in URLs, headers and text payloads; "
-                          "group 1 if it has groups (repeatable).")
+                          "Regular expression (re2 syntax) to redact in URLs, headers and text "
+                          "payloads; group 1 if it has groups (repeatable).")
+        loader.add_option("wsreplay_redact_allow", Sequence[str], [],
+                          "Regular expression (re2 syntax) of words the opaque-token heuristic "
+                          "must keep, matched in full, e.g. [0-9a-f]{40} (repeatable).")
         repeated = repeated_options(ctx.options)
         if repeated:
             # mitmproxy would drop this addon without a word; an error at start-up stops
@@ -63,21 +69,35 @@ class WsReplay:
     def configure(self, updated: set[str]) -> None:
         if not updated & {*OPTIONS, "mode"} and self.recorder is not None:
             return
+        try:
+            settings = self._settings()
+        except exceptions.OptionsError as bad:
+            if self.started:
+                raise  # a change at run time (mitmweb, --set in the console): refuse it
+            # At start-up mitmproxy would print the raised error with a traceback; a logged
+            # error stops mitmdump just the same, with this one line.
+            logging.error(str(bad) if str(bad).startswith("wsreplay") else f"wsreplay: {bad}")
+            return
+        if self.recorder is not None:
+            self.recorder.done()
+        self.recorder = Recorder(settings)
+
+    @staticmethod
+    def _settings() -> Settings:
         opts = ctx.options
         typos = sorted(k for k in getattr(opts, "deferred", {}) if k.startswith("wsreplay"))
         if typos:
             raise exceptions.OptionsError(
                 f"wsreplay: unknown option(s) {', '.join(typos)}; known: {', '.join(OPTIONS)}")
-        settings = settings_from(
+        return settings_from(
             directory=opts.wsreplay_dir, files=opts.wsreplay_files,
             flow_filter=opts.wsreplay_filter, redact=opts.wsreplay_redact,
             headers=opts.wsreplay_redact_header, json_paths=opts.wsreplay_redact_json,
-            patterns=opts.wsreplay_redact_regex, modes=opts.mode)
-        if self.recorder is not None:
-            self.recorder.done()
-        self.recorder = Recorder(settings)
+            patterns=opts.wsreplay_redact_regex, modes=opts.mode,
+            allow=opts.wsreplay_redact_allow)
 
     def running(self) -> None:
+        self.started = True
         if self.recorder is not None:
             logging.info(self.recorder.describe())
 

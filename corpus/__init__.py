@@ -22,6 +22,7 @@ from ._model import Direction as Direction
 from ._model import Handshake as Handshake
 from ._model import Header as Header
 from ._model import Headers as Headers
+from ._model import HttpExchange as HttpExchange
 from ._model import Message as Message
 from ._model import Opcode as Opcode
 from ._model import Record as Record

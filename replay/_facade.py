@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ._options import ReplayOptions
@@ -15,12 +15,14 @@ from ._runner import OnEvent, SessionRewrite, replay, run_sync
 if TYPE_CHECKING:
     from corpus import Recording
 
+    from ._bind import Binder
     from ._engine.oracle import OracleOptions
     from ._engine.schedule import Pacing, Schedule
     from ._engine.transcript import Transcript
     from ._engine.verdict import Verdict
     from ._engine.warp import Warp
     from ._targets.base import Target
+    from ._targets.clocks import AppClocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +45,25 @@ def replay_recording(recording: Recording, target: Target,
     """
     options = options or ReplayOptions()
     schedule, rewrite = _prepare(recording, options)
+    clocks = app_clocks(recording, schedule, options) if target.clock == "virtual" else None
     transcript = run_sync(schedule, target, seed=options.seed, timeout=options.timeout,
-                          concurrency=options.concurrency, on_event=on_event, rewrite=rewrite)
+                          concurrency=options.concurrency, on_event=on_event, rewrite=rewrite,
+                          binder=binder_for(schedule, options), clocks=clocks)
+    if clocks is not None:
+        transcript = replace(transcript, epoch=clocks.epoch_ns)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
+
+
+def app_clocks(recording: Recording, schedule: Schedule, options: ReplayOptions) -> AppClocks:
+    """What an in-process app's clocks and randomness read when `recording` replays as
+    `schedule`: a function of the file, the warp and the options, never of the wall clock."""
+    from ._auth import place_expiry_phase, recorded_epoch
+    from ._targets.clocks import AppClocks
+
+    epoch = options.epoch if options.epoch is not None else recorded_epoch(recording)
+    if options.key is not None:
+        epoch = place_expiry_phase(epoch, schedule)
+    return AppClocks(epoch_ns=epoch, seed=None if options.real_random else options.seed)
 
 
 async def replay_recording_async(recording: Recording, target: Target,
@@ -58,29 +76,57 @@ async def replay_recording_async(recording: Recording, target: Target,
     schedule, rewrite = _prepare(recording, options)
     transcript = await replay(schedule, target, timeout=options.timeout,
                               concurrency=options.concurrency, on_event=on_event,
-                              rewrite=rewrite)
+                              rewrite=rewrite, binder=binder_for(schedule, options))
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 
 
 def _prepare(recording: Recording,
              options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
-    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
+    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
+                              protocol=options.protocol)
+    if options.max_message_size is not None:
+        schedule = replace(schedule, max_message_size=options.max_message_size)
+    filler = credential_filler(options)
     if options.key is None:
-        return schedule, None
+        return schedule, filler
     from ._auth import TokenMinter
+    from ._credentials import chain
 
     minter = TokenMinter.for_recording(options.key, recording, schedule,
-                                       allow_alg_change=options.allow_alg_change,
-                                       unix_origin=options.unix_origin)
+                                       allow_alg_change=options.allow_alg_change)
     minter.check(schedule)  # refuse a key that must not sign before anything connects
-    return schedule, minter
+    # Credentials first: an auth hook sees the recorded identity (the claims) before the
+    # re-mint replaces the tokens.
+    return schedule, chain(filler, minter)
+
+
+def credential_filler(options: ReplayOptions) -> SessionRewrite | None:
+    """Fills credential placeholders from `options.secrets` / `options.auth` (read now,
+    before anything connects: a missing variable or hook is refused here)."""
+    if not options.secrets and options.auth is None:
+        return None
+    from ._credentials import CredentialFiller, load_hook
+
+    hook = load_hook(options.auth) if options.auth is not None else None
+    return CredentialFiller(options.secrets, hook=hook, hook_name=options.auth or "")
+
+
+def binder_for(schedule: Schedule, options: ReplayOptions) -> Binder | None:
+    """The run's correlation `Binder`, or None when the schedule has nothing to carry."""
+    from ._bind import Binder
+    from ._engine.correlation import detect
+    from ._protocols import decoder_for
+
+    decode = decoder_for(plan.protocol for plan in schedule.sessions)
+    rules = detect(schedule, options.correlation, decode=decode)
+    return Binder(rules, decode=decode) if rules else None
 
 
 def plan_recording(recording: Recording, *, warp: Warp | None = None,
-                   pacing: Pacing = "causal") -> Schedule:
+                   pacing: Pacing = "causal", protocol: str | None = None) -> Schedule:
     from ._engine.schedule import build_schedule
 
-    schedule = build_schedule(recording, pacing=pacing)
+    schedule = build_schedule(recording, pacing=pacing, protocol=protocol)
     return warp.apply(schedule) if warp is not None else schedule
 
 

@@ -9,15 +9,20 @@ Shape of a run::
     replay()            enters the target, one nursery for the run
     ├── watchdog        one for the run: progress deadlines → `Stuck`, session torn down
     └── session task    (one per SessionPlan, started at plan.start, capped by a semaphore)
-        ├── connect     → Connected | Rejected | Unreachable
-        ├── receiver    → Received ... Closed (by the server)        (a task of its own)
+        ├── connect     the protocol's HTTP steps (if any), then the upgrade
+        │               → Connected | Rejected | Unreachable
+        ├── receiver    → Received ... Closed (by the server); control messages (a
+        │               heartbeat) are answered at once, as the session's profile says
+        │               (a task of its own)
         └── driver      → Sent ... (each at anchor time + gap), then the client's close
+                        (in the session task)
 
 What the runner adds to a plain client costs a few dict and list operations per message:
 no task, timer or scan grows with the number of sessions. One watchdog serves every
 session from a heap of deadlines (a task and a timer per session made a 2,000-session
-run twice as slow), and a send waiting for an anchor (the echo before it) is woken by the
-anchor itself at its send time: one wake-up per message, as a plain client has.
+in-process run about half as fast as it could be), and a send waiting for an anchor (the
+echo before it) is woken by the anchor itself at its send time: one wake-up per message,
+as a plain client has (`scripts/bench_virtual`, `scripts/bench_replay` measure both).
 
 Every event carries integer nanoseconds from the run's start; a `Sent` also carries when
 the schedule wanted it out, so ``t - scheduled`` is the runner's own lateness.
@@ -31,14 +36,15 @@ import heapq
 import itertools
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from corpus import Closer
+from corpus import Closer, Direction
 
 from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -50,9 +56,14 @@ from ._engine.transcript import (
     Transcript,
     Unreachable,
 )
-from ._errors import ConnectionClosed, HandshakeRejected, TargetUnreachable
+from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
-from ._targets.base import Connection, ConnectRequest, Target
+from ._protocols.base import rebind_url
+from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
+
+if TYPE_CHECKING:
+    from ._bind import Binder, SessionBinding
+    from ._targets.clocks import AppClocks
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -93,18 +104,20 @@ class _Pending:
 
 async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT_TIMEOUT,
                  concurrency: int | None = None, on_event: OnEvent | None = None,
-                 rewrite: SessionRewrite | None = None) -> Transcript:
+                 rewrite: SessionRewrite | None = None,
+                 binder: Binder | None = None) -> Transcript:
     """Run `schedule` against `target` (entered for the run) and return the transcript.
 
     `timeout` is the per-session progress deadline in seconds; `concurrency` caps how many
-    sessions are connected at once (None: no cap).
+    sessions are connected at once (None: no cap). `binder` carries server-assigned values
+    into later client traffic (see `replay._bind`).
     """
     if timeout <= 0:
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
     run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
-               cap=trio.Semaphore(concurrency) if concurrency else None)
+               binder=binder, cap=trio.Semaphore(concurrency) if concurrency else None)
     async with target, trio.open_nursery() as nursery:
         run.t0 = trio.current_time()
         nursery.start_soon(run.watchdog)
@@ -120,11 +133,15 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
-             rewrite: SessionRewrite | None = None) -> Transcript:
-    """`replay` from synchronous code, on the target's own event loop and clock."""
+             rewrite: SessionRewrite | None = None,
+             binder: Binder | None = None, clocks: AppClocks | None = None) -> Transcript:
+    """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
+    (virtual targets) is what the app's own clock reads and randomness follow."""
+    extra = {"clocks": clocks} if clocks is not None else {}
     return target.run(partial(replay, schedule, target, timeout=timeout,
-                              concurrency=concurrency, on_event=on_event, rewrite=rewrite),
-                      seed=seed)
+                              concurrency=concurrency, on_event=on_event, rewrite=rewrite,
+                              binder=binder),
+                      seed=seed, **extra)
 
 
 class _SessionLog:
@@ -139,6 +156,10 @@ class _SessionLog:
         self.scope: trio.CancelScope | None = None
         """The session's scope while it runs, for the watchdog to cancel."""
         self.received = 0
+        self._copies: dict[Payload, int] = {}
+        self._recorded: dict[Payload, int] = {}
+        for expect in plan.expects:
+            self._recorded[expect.payload] = self._recorded.get(expect.payload, 0) + 1
         self.connect_at = 0
         self.progress_at = 0
         """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
@@ -147,6 +168,7 @@ class _SessionLog:
         (formatting on every message would cost more than the rest of the bookkeeping)."""
         self.connection: Connection | None = None
         self.restore: Callable[[Payload], Payload] = _keep
+        self.binding: SessionBinding | None = None
         self.done = False
 
     def add(self, event: Event) -> None:
@@ -198,6 +220,16 @@ class _SessionLog:
         await self.run.until(scheduled)
         return scheduled
 
+    def surplus(self, payload: Payload) -> bool:
+        """A copy of a recorded server message beyond as many as the recording had (a
+        duplicate): not the next anchor, or every later send and the close would move one
+        message early and a duplicate would also show as a message missing at the end."""
+        recorded = self._recorded.get(payload, 0)
+        if not recorded:
+            return False  # unknown text: maybe the next message, changed; it counts
+        seen = self._copies[payload] = self._copies.get(payload, 0) + 1
+        return seen > recorded
+
     def waiting_text(self) -> str:
         if isinstance(self.waiting, str):
             return self.waiting
@@ -218,10 +250,11 @@ class _SessionLog:
 class _Run:
     def __init__(self, schedule: Schedule, target: Target, *, timeout: float,
                  on_event: OnEvent | None, rewrite: SessionRewrite | None,
-                 cap: trio.Semaphore | None) -> None:
+                 binder: Binder | None, cap: trio.Semaphore | None) -> None:
         self.schedule, self.target = schedule, target
         self.timeout_ns = round(timeout * 1e9)
         self.on_event, self.rewrite, self.cap = on_event, rewrite, cap
+        self.binder = binder
         self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
         self.t0 = 0.0
         self._deadlines: list[tuple[int, int, _SessionLog]] = []
@@ -257,19 +290,59 @@ class _Run:
                 await self._connect_and_exchange(log)
         finally:
             log.done = True
+            if self.binder is not None:
+                # Sessions waiting for this one's values go ahead without them.
+                self.binder.ended(log.plan.session)
             if log.connection is not None:
                 # Whatever happened, leave no socket or handler behind.
                 with (trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE),
                       contextlib.suppress(ConnectionClosed)):
                     await log.connection.close()
 
+    async def _http_steps(self, log: _SessionLog, plan: SessionPlan) -> str | None:
+        """Redo the protocol's HTTP steps; the upgrade URL with the values they re-bound,
+        or None when a step failed (recorded in the transcript)."""
+        bound: dict[str, str] = {}
+        for step in plan.http:
+            log.waiting = f"the answer to {step.method} {step.url} (protocol handshake)"
+            request = HttpRequest(step.method, rebind_url(step.url, bound),
+                                  step.request_headers, step.request_body)
+            try:
+                response = await self.target.http(request, log.report)
+            except TargetUnreachable as error:
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return None
+            if response.status != step.status:
+                log.add(Rejected(t=self.now(), status=response.status,
+                                 headers=response.headers, body=response.body))
+                return None
+            bound.update(plan.protocol.bind(step, response.status, response.body))
+        return rebind_url(plan.url, bound)
+
     async def _connect_and_exchange(self, log: _SessionLog) -> None:
         plan = log.plan
+        if self.binder is not None:
+            def waiting(text: str) -> None:
+                log.waiting = text
+
+            log.binding = self.binder.session(plan.session, log.report, waiting)
+            plan = await log.binding.connect(plan)
         if self.rewrite is not None:
-            plan, log.restore = self.rewrite(plan, log.connect_at)
-        request = ConnectRequest(url=plan.url, headers=plan.headers,
+            try:
+                plan, log.restore = self.rewrite(plan, log.connect_at)
+            except AuthError as error:  # e.g. an auth hook that failed: this session only
+                log.add(Unreachable(t=self.now(), error=str(error)))
+                return
+        url = plan.url
+        if plan.http:
+            rebound = await self._http_steps(log, plan)
+            if rebound is None:
+                return
+            url = rebound
+        request = ConnectRequest(url=url, headers=plan.headers,
                                  subprotocols=plan.subprotocols,
-                                 network=self.schedule.network.for_session(plan.handshake_time))
+                                 network=self.schedule.network.for_session(plan.handshake_time),
+                                 max_message_size=self.schedule.max_message_size)
         log.waiting = "the handshake response"
         try:
             connection = await self.target.connect(request, log.report)
@@ -283,7 +356,8 @@ class _Run:
         log.connection = connection
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
-                          headers=connection.response_headers))
+                          headers=connection.response_headers,
+                          extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
@@ -291,17 +365,39 @@ class _Run:
 
     async def _receive(self, log: _SessionLog, connection: Connection,
                        scope: trio.CancelScope) -> None:
+        profile = log.plan.protocol
         while True:
             try:
                 payload = await connection.receive()
             except ConnectionClosed as closed:
-                if closed.by_server:
+                if closed.refused:  # our own client said no: never the server's doing
+                    log.add(ClientRefused(t=self.now(), reason=closed.refused))
+                    log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
+                                   reason=closed.reason))
+                    scope.cancel()
+                elif closed.by_server:
                     by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
                     log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
                     scope.cancel()  # the driver has nothing left to do
                 return
             t = self.now()
-            log.add(Received(t=t, payload=log.restore(payload)))
+            control = profile.control(payload, Direction.SERVER_TO_CLIENT)
+            if control is not None:
+                # Answered now, whatever the schedule says; not an anchor: how many
+                # heartbeats a session sees depends on how long the replay makes it.
+                reply = control.reply
+                if reply is not None:
+                    with contextlib.suppress(ConnectionClosed):  # the next receive says so
+                        await connection.send(reply)
+                log.add(Received(t=t, payload=log.restore(payload), control=control.name,
+                                 reply=reply))
+                continue
+            if log.binding is not None:
+                payload = log.binding.received(payload)
+            payload = log.restore(payload)
+            log.add(Received(t=t, payload=payload))
+            if log.surplus(payload):
+                continue
             log.happened("received", log.received, t)
             log.received += 1
 
@@ -313,15 +409,16 @@ class _Run:
         for send in plan.sends:
             log.waiting = ("anchor", send)
             scheduled = await log.at_anchor(send.after, send.gap, ("time", send))
+            payload = send.payload if log.binding is None else \
+                await log.binding.outgoing(send)
             t = self.now()
             try:
-                await connection.send(send.payload)
+                await connection.send(payload)
             except ConnectionClosed:
                 return  # the receiver records the close
             # The transcript keeps the recorded payload: a re-minted token never leaves here.
-            payload = send.payload if recorded is None else recorded.get(send.index,
-                                                                          send.payload)
-            log.add(Sent(t=t, index=send.index, payload=payload, scheduled=scheduled))
+            kept = send.payload if recorded is None else recorded.get(send.index, send.payload)
+            log.add(Sent(t=t, index=send.index, payload=kept, scheduled=scheduled))
             log.happened("sent", send.index, t)
         close = plan.close
         if close is None or close.by is not Closer.CLIENT:

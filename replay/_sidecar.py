@@ -4,12 +4,20 @@ for every file in its folder). Pure: TOML text in, a checked `Sidecar` out.
 ```toml
 target = "asgi:scripts/racy_chat.py:app"     # or ws://... / wss://...
 pacing = "causal"                            # or "absolute"
-seed = 0
+seed = 0                                     # also seeds the app's random/uuid4 (asgi:)
+epoch = "2025-01-01T00:00:00Z"               # asgi: the app's wall clock at t=0 (or Unix s)
 timeout = "30s"
 ignore_paths = ["$.id", "$.ts"]              # JSON paths the oracle ignores
 unordered = false
+ignore_handshake = false                     # true: another subprotocol/extension is fine
+max_message_size = 67108864                  # bytes the live client takes per message
+protocol = "socketio"                        # default: detected from each handshake
 jwt_secret_env = "CHAT_JWT_SECRET"           # or jwt_secret = "..." / jwt_key_file = "k.pem"
 warps = ["", "scale=0.1"]                    # shorthand: each must pass
+correlate = ["$.thread_id"]                  # server values always carried (most are found)
+no_correlate = ["$.nonce"]                   # never carried; ["all"]: detect none
+secrets = {bearer = {env = "STAGING_TOKEN"}} # placeholder kind -> where its value comes from
+auth = "hooks:login"                         # module:function called per session
 
 [[cases]]                                    # the full form, one test each
 id = "accept-race"
@@ -74,9 +82,20 @@ class Sidecar:
     timeout_ns: int = 30_000_000_000
     ignore_paths: tuple[str, ...] = ()
     unordered: bool = False
+    ignore_handshake: bool = False
+    max_message_size: int | None = None
+    protocol: str | None = None
     jwt_secret: str | None = None
     jwt_secret_env: str | None = None
     jwt_key_file: str | None = None
+    epoch: int | None = None
+    """Unix ns of the in-process app's wall clock at t=0 (None: the recording's own)."""
+    real_random: bool = False
+    correlate: tuple[str, ...] = ()
+    no_correlate: tuple[str, ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()
+    """(placeholder kind, environment variable name): names only, never values."""
+    auth: str | None = None
     cases: tuple[Case, ...] = (Case(),)
     sources: tuple[str, ...] = field(default=())
     """The sidecar files this was read from, folder first."""
@@ -94,7 +113,10 @@ class Sidecar:
 
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
-            "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str}
+            "ignore_handshake": bool, "max_message_size": int,
+            "protocol": str, "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str,
+            "auth": str, "real_random": bool}
+_PATH_LISTS = ("ignore_paths", "correlate", "no_correlate")
 _CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}
 
@@ -111,10 +133,14 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
         if key in _SCALARS:
             _expect_type(path, key, value, _SCALARS[key])
             changes.update(_scalar(path, key, value))
-        elif key == "ignore_paths":
+        elif key == "epoch":
+            changes["epoch"] = sidecar_epoch(path, value)
+        elif key in _PATH_LISTS:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise SidecarError(path, key, "expected a list of JSON paths like \"$.id\"")
-            changes["ignore_paths"] = tuple(value)
+            changes[key] = tuple(value)
+        elif key == "secrets":
+            changes["secrets"] = _secrets(path, value)
         elif key == "warps":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise SidecarError(path, key, "expected a list of warp strings")
@@ -124,7 +150,8 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
                 raise SidecarError(path, key, "expected [[cases]] tables")
             changes["cases"] = tuple(_case(path, i, c) for i, c in enumerate(value))
         else:
-            known = ", ".join(sorted([*_SCALARS, "ignore_paths", "warps", "cases"]))
+            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "epoch", "secrets", "warps",
+                                      "cases"]))
             raise SidecarError(path, key, f"unknown key (known keys: {known})")
     if "warps" in data and "cases" in data:
         changes["cases"] = (*(Case(warp=w) for w in data["warps"]),
@@ -142,6 +169,19 @@ def read_sidecar(path: str | os.PathLike[str], *, base: Sidecar | None = None) -
         return parse_sidecar(file.read(), path=path, base=base)
 
 
+def sidecar_epoch(path: str, value: Any) -> int:
+    """The ``epoch`` key (or the fixture's ``epoch=``): ISO 8601 text or Unix seconds."""
+    from ._options import parse_epoch
+
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SidecarError(path, "epoch", f"expected ISO 8601 text or Unix seconds, "
+                           f"got {value!r}")
+    try:
+        return parse_epoch(str(value))
+    except ValueError as bad:
+        raise SidecarError(path, "epoch", str(bad)) from None
+
+
 def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
     if key == "pacing" and value not in ("causal", "absolute"):
         raise SidecarError(path, key, f"expected \"causal\" or \"absolute\", got {value!r}")
@@ -150,7 +190,23 @@ def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
             return {"timeout_ns": parse_duration(value)}
         except ValueError as bad:
             raise SidecarError(path, key, str(bad)) from None
+    if key == "max_message_size" and value < 1:
+        raise SidecarError(path, key, f"expected a positive number of bytes, got {value!r}")
     return {key: value}
+
+
+def _secrets(path: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise SidecarError(path, "secrets", 'expected a table like {bearer = {env = "TOKEN"}}')
+    out = []
+    for kind, source in value.items():
+        if not isinstance(source, dict) or set(source) != {"env"} or \
+                not isinstance(source["env"], str):
+            # Values are never written in a sidecar: only where to read them.
+            raise SidecarError(path, f"secrets.{kind}",
+                               'expected {env = "ENV_VAR"} (the variable that holds it)')
+        out.append((kind, source["env"]))
+    return tuple(out)
 
 
 def _case(path: str, index: int, table: dict[str, Any]) -> Case:
@@ -183,3 +239,47 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 def _expect_type(path: str, key: str, value: Any, kind: type) -> None:
     if type(value) is not kind:
         raise SidecarError(path, key, f"expected {_TYPE_NAMES[kind]}, got {value!r}")
+
+
+# --- writing ---------------------------------------------------------------------------------
+# (Issue 14 is making the one sidecar writer; until it lands, this is the one learn uses.)
+
+def _parses(snippet: str) -> bool:
+    try:
+        tomllib.loads(snippet)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True
+
+
+def add_ignore_paths(path: str | os.PathLike[str], paths: list[str]) -> str:
+    """Add `paths` to the sidecar's top-level ``ignore_paths`` (created with the file if
+    need be), keeping every other line as written; returns the file's path."""
+    import json
+    import re
+
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        text = ""
+    current = parse_sidecar(text, path=path).ignore_paths if text else ()
+    merged = [*current, *(p for p in paths if p not in current)]
+    line = f"ignore_paths = [{', '.join(json.dumps(p) for p in merged)}]\n"
+    table = re.search(r"(?m)^\[", text)
+    head_end = table.start() if table else len(text)
+    found = re.search(r"(?m)^ignore_paths\s*=", text[:head_end])
+    if found:
+        # The key's value ends at the first "]" after which the snippet parses alone
+        # (a path may hold brackets itself: "$.items[*].id").
+        end = next(m.end() for m in re.finditer(r"\][^\n]*(\n|\Z)", text[found.start():])
+                   if _parses(text[found.start():found.start() + m.end()]))
+        text = text[:found.start()] + line + text[found.start() + end:]
+    else:  # top-level keys go before the first table
+        text = text[:head_end] + ("" if not text[:head_end] or text[:head_end].endswith("\n")
+                                  else "\n") + line + text[head_end:]
+    parse_sidecar(text, path=path)  # never write a sidecar that does not read back
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+    return path

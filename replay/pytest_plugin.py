@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ._sidecar import Case, Sidecar, SidecarError, read_sidecar
+from ._sidecar import Case, Sidecar, SidecarError, read_sidecar, sidecar_epoch
 
 FOLDER_SIDECAR = "wsreplay.toml"
 
@@ -197,6 +197,7 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
     Built by `wsreplay run`'s own parser and printer, so the two cannot drift apart.
     """
     from .cli._app import build_parser
+    from .cli.run import format_epoch
     from .cli.run import reproduce_command as run_command
 
     where = os.path.relpath(path)
@@ -206,20 +207,38 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
         argv += ["--warp", case.warp]
     if sidecar.timeout_ns != Sidecar().timeout_ns:
         argv += ["--timeout", f"{sidecar.timeout_ns / 1e9:g}"]
+    if sidecar.epoch is not None:
+        argv += ["--epoch", format_epoch(sidecar.epoch)]
+    if sidecar.real_random:
+        argv.append("--real-random")
     for ignored in sidecar.ignore_paths:
         argv += ["--ignore-path", ignored]
     if sidecar.unordered:
         argv.append("--unordered")
+    if sidecar.ignore_handshake:
+        argv.append("--ignore-handshake")
+    if sidecar.max_message_size is not None:
+        argv += ["--max-message-size", str(sidecar.max_message_size)]
     if sidecar.jwt_key_file is not None:
         argv += ["--jwt-key", sidecar.jwt_key_file]
     elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
         argv += ["--jwt-secret", "<from the environment>"]  # printed as an env reference
+    for jsonpath in sidecar.correlate:
+        argv += ["--correlate", jsonpath]
+    for jsonpath in sidecar.no_correlate:
+        argv += ["--no-correlate", jsonpath]
+    for kind, env in sidecar.secrets:  # names of variables, never their values
+        argv += ["--secret", f"{kind}={env}"]
+    if sidecar.auth is not None:
+        argv += ["--auth", sidecar.auth]
     return run_command(build_parser().parse_args(argv), where)
 
 
 def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
-    return any(str(f.kind) == kind and (match is None or match in f.detail)
-               for f in verdict.findings)
+    from ._engine.verdict import FindingSelector
+
+    selector = FindingSelector(kind=kind, match=match)
+    return not selector.any and selector.fails(verdict)
 
 
 def _is_input_error(error: Exception) -> bool:
@@ -252,18 +271,26 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
 
 
 def _replay_options(sidecar: Sidecar, case: Case) -> Any:
+    from ._credentials import SecretSource
+    from ._engine.correlation import CorrelationOptions
     from ._engine.warp import Warp
     from ._options import ReplayOptions
 
     return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
                          timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar))
+                         key=_signing_key(sidecar), max_message_size=sidecar.max_message_size,
+                         epoch=sidecar.epoch, real_random=sidecar.real_random,
+                         correlation=CorrelationOptions(correlate=sidecar.correlate,
+                                                        off=sidecar.no_correlate),
+                         secrets=tuple(SecretSource(k, env) for k, env in sidecar.secrets),
+                         auth=sidecar.auth, protocol=sidecar.protocol)
 
 
 def _oracle_options(sidecar: Sidecar) -> Any:
     from ._engine.oracle import OracleOptions
 
-    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
+    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered,
+                         ignore_handshake=sidecar.ignore_handshake)
 
 
 def _signing_key(sidecar: Sidecar) -> Any:
@@ -314,6 +341,8 @@ class Replayer:
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:
+        if options.get("epoch") is not None:  # ISO 8601 or Unix seconds, as in a sidecar
+            options = {**options, "epoch": sidecar_epoch("wsreplay fixture", options["epoch"])}
         sidecar = replace(load_sidecar(file), **options)
         if not sidecar.target:
             raise SidecarError(str(file), "target", "no target: pass target=... or set it "

@@ -24,6 +24,10 @@ agent events in order, ``seq`` counting up from 1, its own ``user``), else 1.
 
 from __future__ import annotations
 
+import contextlib
+
+with contextlib.suppress(ImportError):  # run directly: re-run on .venv's Python if need be
+    import _project_python  # noqa: F401
 import argparse
 import json
 import os

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import _project_python  # noqa: F401  (re-runs this script on .venv's Python if need be)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -50,10 +52,10 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 KEY = SigningKey.secret(racy_chat.DEFAULT_SECRET)
 ORACLE = OracleOptions(ignore_paths=("$.id", "$.ts"))
 MS = 1_000_000
-# One Unix time for the replay's t=0, given to the token minter and to the server's clock:
-# the cross-user race turns on whether two tokens expire in the same second, and pinning
-# both clocks makes that (like everything else in virtual time) the same on every run.
-ORIGIN = 1_800_000_000.25
+# The wall clock at the replay's t=0 (the in-process app's `time.time()` and the token
+# minter read it): the cross-user race turns on whether two tokens expire in the same
+# second, and a pinned epoch makes that the same on every run.
+EPOCH = 1_800_000_000_250_000_000
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class Outcome:
 def outcome(sample: Path, warp: str, app: object) -> Outcome:
     result = replay_recording(read_recording(sample), AsgiTarget(app, loop="trio"),
                               ReplayOptions(warp=Warp.parse(warp) if warp else None,
-                                            key=KEY, oracle=ORACLE, unix_origin=ORIGIN))
+                                            key=KEY, oracle=ORACLE, epoch=EPOCH))
     found = sorted(result.verdict.findings, key=lambda f: _TELLING.get(str(f.kind), 9))
     return Outcome(str(result.verdict.kind), str(found[0]) if found else "")
 
@@ -137,11 +139,10 @@ def replay_races(reports: Path) -> list[dict[str, str]]:
     for column in ("race", "sample", "warp", "defective\nrecorded", "defective\nwarped",
                    "fixed\nwarped"):
         table.add_column(column, no_wrap=True)
-    fixed = racy_chat.make_app(racy_chat.Settings(broken=frozenset(), epoch=ORIGIN))
+    fixed = racy_chat.make_app(racy_chat.Settings(broken=frozenset()))
     rows, notes = [], []
     for race in RACES:
-        broken = racy_chat.make_app(racy_chat.Settings(broken=frozenset({race.broken}),
-                                                       epoch=ORIGIN))
+        broken = racy_chat.make_app(racy_chat.Settings(broken=frozenset({race.broken})))
         sample = SAMPLES_DIR / f"{race.sample}.wsr"
         got = [outcome(sample, "", broken), outcome(sample, race.warp, broken),
                outcome(sample, race.warp, fixed)]
@@ -162,12 +163,12 @@ def replay_races(reports: Path) -> list[dict[str, str]]:
 def bisect_accept(reports: Path) -> dict[str, object]:
     """Race 1's threshold: the server's pre-accept latency at which events start failing."""
     sample = read_recording(SAMPLES_DIR / "accept.wsr")
-    base = racy_chat.Settings(broken=frozenset({"accept"}), epoch=ORIGIN)
+    base = racy_chat.Settings(broken=frozenset({"accept"}))
 
     def fails(latency_ns: int) -> bool:
         app = racy_chat.make_app(replace(base, accept_latency=latency_ns / 1e9))
         result = replay_recording(sample, AsgiTarget(app, loop="trio"),
-                                  ReplayOptions(key=KEY, oracle=ORACLE, unix_origin=ORIGIN))
+                                  ReplayOptions(key=KEY, oracle=ORACLE, epoch=EPOCH))
         return not result.verdict.passed
 
     result = bisect(fails, lo=0, hi=300 * MS, resolution=MS // 10)
@@ -206,12 +207,21 @@ def main() -> None:
     for path in sorted(reports.rglob("*")):
         if path.is_file():
             console.print(f"  {path.relative_to(ROOT)}")
-    console.print(f"\ndone in {summary['seconds']} s. Try one yourself:")
-    console.print(escape("  wsreplay run corpus/samples/flush.wsr "
-                         "--target asgi:scripts/racy_chat.py:flush_race_app "
-                         f"--jwt-secret {racy_chat.DEFAULT_SECRET} --ignore-path '$.id' "
-                         "--ignore-path '$.ts' --warp 'gap[open->first-send]=0'"),
-                  soft_wrap=True)
+    console.print(f"\ndone in {summary['seconds']} s. Try one yourself (from {ROOT}):")
+    for line in try_yourself():
+        console.print(escape(f"  {line}"), soft_wrap=True)
+
+
+def try_yourself() -> list[str]:
+    """Shell lines to paste after the demo: race 3 caught in-process (exit 1, `missing`).
+
+    The secret goes through the environment, as in every command wsreplay prints, so the
+    same export serves the reproduce lines of `wsreplay run` and the pytest plugin too.
+    """
+    return [f"export WSREPLAY_JWT_SECRET={racy_chat.DEFAULT_SECRET}  # the stand-in's demo key",
+            ".venv/bin/wsreplay run corpus/samples/flush.wsr "
+            "--target asgi:scripts/racy_chat.py:flush_race_app "
+            "--ignore-path '$.id' --ignore-path '$.ts' --warp 'gap[open->first-send]=0'"]
 
 
 if __name__ == "__main__":

@@ -80,8 +80,11 @@ The five races, each a defect switched off by ``--fix-<race>`` (``--fixed``: all
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+
+with contextlib.suppress(ImportError):  # run directly: re-run on .venv's Python if need be
+    import _project_python  # noqa: F401
+import argparse
 import enum
 import hashlib
 import json

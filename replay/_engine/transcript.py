@@ -19,6 +19,9 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    extensions: tuple[str, ...] | None = None
+    """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
+    target does not negotiate them (in-process): then they are not judged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,11 @@ class Received:
 
     t: int
     payload: str | bytes
+    control: str = ""
+    """The protocol's name for a control message (``ping``...), '' for data: control
+    messages are answered by the runner and left out of the oracle."""
+    reply: str | bytes | None = None
+    """What the runner answered a control message with, if anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,14 @@ class Closed:
     by: Closer
     code: int | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRefused:
+    """The replay's own client refused a server message (too big) and closed with 1009."""
+
+    t: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +106,35 @@ class Stuck:
     waiting: str
 
 
-Event = Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A server-assigned value (see `replay._engine.correlation`) went out in this session
+    as the server sent it this time, where the recording had `value`; once per rule."""
+
+    t: int
+    path: str
+    value: str
+    """The recorded value (the fresh one is the server's, and the run's alone)."""
+    source: int
+    """The session whose server message assigned it."""
+    where: str
+    """Its first use here: ``url``, ``header NAME``, ``client message N``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unbound:
+    """The recording used a server-assigned value here, but this time the server never
+    sent one at `path`: the recorded value went out instead."""
+
+    t: int
+    path: str
+    value: str
+    source: int
+    where: str
+
+
+Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
+         | AppError | Stuck | Carried | Unbound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +149,5 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+    epoch: int | None = None
+    """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""

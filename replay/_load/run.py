@@ -36,6 +36,7 @@ from typing import Any
 from replay._engine.oracle import OracleOptions
 from replay._engine.schedule import SessionPlan
 from replay._options import DEFAULT_TIMEOUT
+from replay._targets.clocks import real_time
 
 from .fanout import Load, Origin, shard
 from .stats import LoadReport, ShardCollector, ShardResult, merge
@@ -220,7 +221,7 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
     if job.start_at is not None:
         # The one wall-clock read of a shard: shards in other processes or on other
         # machines start together; from here on, Trio's clock alone.
-        await trio.sleep(max(0.0, job.start_at - time.time()))
+        await trio.sleep(max(0.0, job.start_at - real_time()))
 
     async def report_and_listen(scope: trio.CancelScope) -> None:
         while True:
@@ -244,7 +245,7 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
             nursery.start_soon(report_and_listen, nursery.cancel_scope)
             if sigint and threading.current_thread() is threading.main_thread():
                 nursery.start_soon(on_sigint, nursery.cancel_scope)
-            state.t0_unix = time.time()
+            state.t0_unix = real_time()
             state.transcript = await replay(job.load.schedule, target, timeout=spec.timeout,
                                             concurrency=spec.concurrency,
                                             on_event=collector.on_event, rewrite=rewrite)

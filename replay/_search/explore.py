@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 
 from corpus import Close, Closer, Direction, Recording, Session
 from replay._engine.schedule import Schedule
-from replay._engine.verdict import Verdict
+from replay._engine.verdict import FindingSelector, Verdict
 from replay._engine.warp import Warp, format_duration
 
 MS = 1_000_000
+QUANTUM = 1_000
+"""Explored durations are whole microseconds (see `Knob.value`)."""
 
 Probe = Callable[[Recording, Warp], Verdict]
 Progress = Callable[["Attempt"], None]
@@ -51,7 +53,12 @@ class Knob:
     """``ns`` for durations, ``permille`` for a scale factor around 1 (1000 means unchanged)."""
 
     def value(self, deviation: int) -> int:
-        return max(0, self.recorded + self.direction * self.span * deviation // STEPS)
+        if deviation == 0:
+            return self.recorded
+        value = max(0, self.recorded + self.direction * self.span * deviation // STEPS)
+        # Whole microseconds on a knob wider than a millisecond: a repro reads
+        # ``accept=228.57ms``, not ``228.553728ms``, and nothing real is finer than that.
+        return value - value % QUANTUM if self.unit == "ns" and self.span >= MS else value
 
     def render(self, deviation: int) -> str:
         if self.unit == "permille":
@@ -111,16 +118,26 @@ def search_space(schedule: Schedule, *, max_sends: int = 3) -> tuple[Knob, ...]:
     return tuple(k for k in knobs if k.span > 0)
 
 
-def signature(verdict: Verdict) -> tuple[str, str]:
-    """How a replay fails, coarse enough to survive shrinking: verdict and first finding."""
+ANY_FAILURE = FindingSelector()
+
+
+def signature(verdict: Verdict, selector: FindingSelector = ANY_FAILURE) -> tuple[str, str]:
+    """How a replay fails, coarse enough to survive shrinking: verdict and first finding
+    (with a selector: the first finding it selects, and that finding's verdict kind)."""
+    if not selector.any:
+        chosen = selector.chosen(verdict)
+        if chosen:
+            return str(chosen[0].kind.verdict), str(chosen[0].kind)
     first = verdict.findings[0] if verdict.findings else None
     return str(verdict.kind), str(first.kind) if first else ""
 
 
 def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: int = 200,
             seed: int = 0, progress: Progress | None = None,
-            knobs: Sequence[Knob] | None = None) -> Discovery | Exhausted:
-    """Find a warp under which `probe` fails, shrink warp and recording, within `budget`."""
+            knobs: Sequence[Knob] | None = None,
+            selector: FindingSelector = ANY_FAILURE) -> Discovery | Exhausted:
+    """Find a warp under which `probe` fails (shows the failure `selector` names), shrink
+    warp and recording, within `budget`."""
     from hypothesis import HealthCheck, Phase, find, settings
     from hypothesis import strategies as st
     from hypothesis.errors import NoSuchExample
@@ -134,9 +151,9 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
     def fails(choice: list[tuple[int, int]]) -> bool:
         warp = _warp_of(space, choice)
         verdict = counter.probe(probe, recording, warp, "search" if not target else "shrink")
-        if verdict is None or verdict.passed:
+        if verdict is None or not selector.fails(verdict):
             return False
-        found = signature(verdict)
+        found = signature(verdict, selector)
         target.setdefault("signature", found)  # shrink toward the first failure's kind
         return found == target["signature"]
 
@@ -155,7 +172,8 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
 
     def still_fails(candidate: Recording) -> bool:
         verdict = counter.probe(probe, candidate, warp, "shrink")
-        return verdict is not None and not verdict.passed and signature(verdict) == wanted
+        return (verdict is not None and selector.fails(verdict)
+                and signature(verdict, selector) == wanted)
 
     smaller = shrink_recording(recording, still_fails)
     verdict = probe(smaller, warp)

@@ -54,7 +54,9 @@ and `replay._targets.aio` removes the memory-address orders anyio's asyncio back
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -78,8 +80,9 @@ from replay._engine.network import NetworkModel
 from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
-from .base import ConnectRequest, Report, Target
-from .virtual import now_ns, run_virtual
+from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
+from .clocks import AppClocks
+from .virtual import run_virtual
 
 T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
@@ -138,17 +141,25 @@ class _Pipe:
             self._futures.clear()
         return at
 
-    def unget(self, item: object) -> None:
-        """Put back an item taken by the wrong reader: first in line, arrived."""
-        self._items.appendleft((trio.current_time(), item))
-        if self._lot:
-            self._lot.unpark_all()
-
     def get_nowait(self) -> object:
         """The next item if it has arrived, else `_EMPTY`."""
         if self._items and self._items[0][0] <= trio.current_time():
             return self._items.popleft()[1]
         return _EMPTY
+
+    async def get_or_woken(self) -> object:
+        """The next item once it arrives, or `_EMPTY` when `wake()` is called first."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        item = self.get_nowait()
+        if item is not _EMPTY:
+            return item
+        with trio.move_on_at(self._items[0][0] if self._items else math.inf):
+            await self._lot.park()
+        return self.get_nowait()
+
+    def wake(self) -> None:
+        """Wake `get_or_woken` readers: another reader took what they were waiting for."""
+        self._lot.unpark_all()
 
     async def get(self) -> object:
         """The next item, waiting on Trio for it to arrive."""
@@ -251,21 +262,49 @@ def _str_headers(raw: object) -> Headers:
                  for k, v in (raw or ()))  # type: ignore[attr-defined]
 
 
-def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
-           extra_headers: Headers = ()) -> Message:
+def handshake_headers(request: ConnectRequest, ordinal: int,
+                      extra_headers: Headers = ()) -> tuple[list[tuple[bytes, bytes]],
+                                                            tuple[str, ...]]:
+    """The upgrade request's headers as uvicorn and hypercorn hand them to an app (lower-case
+    names, wire order: Host, the WebSocket ones, then the recorded rest with ``--header``
+    overrides), and the subprotocols offered. Apps such as python-socketio check them.
+
+    Host is the recorded one (Origin checks compare the two), or the URL's; the
+    Sec-WebSocket-Key is fresh per connection yet the same on every run (determinism).
+    """
     from .live import forwarded_headers  # one rule for what a replay sends, live or not
 
+    overrides = {k.lower(): v for k, v in extra_headers}
+    recorded = {k.lower(): v for k, v in request.headers}
+    url = urlsplit(request.url)
+    host = overrides.get("host") or recorded.get("host") or url.netloc or "testserver"
+    subprotocols = request.subprotocols
+    if "sec-websocket-protocol" in overrides:
+        subprotocols = tuple(p.strip() for p in overrides["sec-websocket-protocol"].split(",")
+                             if p.strip())
+    key = base64.b64encode(hashlib.sha256(f"wsreplay {ordinal}".encode()).digest()[:16])
+    headers = [(b"host", _latin1(host)), (b"upgrade", b"websocket"),
+               (b"connection", b"Upgrade"), (b"sec-websocket-key", key),
+               (b"sec-websocket-version", b"13")]
+    if subprotocols:
+        headers.append((b"sec-websocket-protocol", _latin1(", ".join(subprotocols))))
+    offered = overrides.get("sec-websocket-extensions", recorded.get("sec-websocket-extensions"))
+    if offered:
+        headers.append((b"sec-websocket-extensions", _latin1(offered)))
+    rest = tuple((k, v) for k, v in extra_headers if k.lower() not in (
+        "host", "sec-websocket-protocol", "sec-websocket-extensions"))
+    headers += [(k.lower().encode("latin-1"), _latin1(v))
+                for k, v in forwarded_headers(request.headers, rest)]
+    return headers, subprotocols
+
+
+def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
+           extra_headers: Headers = ()) -> Message:
     url = urlsplit(request.url)
     secure = url.scheme in ("wss", "https")
     host = url.hostname or "testserver"
     port = url.port or (443 if secure else 80)
-    headers = [(k.lower().encode("latin-1"), _latin1(v))
-               for k, v in forwarded_headers(request.headers, extra_headers)]
-    names = {k for k, _ in headers}
-    if b"host" not in names:
-        headers.insert(0, (b"host", _latin1(host if url.port is None else f"{host}:{port}")))
-    if request.subprotocols and b"sec-websocket-protocol" not in names:
-        headers.append((b"sec-websocket-protocol", _latin1(", ".join(request.subprotocols))))
+    headers, subprotocols = handshake_headers(request, ordinal, extra_headers)
     path = url.path or "/"
     return {
         "type": "websocket",
@@ -279,7 +318,7 @@ def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
         "raw_path": path.encode("latin-1", "replace"),
         "query_string": url.query.encode("latin-1", "replace"),
         "headers": headers,
-        "subprotocols": list(request.subprotocols),
+        "subprotocols": list(subprotocols),
         "state": dict(state),
         "extensions": {"websocket.http.response": {}},
     }
@@ -338,18 +377,16 @@ class AsgiConnection:
     async def receive(self) -> str | bytes:
         if self._client in ("closed", "closing"):
             raise self._closed or ConnectionClosed(None, "closed", by_server=False)
-        item = await self._to_client.get()
-        kind, *rest = item  # type: ignore[misc]
+        kind, *rest = await self._to_client.get()  # type: ignore[misc]
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
-        if self._client == "closing":
-            # The answer to the client's own close, which `close()` is waiting for (which
-            # of two readers a same-instant arrival wakes first is the scheduler's choice).
-            self._to_client.unget(item)
-            raise ConnectionClosed(code, reason, by_server=False)
+        # A close that reaches a client already closing answers its close (whatever the
+        # s2c latency makes arrive first): the client closed, as on a real socket.
+        by_server = self._client != "closing"
         self._client = "closed"
-        self._closed = ConnectionClosed(code, reason, by_server=True)
+        self._closed = ConnectionClosed(code, reason, by_server=by_server)
+        self._to_client.wake()  # close() may be waiting for this very frame
         raise self._closed
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -362,12 +399,13 @@ class AsgiConnection:
         self._client_gone_at = arrives
         # The server's answering close frame, queued behind whatever the app already sent.
         self._to_client.put(("close", code, reason), at=arrives + self._net.s2c_latency / _NS)
-        while True:
-            kind, *rest = await self._to_client.get()  # type: ignore[misc]
-            if kind == "close":
-                break
-        self._client = "closed"
-        self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
+        # Read up to the answering close, unless a concurrent receive() takes it first.
+        while self._client != "closed":
+            item = await self._to_client.get_or_woken()
+            if item is not _EMPTY and item[0] == "close":  # type: ignore[index]
+                _, code, reason = item  # type: ignore[misc]
+                self._client = "closed"
+                self._closed = ConnectionClosed(code, reason, by_server=False)
 
     def waiting_for(self) -> str:
         """Where the app is, phrased to follow "the server side is in ..."."""
@@ -521,12 +559,15 @@ class AsgiTarget(Target):
     def describe(self) -> str:
         return f"asgi:{self._name}"
 
-    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+            clocks: AppClocks | None = None) -> T:
         """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
-        the network model's own seed, the latency jitter."""
+        the network model's own seed, the latency jitter. The app's clocks and randomness
+        follow the run as `clocks` says (default: `DEFAULT_EPOCH_NS`, randomness from
+        `seed`; see `replay._targets.clocks`)."""
         self._run_seed = seed
         try:
-            return run_virtual(async_fn, seed=seed)
+            return run_virtual(async_fn, seed=seed, clocks=clocks or AppClocks(seed=seed))
         finally:
             self._run_seed = 0
 
@@ -580,8 +621,55 @@ class AsgiTarget(Target):
         return await conn._open(_scope(request, self._connections, self._state,
                                        self.extra_headers))
 
+    async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
+        """One HTTP request to the app through an ASGI ``http`` scope (no network model:
+        the step's answer is what matters, not its timing). An app that raises is
+        reported and answers 500, as a server would."""
+        if self._nursery is None:
+            raise TargetError(f"{self.describe()}: use 'async with target:' before http()")
+        self._connections += 1
+        ws = _scope(ConnectRequest(url=request.url, headers=request.headers),
+                    self._connections, self._state, self.extra_headers)
+        scope: Message = {**ws, "type": "http", "method": request.method.upper(),
+                          "scheme": "https" if ws["scheme"] == "wss" else "http"}
+        for key in ("subprotocols", "extensions"):
+            scope.pop(key, None)
+        to_app = _Pipe(0, 0, random.Random(0))
+        to_app.put({"type": "http.request", "body": request.body, "more_body": False})
+        start: dict[str, Any] = {}
+        body: list[bytes] = []
+        done = trio.Event()
+
+        async def receive() -> Message:
+            return await self._get(to_app)  # type: ignore[return-value]
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    to_app.put({"type": "http.disconnect"})
+                    done.set()
+
+        async def serve() -> None:
+            try:
+                await self._call_app(None, scope, receive, send)
+            except Exception as exc:
+                start.setdefault("status", 500)
+                start.setdefault("error", exc)
+            finally:
+                done.set()
+
+        self._spawn(serve)
+        await done.wait()
+        if "error" in start:
+            report(app_error(self._t(), start["error"]))
+        return HttpResponse(int(start.get("status", 500)), _str_headers(start.get("headers")),
+                            b"".join(body))
+
     def _t(self) -> int:
-        return now_ns() - round(self._origin * _NS)
+        return round((trio.current_time() - self._origin) * _NS)
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         assert self._nursery is not None

@@ -11,6 +11,7 @@ import importlib
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 EXIT_OK = 0
 EXIT_DIVERGED = 1  # a verdict other than pass, or validation problems
@@ -18,16 +19,29 @@ EXIT_USAGE = 2  # bad arguments or bad input (corpus, warp, key file...)
 EXIT_UNREACHABLE = 3  # the target could not be reached
 EXIT_INTERRUPTED = 130
 
-EPILOG = """\
-exit codes:
-  0  everything passed / the file is valid
-  1  a replay diverged from its recording, or validation found problems
-  2  usage or input error (bad file, warp, key, option)
-  3  the target could not be reached
-"""
+EXIT_MEANINGS = {
+    EXIT_OK: "everything passed / the file is valid",
+    EXIT_DIVERGED: "a replay diverged from its recording, or validation found problems",
+    EXIT_USAGE: "usage or input error (bad file, warp, key, option): one line on stderr",
+    EXIT_UNREACHABLE: "the target could not be reached",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); reports hold what was gathered",
+}
+"""What each exit code means for every command, unless the command says otherwise in its
+module's ``EXIT_CODES`` (a dict of the codes whose meaning differs)."""
+
+
+def exit_codes_epilog(overrides: dict[int, str] | None = None) -> str:
+    """The ``exit codes:`` section of a ``--help``, with a command's own meanings."""
+    meanings = {**EXIT_MEANINGS, **(overrides or {})}
+    return "exit codes:\n" + "".join(f"  {code:<3} {text}\n"
+                                      for code, text in sorted(meanings.items()))
+
+
+EPILOG = exit_codes_epilog()
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMANDS = ("show", "validate", "run", "bisect", "explore", "load", "redact", "import_")
+_COMMANDS = ("show", "validate", "run", "learn", "bisect", "explore", "load", "redact",
+             "import_")
 
 
 class UsageError(Exception):
@@ -46,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _COMMANDS:
         module = importlib.import_module(f"{__package__}.{name}")
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP,
-                                  epilog=EPILOG,
+                                  epilog=exit_codes_epilog(getattr(module, "EXIT_CODES", None)),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.add_argument("--max-record-size", dest="max_record_bytes", type=parse_size,
@@ -100,6 +114,27 @@ def record_limit(args: argparse.Namespace) -> dict[str, int]:
     """The reader keyword for ``--max-record-size``: ``read_recording(p, **record_limit(args))``."""
     limit = getattr(args, "max_record_bytes", None)
     return {} if limit is None else {"max_record_bytes": limit}
+
+
+def add_finding_options(parser: argparse.ArgumentParser) -> None:
+    """``--finding KIND`` / ``--match TEXT``: the failure a search aims at (bisect, explore)."""
+    from replay._engine.verdict import FindingKind
+
+    parser.add_argument("--finding", choices=[k.value for k in FindingKind], default=None,
+                        metavar="KIND",
+                        help="only this finding counts as failing; any other outcome is "
+                             "reported but counts as passing (one of: "
+                             f"{', '.join(k.value for k in FindingKind)})")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="only a finding whose text holds TEXT (a substring, or a regex "
+                             "searched in it) counts, e.g. 1011 or 'Signature has expired'")
+
+
+def finding_selector(args: argparse.Namespace) -> Any:
+    """The `FindingSelector` that `add_finding_options` asked for."""
+    from replay._engine.verdict import FindingSelector
+
+    return FindingSelector(kind=args.finding, match=args.match or None)
 
 
 def is_interrupt(error: BaseException) -> bool:

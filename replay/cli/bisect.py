@@ -17,10 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._app import EXIT_DIVERGED, EXIT_OK, UsageError, record_limit
+from ._app import (
+    EXIT_DIVERGED,
+    EXIT_OK,
+    UsageError,
+    add_finding_options,
+    finding_selector,
+    record_limit,
+)
 
 NAME = "bisect"
 HELP = "find the knob value where a replay's verdict flips (exact on virtual time, noisy live)"
+EXIT_CODES = {0: "one threshold found (and, for noisy search, at the stated confidence)",
+              1: "no flip in the range, a non-monotone knob, or the probe budget ran out "
+                 "first"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 DESCRIPTION = """\
 Replay FILE again and again with one warp knob set to different values, and bracket the
@@ -40,11 +51,11 @@ search:
   auto    exact on virtual-clock targets, noisy on live ones (default).
 --repeats N (odd) instead runs a plain bisection with a majority of N replays per value.
 
-exit codes:
-  0  one threshold found (and, for noisy search, at the stated confidence)
-  1  no flip in the range, a non-monotone knob, or the probe budget ran out first
-  2  usage or input error (bad file, knob, range, warp, key, option)
-  3  the target could not be reached
+which failure:
+  --finding KIND and/or --match TEXT name the failure you mean (e.g. --finding
+  abnormal-close --match 1011): only a probe showing it fails; any other outcome is shown
+  but counts as passing. Without them any failure counts. Either way the findings seen on
+  each side of the threshold are listed at the end.
 """
 
 
@@ -52,7 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .run import _positive_int, add_replay_options
 
     parser.description = DESCRIPTION
-    parser.epilog = None
     parser.add_argument("file", metavar="FILE", help="corpus file (.wsr)")
     parser.add_argument("--knob", "-k", required=True, metavar="KNOB",
                         help="the warp knob to vary, e.g. accept or gap[open->first-send]")
@@ -79,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", metavar="OUT.svg|png",
                         help="draw verdict (or failure rate) against the knob value")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    add_finding_options(parser)
     add_replay_options(parser)
 
 
@@ -137,15 +148,21 @@ class ProbeRecord:
     fails: bool
     verdict: str
     detail: str
+    findings: tuple[str, ...] = ()
+    """The kinds of every finding of this replay, counted as failing or not."""
 
 
 class Prober:
-    """Replays the recording with the knob at a value and says whether it failed."""
+    """Replays the recording with the knob at a value and says whether it failed: shows
+    the failure `selector` names (default: any failure)."""
 
     def __init__(self, recording: Any, target: Any, *, knob: str, base: str,
-                 replay_options: Any) -> None:
+                 replay_options: Any, selector: Any = None) -> None:
+        from replay._engine.verdict import FindingSelector
+
         self.recording, self.target, self.knob, self.base = recording, target, knob, base
         self.options = replay_options
+        self.selector = selector if selector is not None else FindingSelector()
         self.records: list[ProbeRecord] = []
 
     def warp_text(self, value: int) -> str:
@@ -179,8 +196,11 @@ class Prober:
         if verdict.kind is VerdictKind.UNREACHABLE:
             # Not a timing outcome: bisecting it would only measure the network's mood.
             raise TargetUnreachable(findings[0].detail if findings else "target unreachable")
-        record = ProbeRecord(value, text, not verdict.passed, str(verdict.kind),
-                             str(findings[0]) if findings else "")
+        fails = self.selector.fails(verdict)
+        shown = (self.selector.chosen(verdict) if fails else ()) or findings
+        record = ProbeRecord(value, text, fails, str(verdict.kind),
+                             str(shown[0]) if shown else "",
+                             tuple(dict.fromkeys(str(f.kind) for f in findings)))
         self.records.append(record)
         return record
 
@@ -237,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
         search = make_search(mode, args, lo, hi, resolution)
     except BisectError as error:
         raise UsageError(str(error)) from None
-    prober = Prober(recording, target, knob=args.knob, base=args.warp, replay_options=options)
+    selector = finding_selector(args)
+    prober = Prober(recording, target, knob=args.knob, base=args.warp, replay_options=options,
+                    selector=selector)
     prober.check(lo, hi)
 
     describe = target.describe()
@@ -245,8 +267,9 @@ def run(args: argparse.Namespace) -> int:
         what = ("probabilistic bisection" if mode == "noisy" and not args.repeats else
                 "exact bisection" if not args.repeats else
                 f"bisection, majority of {args.repeats} per value")
+        aim = "" if selector.any else f", failing = {selector}"
         print(f"bisect {args.knob} over {_fmt(lo)}..{_fmt(hi)} at {_fmt(resolution)} "
-              f"on {describe}: {what}")
+              f"on {describe}: {what}{aim}")
     result = search_knob(search, prober, on_probe=None if args.json else _print_probe)
 
     found = result.kind is BisectKind.FLIP and getattr(result, "converged", True)
@@ -261,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
         return code
     for line in result.summary():
         print(line)
+    for line in seen_lines(result, prober.records):
+        print(line)
     if args.plot:
         print(f"plot written to {args.plot}")
     return code
@@ -272,9 +297,43 @@ def _fmt(ns: int) -> str:
     return format_ns(ns)
 
 
+def threshold(result: Any) -> tuple[int, int] | None:
+    """``(below, above)`` of the one flip a search found (exact or noisy), else None."""
+    flip = getattr(result, "flip", None)
+    if flip is not None:
+        return flip.below, flip.above
+    below, above = getattr(result, "below", None), getattr(result, "above", None)
+    if below is not None and above is not None:
+        return below, above
+    return None
+
+
+def seen_lines(result: Any, records: list[ProbeRecord]) -> list[str]:
+    """Which findings the probes saw on each side of the threshold (or over the range), so a
+    user sees when the search locked onto another failure than the one they meant."""
+    bracket = threshold(result)
+    if bracket is None:
+        sides = [("over the range", records)]
+    else:
+        below, above = bracket
+        sides = [(f"at or below {_fmt(below)}", [r for r in records if r.value <= below]),
+                 (f"at or above {_fmt(above)}", [r for r in records if r.value >= above])]
+    lines = []
+    for label, group in sides:
+        counts: dict[str, int] = {}
+        for record in group:
+            for kind in record.findings:
+                counts[kind] = counts.get(kind, 0) + 1
+        seen = ", ".join(f"{kind} ({n}/{len(group)})" for kind, n in counts.items())
+        lines.append(f"findings {label}: {seen or 'none'}")
+    return lines
+
+
 def _print_probe(number: int, record: ProbeRecord) -> None:
     verdict = "FAIL" if record.fails else "pass"
     detail = f"  {record.detail}" if record.detail else ""
+    if not record.fails and record.findings:
+        detail = f"  (not counted) {record.detail}"
     print(f"  probe {number:3d}  {_fmt(record.value):>12}  {verdict}{detail}", flush=True)
 
 
@@ -286,6 +345,8 @@ def _document(args: argparse.Namespace, target: str, mode: str, *, resolution: i
     del fields["probes"]  # listed below with their warps and verdicts
     return {
         "file": args.file, "target": target, "knob": args.knob, "warp": args.warp,
+        "finding": args.finding, "match": args.match,
+        "seen": seen_lines(result, records),
         "search": mode if args.repeats is None else f"majority-of-{args.repeats}",
         "range_ns": [result.lo, result.hi], "resolution_ns": resolution,
         "result": fields, "summary": result.summary(),

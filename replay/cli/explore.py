@@ -9,6 +9,9 @@ from pathlib import Path
 
 NAME = "explore"
 HELP = "search the warp space for a timing that breaks the replay; write a minimal repro"
+EXIT_CODES = {0: "no failing warp within the budget",
+              1: "a failing warp was found; the minimal repro was written"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most replays to spend, searching and shrinking (default 200)")
     parser.add_argument("--out", default="explored", metavar="DIR",
                         help="where to write the minimal repro (default ./explored)")
+    from ._app import add_finding_options
+
+    add_finding_options(parser)
     add_replay_options(parser)  # --seed seeds the search as well as each replay
 
 
@@ -28,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from replay._facade import plan_recording, replay_recording
     from replay._search.explore import Discovery, explore
 
-    from ._app import UsageError, record_limit
+    from ._app import UsageError, finding_selector, record_limit
     from .run import open_replay
 
     if args.budget < 1:
@@ -48,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
                          f"({baseline.kind}: {first}); explore needs a passing recording "
                          "(missing --jwt-secret or --ignore-path?)")
     show = _Progress(args.budget)
+    selector = finding_selector(args)
     result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
-                     progress=show)
+                     progress=show, selector=selector)
     show.done()
     if not isinstance(result, Discovery):
         print(f"no failing warp in {result.probes} replays (budget {args.budget}); "
@@ -109,6 +116,7 @@ def _sidecar_text(args: argparse.Namespace, result) -> str:
         f"warp = {_toml(str(result.warp))}",
         'expect = "xfail"  # flip to "pass" once the race is fixed',
         f"finding = {_toml(first)}",
+        *([f"match = {_toml(args.match)}"] if args.match else []),
         f"reason = {_toml(f'{kind}: {detail}'[:200])}",
         "",
     ]

@@ -13,6 +13,8 @@ from .redact import default_output, refuse_overwrite
 
 NAME = "import"
 HELP = "convert a browser HAR file or a mitmproxy flow dump (mitmdump -w) into a corpus file"
+EXIT_CODES = {0: "the corpus file was written"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

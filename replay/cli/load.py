@@ -19,6 +19,8 @@ from .run import _positive_int
 
 NAME = "load"
 HELP = "replay recordings as a load: N concurrent copies, across processes or a Dask cluster"
+EXIT_CODES = {1: "some copies did not pass (the report counts them)"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 DESCRIPTION = """\
 Multiply the recorded sessions into N concurrent copies and replay them against --target.

@@ -24,6 +24,7 @@ from ._app import (
     EXIT_UNREACHABLE,
     UsageError,
     is_interrupt,
+    parse_size,
     record_limit,
 )
 
@@ -45,6 +46,12 @@ targets:
 
 JWTs in the recording (real or redacted placeholders) are re-minted at each connect
 with --jwt-secret (HS256; or $WSREPLAY_JWT_SECRET) or --jwt-key (RS256/ES256 PEM).
+Other redacted credentials (wsreplay-redacted:<kind>) are filled from environment
+variables with --secret KIND=ENV_VAR, or by an --auth MODULE:FUNCTION hook.
+
+Values the server assigns and the client uses later (a thread id from the welcome, an id
+in a later URL) are found in the recording and carried over from what the server sends
+this time (--correlate adds paths, --no-correlate PATH|all switches them off).
 """
 
 
@@ -58,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_replay_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--report", metavar="FILE", help="also write the JSON document here")
+    parser.add_argument("--learn", action="store_true",
+                        help="first replay twice to learn which JSON paths are noise (as "
+                             "`wsreplay learn`), write them to the sidecar, then judge")
     parser.add_argument("--timeline", metavar="OUT.svg|png",
                         help="draw the first failing run (else the first run): recorded "
                              "above, replayed below, the first divergence marked")
@@ -94,35 +104,89 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                              "loop (default auto: asyncio, as uvicorn/hypercorn run apps, "
                              "unless the app's module imports trio)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed for jitter and same-instant ordering (default 0)")
+                        help="seed for jitter, same-instant ordering and (asgi:) the app's "
+                             "random/uuid4 draws (default 0)")
+    parser.add_argument("--epoch", type=_epoch, default=None, metavar="WHEN",
+                        help="asgi: targets: the app's wall clock at t=0, ISO 8601 "
+                             "(2025-01-01T00:00:00Z) or Unix seconds (default: the "
+                             "recording's own start, so a run never depends on today)")
+    parser.add_argument("--real-random", action="store_true",
+                        help="asgi: targets: leave the app's random and uuid4 draws truly "
+                             "random (default: seeded by --seed)")
     parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+    parser.add_argument("--ignore-handshake", action="store_true",
+                        help="a negotiated subprotocol or extension other than recorded is "
+                             "not a finding")
+    parser.add_argument("--max-message-size", type=parse_size, default=None, metavar="SIZE",
+                        help="largest server message the live client takes, e.g. 64MiB "
+                             "(default: 16MiB or twice the recording's largest message)")
+    parser.add_argument("--protocol", metavar="NAME|MODULE:CLASS", default=None,
+                        help="application protocol of every session: json, raw, socketio, "
+                             "graphql-ws, a registered name or module:Class (default auto: "
+                             "detected from each handshake)")
+    parser.add_argument("--correlate", action="append", default=[], metavar="JSONPATH",
+                        help="always carry server values at this path into later client "
+                             "traffic, e.g. '$.thread_id' (repeatable; most are detected)")
+    parser.add_argument("--no-correlate", action="append", default=[], metavar="JSONPATH|all",
+                        help="do not carry values detected at this path ('all': detect none)")
+    parser.add_argument("--secret", action="append", default=[], metavar="KIND=ENV_VAR",
+                        help="fill wsreplay-redacted placeholders of KIND (bearer, cookie, "
+                             "cookie:NAME, query:NAME, header:NAME, subprotocol, or the "
+                             "placeholder's kind) from $ENV_VAR at connect (repeatable)")
+    parser.add_argument("--auth", metavar="MODULE:FUNCTION",
+                        help="call FUNCTION(identity) per session for the headers, query "
+                             "parameters or subprotocols to connect with")
 
 
 def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
     each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
+    from replay._credentials import SecretSource
+    from replay._engine.correlation import CorrelationOptions
     from replay._engine.oracle import OracleOptions
     from replay._options import DEFAULT_TIMEOUT, ReplayOptions
     from replay._targets.live import parse_header_option
     from replay._targets.open import open_target
 
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
+                            ignore_handshake=args.ignore_handshake)
+    correlation = CorrelationOptions(correlate=tuple(args.correlate),
+                                     off=tuple(args.no_correlate))
+    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        from replay._credentials import load_hook
+
+        load_hook(args.auth)  # an import error is reported before anything connects
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if args.loop and not args.target.startswith("asgi:"):
-        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
+    for flag, given in (("--loop", args.loop), ("--epoch", args.epoch is not None),
+                        ("--real-random", args.real_random)):
+        if given and not args.target.startswith("asgi:"):
+            raise UsageError(f"{flag}: only for asgi: targets (a live server reads its own "
+                             f"clock and randomness), not {args.target!r}")
+    if args.protocol is not None and args.protocol != "auto":
+        from replay._protocols import resolve_protocol
+
+        resolve_protocol(args.protocol)  # an unknown name is a usage error before anything connects
     target = open_target(args.target, ca_file=args.ca, insecure=args.insecure or None,
                          extra_headers=headers or None, loop=args.loop)
     return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
-                                 concurrency=args.concurrency)
+                                 concurrency=args.concurrency, correlation=correlation,
+                                 secrets=secrets, auth=args.auth, protocol=args.protocol,
+                                 max_message_size=args.max_message_size,
+                                 epoch=args.epoch, real_random=args.real_random)
 
 
 def _positive_int(text: str) -> int:
@@ -133,6 +197,24 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
     return value
+
+
+def format_epoch(ns: int) -> str:
+    """Unix ns as ISO 8601 UTC to the nanosecond, which `--epoch` reads back exactly."""
+    import datetime as dt
+
+    seconds, rest = divmod(ns, 1_000_000_000)
+    whole = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{rest:09d}Z" if rest else f"{whole}Z"
+
+
+def _epoch(text: str) -> int:
+    from replay._options import parse_epoch
+
+    try:
+        return parse_epoch(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def _seconds(text: str) -> float:
@@ -169,11 +251,9 @@ def run(args: argparse.Namespace) -> int:
     warp = Warp.parse(args.warp) if args.warp else None
     target, replay_options = open_replay(args)
     replay_options = dataclasses.replace(replay_options, warp=warp)
-    key = replay_options.key
     recordings = [(path, read_recording(path, **record_limit(args)))
                   for path in args.files]
-    if key is None:
-        _note_unsigned_tokens(recordings, warp, args.pacing)
+    replay_options = _before_connecting(recordings, target, replay_options, args)
 
     total = sum(len(r.sessions) for _, r in recordings) * args.repeat
     runs: list[_Run] = []
@@ -286,6 +366,55 @@ def _note_unsigned_tokens(recordings: Sequence[tuple[str, Any]], warp: Any,
                   f"them", file=sys.stderr)
 
 
+def _before_connecting(recordings: Sequence[tuple[str, Any]], target: Any, options: Any,
+                       args: argparse.Namespace) -> Any:
+    """Notes on credentials that will go out as recorded; `--learn`'s runs. The options
+    to judge with."""
+    if options.key is None:
+        _note_unsigned_tokens(recordings, options.warp, args.pacing)
+    if args.auth is None:
+        _note_unfilled(recordings, options)
+    if args.learn:
+        options = _learn_first(recordings, target, options, args)
+    return options
+
+
+def _note_unfilled(recordings: Sequence[tuple[str, Any]], options: Any) -> None:
+    """One line per file that would still send a credential placeholder as recorded."""
+    from replay._credentials import unfilled
+    from replay._facade import plan_recording
+
+    for path, recording in recordings:
+        left = unfilled(plan_recording(recording, pacing=options.pacing), options.secrets)
+        if left:
+            session, where, text = left[0]
+            more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+            kind = text.partition(":")[2]
+            print(f"wsreplay: note: {path} sends {text} as recorded (session {session}, "
+                  f"{where}){more}; fill it with --secret {kind}=ENV_VAR or --auth "
+                  f"MODULE:FUNCTION", file=sys.stderr)
+
+
+def _learn_first(recordings: Sequence[tuple[str, Any]], target: Any, options: Any,
+                 args: argparse.Namespace) -> Any:
+    """`run --learn`: learn each file's noise (two runs), write it, judge with it."""
+    from replay._learn import learn
+    from replay._sidecar import add_ignore_paths
+
+    from .learn import sidecar_path
+
+    learned: list[str] = []
+    for path, recording in recordings:
+        paths = learn(recording, target, options, runs=2)
+        written = add_ignore_paths(sidecar_path(path), paths)
+        print(f"learned {len(paths)} noisy path(s) for {path}: {', '.join(paths) or '-'}"
+              f" (written to {written})", file=sys.stderr)
+        learned.extend(p for p in paths if p not in learned)
+    args.ignore_path = [*args.ignore_path, *(p for p in learned if p not in args.ignore_path)]
+    oracle = dataclasses.replace(options.oracle, ignore_paths=tuple(args.ignore_path))
+    return dataclasses.replace(options, oracle=oracle)
+
+
 def _draw(runs: Sequence[_Run], recordings: Sequence[tuple[str, Any]], out: str) -> None:
     from replay._pictures.timeline import lanes_from_recording, lanes_from_transcript, plot_timeline
 
@@ -378,10 +507,26 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--concurrency", str(args.concurrency)]
     if args.seed:
         words += ["--seed", str(args.seed)]
+    if getattr(args, "epoch", None) is not None:
+        words += ["--epoch", format_epoch(args.epoch)]
+    if getattr(args, "real_random", False):
+        words.append("--real-random")
     for ignored in args.ignore_path:
         words += ["--ignore-path", ignored]
     if args.unordered:
         words.append("--unordered")
+    if args.ignore_handshake:
+        words.append("--ignore-handshake")
+    if args.max_message_size:
+        words += ["--max-message-size", str(args.max_message_size)]
+    for jsonpath in getattr(args, "correlate", ()):
+        words += ["--correlate", jsonpath]
+    for jsonpath in getattr(args, "no_correlate", ()):
+        words += ["--no-correlate", jsonpath]
+    for secret in getattr(args, "secret", ()):  # KIND=ENV_VAR: a name, never a value
+        words += ["--secret", secret]
+    if getattr(args, "auth", None):
+        words += ["--auth", args.auth]
     command = shlex.join(words)
     if args.jwt_secret:  # never print a secret: read it from the environment instead
         command = f'WSREPLAY_JWT_SECRET="$WSREPLAY_JWT_SECRET" {command}'
@@ -403,6 +548,8 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             late = lateness(events.get(verdict.session, ()))
             timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
             print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
+    for line in carried_lines(runs):
+        print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
         result = run.result
@@ -419,6 +566,32 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
     sessions = sum(len(r.result.verdict.sessions) for r in runs)
     bad = sum(v.kind != VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
     print(f"\n{sessions - bad} of {sessions} sessions passed against {target}")
+
+
+def carried_lines(runs: Sequence[_Run]) -> list[str]:
+    """One line per server-assigned value the replay carried (or could not)."""
+    from replay._engine.transcript import Carried, Unbound
+
+    seen: dict[tuple[str, str, int], list[int]] = {}
+    unbound: dict[tuple[str, str, int], list[int]] = {}
+    for run in runs:
+        for session in run.result.transcript.sessions:
+            for e in session.events:
+                if type(e) in (Carried, Unbound):
+                    table = seen if type(e) is Carried else unbound
+                    into = table.setdefault((e.path, e.value, e.source), [])
+                    if session.session not in into:
+                        into.append(session.session)
+    lines = []
+    for (path, value, source), sessions in seen.items():
+        lines.append(f"carried {path} ({value!r} as recorded) from session {source} into "
+                     f"session{'s' if len(sessions) > 1 else ''} "
+                     f"{', '.join(map(str, sessions))}")
+    for (path, value, source), sessions in unbound.items():
+        lines.append(f"could not bind {path} ({value!r} as recorded) from session {source}: "
+                     f"the server did not send it; sessions {', '.join(map(str, sessions))} "
+                     f"sent the recorded value")
+    return lines
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -450,6 +623,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "file": run.path,
         "repeat": run.repeat,
         "clock": result.transcript.clock,
+        "epoch": (format_epoch(result.transcript.epoch)
+                  if result.transcript.epoch is not None else None),
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
         "sessions": [{

@@ -10,6 +10,8 @@ from typing import Any
 
 NAME = "show"
 HELP = "print a recording as a timeline (or JSON Lines with --json)"
+EXIT_CODES = {0: "the recording was printed"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 PREVIEW = 72
 
@@ -23,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="do not shorten payloads")
     parser.add_argument("--timeline", metavar="OUT", help="draw the sessions as lanes into "
                         "OUT (.svg, .png or .pdf) instead of printing them")
+    parser.add_argument("--correlations", action="store_true",
+                        help="list the server-assigned values a replay would carry into later "
+                             "client traffic (what `run` binds), instead of the timeline")
+    parser.add_argument("--correlate", action="append", default=[], metavar="JSONPATH",
+                        help="with --correlations: as `run --correlate`")
+    parser.add_argument("--no-correlate", action="append", default=[], metavar="JSONPATH|all",
+                        help="with --correlations: as `run --no-correlate`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from ._app import record_limit
 
     wanted = set(args.session) if args.session else None
+    if args.correlations:
+        return _correlations(args, wanted)
     if args.timeline:
         return _draw(args, wanted)
     with CorpusReader(args.file, **record_limit(args)) as reader:
@@ -40,6 +51,35 @@ def run(args: argparse.Namespace) -> int:
             if wanted is None or record.session in wanted:
                 emit.record(record)
         emit.trailer(reader.trailer)
+    return 0
+
+
+def _correlations(args: argparse.Namespace, wanted: set[int] | None) -> int:
+    from corpus import read_recording
+    from replay._engine.correlation import CorrelationOptions, detect
+    from replay._facade import plan_recording
+
+    from ._app import record_limit
+
+    options = CorrelationOptions(correlate=tuple(args.correlate), off=tuple(args.no_correlate))
+    rules = detect(plan_recording(read_recording(args.file, **record_limit(args))), options)
+    rules = tuple(r for r in rules if wanted is None or r.source.session in wanted
+                  or any(u.session in wanted for u in r.uses))
+    if args.json:
+        for rule in rules:
+            print(json.dumps({"path": rule.path, "value": rule.value,
+                              "source": {"session": rule.source.session,
+                                         "message": rule.source.message},
+                              "uses": [{"session": u.session, "where": u.where}
+                                       for u in rule.uses],
+                              "explicit": rule.explicit}, ensure_ascii=False))
+        return 0
+    if not rules:
+        print(f"{args.file}: no server-assigned values used by the client")
+        return 0
+    print(f"{args.file}: {len(rules)} server-assigned value(s) carried at replay")
+    for rule in rules:
+        print(f"  {rule.describe()}")
     return 0
 
 
@@ -103,7 +143,8 @@ def record_to_json(record: Any) -> dict[str, Any]:
                 "t_response_ns": record.t_response, "subprotocol": record.subprotocol,
                 "request_headers": [list(p) for p in record.request_headers],
                 "response_headers": [list(p) for p in record.response_headers],
-                "client_addr": record.client_addr, "server_addr": record.server_addr}
+                "client_addr": record.client_addr, "server_addr": record.server_addr,
+                **({"proxy_error": record.proxy_error} if record.proxy_error else {})}
     return {"kind": "close", **base, "by": record.by.value, "code": record.code,
             "reason": record.reason}
 
@@ -143,6 +184,10 @@ class _Timeline:
             took = (record.t_response - record.t) / 1e6
             self.console.print(f"{when} [bold]⇢ open[/]   GET {_esc(record.url)} → {status}"
                                f"{_esc(proto)}  (handshake {took:.3f} ms)")
+            if record.proxy_error:
+                self.console.print(f"{' ' * 18}[yellow]proxy error: no server answer; the "
+                                   f"proxy answered {record.status} itself: "
+                                   f"{_esc(record.proxy_error)}[/]")
         else:
             code = "" if record.code is None else f" {record.code}"
             reason = f" {record.reason!r}" if record.reason else ""

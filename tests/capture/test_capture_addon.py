@@ -109,6 +109,7 @@ def test_an_upgrade_the_proxy_could_not_deliver_is_recorded_as_its_502(tmp_path:
     (path,) = tmp_path.glob("*.wsr")
     (session,) = read_recording(path).sessions
     assert (session.handshake.status, session.handshake.t_response) == (502, 2 * 10**9)
+    assert session.handshake.proxy_error == "Connection refused"  # mitmproxy's, not a server's
     assert session.handshake.response_headers == ()
     assert session.close is None
 
@@ -185,9 +186,22 @@ def test_bad_option_values_are_refused_with_what_was_expected(
         tmp_path: Path, options: dict[str, object], says: str) -> None:
     addon = capture.addon.WsReplay()
     with taddons.context(addon) as tctx:
+        addon.running()  # a change while the proxy runs (mitmweb's options editor)
         with pytest.raises(exceptions.OptionsError, match=None) as refused:
             tctx.configure(addon, **options)
         assert says in str(refused.value)
+
+
+def test_a_bad_option_at_start_up_is_one_logged_error_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # mitmproxy prints an exception raised while a script loads with its traceback; a
+    # logged error stops mitmdump at start-up just the same (see test_capture_process).
+    addon = capture.addon.WsReplay()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, wsreplay_files="sometimes")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["wsreplay_files: expected 'run' or 'connection', got 'sometimes'"]
+    assert addon.recorder is None
 
 
 def test_a_failing_hook_logs_the_flow_id_and_does_not_raise(

@@ -57,9 +57,11 @@ def test_exact_bisect_finds_the_accept_race_within_the_resolution(recording, tar
     assert probes[0].split()[2:4] == ["0", "pass"]
     assert probes[1].split()[2:4] == ["300ms", "FAIL"]
     assert "changed" in probes[1]  # the oracle's finding is shown with the probe
-    assert out[-2] == "threshold in (40ms, 41ms]: fails above it, passes below it"
+    assert out[-4] == "threshold in (40ms, 41ms]: fails above it, passes below it"
     count, bound = len(probes), 9 + 2  # ceil(log2(300)) + 2
-    assert out[-1] == f"{count} probes (bound {bound})"
+    assert out[-3] == f"{count} probes (bound {bound})"
+    assert out[-2] == "findings at or below 40ms: none"
+    assert out[-1].startswith("findings at or above 41ms: changed (")
     assert count <= bound
 
 
@@ -68,7 +70,8 @@ def test_a_range_without_the_race_says_no_flip_and_exits_1(recording, target, ca
                  "--range", "0ms..30ms"])
     out = capsys.readouterr().out.splitlines()
     assert code == 1
-    assert out[-2].startswith("no flip in 0..30ms: every probed value passes")
+    assert out[-3].startswith("no flip in 0..30ms: every probed value passes")
+    assert out[-1] == "findings over the range: none"
 
 
 def test_json_and_plot(recording, target, capsys, tmp_path):
@@ -84,7 +87,9 @@ def test_json_and_plot(recording, target, capsys, tmp_path):
     assert flip["below"] < 40 * MS + 1 <= flip["above"]
     assert flip["above"] - flip["below"] <= 500_000
     assert document["probes"][0] == {"value": 0, "warp": "accept=0ms", "fails": False,
-                                     "verdict": "pass", "detail": ""}
+                                     "verdict": "pass", "detail": "", "findings": []}
+    assert document["finding"] is None and document["match"] is None
+    assert document["seen"][1].startswith("findings at or above")
     assert document["probe_count"] == len(document["probes"])
     assert ET.parse(plot).getroot().tag.endswith("svg")
 
@@ -97,9 +102,9 @@ def test_noisy_search_on_a_flaky_target_reports_a_credible_interval(recording, t
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].endswith("probabilistic bisection")
-    assert out[-3].startswith("threshold in (40ms, 41ms] with belief 0.99")
-    assert out[-2].startswith("99% credible interval (40ms, 41ms]")
-    assert out[-1].endswith("(estimated)")
+    assert out[-5].startswith("threshold in (40ms, 41ms] with belief 0.99")
+    assert out[-4].startswith("99% credible interval (40ms, 41ms]")
+    assert out[-3].endswith("(estimated)")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +165,7 @@ def test_a_live_target_gets_the_probabilistic_search(tmp_path, live_url, capsys)
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].endswith("probabilistic bisection")
-    head = out[-3]
+    head = out[-5]
     assert head.endswith("fails above it, passes below it")
     # The cache expires 50ms after the accept; the real clock adds a little on each side.
     below = int(head.split("(")[1].split("ms")[0])

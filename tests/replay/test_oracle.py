@@ -357,9 +357,12 @@ def test_each_app_error_is_one_finding_with_its_exact_message_and_explains_the_c
               AppError(4 * MS, "RuntimeError", message), AppError(5 * MS, "KeyError", "'x'"))
     verdict = judge(schedule, transcript((1, events), clock="virtual"))
     assert [(f.kind, f.detail, f.t) for f in verdict.findings] == [
-        (FindingKind.APP_ERROR, f"RuntimeError: {message}", 4 * MS),
+        (FindingKind.APP_ERROR, f"RuntimeError: {message}; closed by server with 1011",
+         4 * MS),
         (FindingKind.APP_ERROR, "KeyError: 'x'", 5 * MS),
     ]
+    # The first crash carries the close it caused: `--finding abnormal-close` selects it.
+    assert [f.also for f in verdict.findings] == [(FindingKind.ABNORMAL_CLOSE,), ()]
     assert verdict.kind is VerdictKind.APP_ERROR
 
 
