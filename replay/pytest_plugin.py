@@ -169,26 +169,30 @@ class CorpusCase(pytest.Item):
 
 
 def _diff(result: Any, sidecar: Sidecar) -> str:
+    from corpus import scrub
+
     from ._engine.diff import render_diff
 
     # The same oracle options as the verdict, or the diff would flag ignored fields.
-    return render_diff(result.schedule, result.transcript, result.verdict,
-                       options=_oracle_options(sidecar))
+    return scrub(render_diff(result.schedule, result.transcript, result.verdict,
+                             options=_oracle_options(sidecar)))
 
 
 def transcript_json(result: Any) -> dict[str, Any]:
     """A replay's verdict and transcript as JSON (for CI artifacts)."""
+    from corpus import scrub_value
+
     from .cli.run import event_json
 
     findings = {v.session: v for v in result.verdict.sessions}
-    return {"clock": result.transcript.clock, "verdict": str(result.verdict.kind),
+    return scrub_value({"clock": result.transcript.clock, "verdict": str(result.verdict.kind),
             "sessions": [{"session": s.session,
                           "verdict": str(findings[s.session].kind) if s.session in findings
                           else "pass",
                           "findings": [str(f) for f in findings[s.session].findings]
                           if s.session in findings else [],
                           "events": [event_json(e) for e in s.events]}
-                         for s in result.transcript.sessions]}
+                         for s in result.transcript.sessions]})
 
 
 def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from corpus import Headers
+from corpus import Headers, scrub
 from replay._engine.network import NetworkModel
 from replay._errors import ConnectionClosed, TargetError, TargetUnreachable
 
@@ -55,6 +55,9 @@ HANDSHAKE_OWNED = frozenset({
     "keep-alive", "proxy-connection",
 })
 """Headers the replay client writes itself: a ``--header`` for one would break the upgrade."""
+
+CLIENT_WRITTEN = frozenset({"host", "sec-websocket-protocol", "sec-websocket-extensions"})
+"""Headers the client writes from the recording, or from a ``--header`` that replaces them."""
 
 _TOKEN_SEPARATORS = frozenset(" \t\"(),/;<=>?@[\\]{}")
 
@@ -165,11 +168,14 @@ class LiveTarget(NurseryTarget):
                     task_status: trio.TaskStatus[_LiveConnection]) -> None:
         """Open one connection, hand it to `connect()`, keep it until it is released."""
         resource = self.resource(request.url)
-        where = f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}"
-        headers = forwarded_headers(request.headers, self.extra_headers)
-        # The --header overrides of the WebSocket ones are checked (`check_header`): they
-        # replace what the recording offered.
+        # Errors name the request with its secrets as placeholders: the resource may carry a
+        # re-minted token or a filled-in credential, valid for a while.
+        where = scrub(f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}")
+        # --header overrides of Host and the offers (checked by `parse_header_option`)
+        # replace what the recording had; the client writes those itself, once.
         offered = {name.lower(): value for name, value in self.extra_headers}
+        headers = forwarded_headers(request.headers, tuple(
+            (k, v) for k, v in self.extra_headers if k.lower() not in CLIENT_WRITTEN))
         host = offered.get("host") or (
             self.host if self.port in (80, 443) else f"{self.host}:{self.port}")
         protocols = list(request.subprotocols)

@@ -287,7 +287,11 @@ def run(args: argparse.Namespace) -> int:
     code = EXIT_INTERRUPTED if interrupted else _exit_code(runs)
     if args.timeline and runs:
         _draw(runs, recordings, args.timeline)
-    document = _document(runs, args, code)
+    from corpus import scrub_value
+
+    # Received payloads, headers and error texts may hold what the server or the re-mint
+    # produced (fresh tokens, cookies): every output carries placeholders instead.
+    document = scrub_value(_document(runs, args, code))
     if args.report:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, ensure_ascii=False)
@@ -534,7 +538,9 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 
 
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
+    from corpus import scrub
     from replay._engine.diff import render_diff
+    from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
@@ -547,7 +553,10 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
             timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
-            print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
+            ended = describe_ending(events.get(verdict.session, ())) if worst else ""
+            how = f"  [{ended}]" if ended else ""
+            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
+                        f"{how}"))
     for line in carried_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
@@ -556,8 +565,8 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
         print()
         print(f"── {run.path}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
               + f" against {target}")
-        print(render_diff(result.schedule, result.transcript, result.verdict,
-                          options=_options(args)))
+        print(scrub(render_diff(result.schedule, result.transcript, result.verdict,
+                                options=_options(args))))
     if failed:
         print()
         print("reproduce with:")
@@ -645,14 +654,21 @@ def event_json(event: Any) -> dict[str, Any]:
     import base64
     import dataclasses
 
+    from corpus import scrub
+    from corpus._redact import default_redactor, utf8_text
+
     out: dict[str, Any] = {"kind": type(event).__name__.lower()}
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
         name = "t_ns" if field.name == "t" else field.name
         if isinstance(value, bytes):
+            # UTF-8 text in a binary frame can carry a token like a text frame does.
+            text = utf8_text(value)
+            if text is not None:
+                value = scrub(text).encode()
             out[name + "_b64"] = base64.b64encode(value).decode()
-        elif field.name == "headers":
-            out[name] = [list(pair) for pair in value]
+        elif field.name == "headers":  # a server's Set-Cookie is as secret as a recorded one
+            out[name] = [list(pair) for pair in default_redactor().headers(value)]
         elif hasattr(value, "value"):  # enums (Closer)
             out[name] = value.value
         else:

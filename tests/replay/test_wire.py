@@ -169,3 +169,21 @@ def test_proxy_errors_round_trip_and_older_files_read_without_them(tmp_path) -> 
     path = tmp_path / "p.wsr"
     write_recording(path, Recording.from_records(new_header(epoch_ns=EPOCH), [record]))
     assert read_recording(path).sessions[0].handshake.proxy_error == "Certificate verify failed"
+
+
+def test_show_flags_large_messages_and_gaps_the_proxy_likely_stretched(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from corpus import write_recording
+
+    big = b"\0" * (2 * 2**20)  # ~100 ms through the proxy at its measured rate
+    rec = recording(session_records(1, [(1, ">", "small"), (5, "<", big), (10, ">", "next"),
+                                        (900, ">", "late")]))
+    path = tmp_path / "big.wsr"
+    write_recording(path, rec)
+    assert main(["show", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    small, large, soon, late = [line for line in lines if " s1 " in line and "B  " in line]
+    assert "large: stamped when the proxy had it whole" in large
+    assert "the proxy may have stretched it" in soon  # 5 ms after 2 MiB
+    assert "proxy" not in small + late
+    assert "1 message(s) above 1 MiB, 1 gap(s) the proxy likely stretched" in lines[-1]
