@@ -395,7 +395,8 @@ def fan_out(sources: Sequence[tuple[str, Schedule]], *, copies: int,
                                   offset=offset))
     first = sources[0][1]
     schedule = Schedule(sessions=tuple(plans), pacing=first.pacing, network=first.network,
-                        token_expiry=first.token_expiry)
+                        token_expiry=first.token_expiry,
+                        max_message_size=max(s.max_message_size for _, s in sources))
     return Load(schedule=schedule, origins=tuple(origins),
                 sources=tuple(label for label, _ in sources), copies=made)
 
