@@ -381,6 +381,8 @@ class AsgiConnection:
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        if self._client == "closed" and self._closed is not None:
+            raise self._closed  # close() already took the answer: this one comes too late
         # A close that reaches a client already closing answers its close (whatever the
         # s2c latency makes arrive first): the client closed, as on a real socket.
         by_server = self._client != "closing"
