@@ -28,13 +28,14 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ._auth import find_tokens, plan_texts
+from ._engine.correlation import handshake_texts
 from ._engine.schedule import Schedule, SessionPlan
 from ._errors import AuthError
 
@@ -139,22 +140,14 @@ def load_hook(spec: str) -> AuthHook:
 
 def identity(plan: SessionPlan) -> Identity:
     claims: Mapping[str, Any] = {}
-    for _, text in plan_texts(dataclasses.replace(plan, sends=())):
+    for _, text in handshake_texts(plan):
         tokens = find_tokens(text)
         if tokens:
             claims = tokens[0].claims
             break
-    kinds = tuple(dict.fromkeys(m.group(1) for _, text in _handshake(plan)
+    kinds = tuple(dict.fromkeys(m.group(1) for _, text in handshake_texts(plan)
                                 for m in PLACEHOLDER.finditer(text)))
     return Identity(plan.session, plan.url, plan.headers, plan.subprotocols, claims, kinds)
-
-
-def _handshake(plan: SessionPlan) -> Iterator[tuple[str, str]]:
-    yield "url", plan.url
-    for name, value in plan.headers:
-        yield f"header {name}", value
-    for protocol in plan.subprotocols:
-        yield "subprotocol", protocol
 
 
 def unfilled(schedule: Schedule, sources: Sequence[SecretSource]) -> list[tuple[int, str, str]]:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._options import ReplayOptions
 from ._runner import OnEvent, SessionRewrite, replay, run_sync
@@ -48,7 +48,7 @@ def replay_recording(recording: Recording, target: Target,
     clocks = app_clocks(recording, schedule, options) if target.clock == "virtual" else None
     transcript = run_sync(schedule, target, seed=options.seed, timeout=options.timeout,
                           concurrency=options.concurrency, on_event=on_event, rewrite=rewrite,
-                          binder=binder_for(schedule, options), clocks=clocks)
+                          binder=binder_for(recording, options), clocks=clocks)
     if clocks is not None:
         transcript = replace(transcript, epoch=clocks.epoch_ns)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
@@ -76,7 +76,7 @@ async def replay_recording_async(recording: Recording, target: Target,
     schedule, rewrite = _prepare(recording, options)
     transcript = await replay(schedule, target, timeout=options.timeout,
                               concurrency=options.concurrency, on_event=on_event,
-                              rewrite=rewrite, binder=binder_for(schedule, options))
+                              rewrite=rewrite, binder=binder_for(recording, options))
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 
 
@@ -111,15 +111,32 @@ def credential_filler(options: ReplayOptions) -> SessionRewrite | None:
     return CredentialFiller(options.secrets, hook=hook, hook_name=options.auth or "")
 
 
-def binder_for(schedule: Schedule, options: ReplayOptions) -> Binder | None:
-    """The run's correlation `Binder`, or None when the schedule has nothing to carry."""
+def binder_for(recording: Recording, options: ReplayOptions) -> Binder | None:
+    """The run's correlation `Binder`, or None when the recording has nothing to carry.
+
+    Rules come from the recording as recorded (a warp bends when things happen, not
+    which values the client took from the server), and are kept for the last few
+    recordings: bisect and explore replay one recording many times.
+    """
     from ._bind import Binder
     from ._engine.correlation import detect
     from ._protocols import decoder_for
 
-    decode = decoder_for(plan.protocol for plan in schedule.sessions)
-    rules = detect(schedule, options.correlation, decode=decode)
+    key = (id(recording), options.correlation, options.protocol)
+    cached = _RULES.get(key)
+    if cached is None or cached[0] is not recording:
+        schedule = plan_recording(recording, protocol=options.protocol)
+        decode = decoder_for(plan.protocol for plan in schedule.sessions)
+        cached = (recording, detect(schedule, options.correlation, decode=decode), decode)
+        if len(_RULES) >= 8:
+            _RULES.pop(next(iter(_RULES)))
+        _RULES[key] = cached
+    _, rules, decode = cached
     return Binder(rules, decode=decode) if rules else None
+
+
+_RULES: dict[tuple[Any, ...], tuple[Recording, Any, Any]] = {}
+"""id(recording), options → (the recording itself, its rules, the decoder)."""
 
 
 def plan_recording(recording: Recording, *, warp: Warp | None = None,

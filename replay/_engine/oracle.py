@@ -612,11 +612,15 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
     elif not stuck and not any(type(e) is AppError for e in events):
         findings.append(Finding(stuck_kind, sid, "the handshake never completed"))
 
+    # A crash before the accept reads differently from one after it, on its own line too.
+    refused = (f"before the accept (handshake refused with HTTP {rejected.status})"
+               if rejected is not None else None)
     for n, error in enumerate(e for e in events if type(e) is AppError):
         explains = ended is not None and n == 0
+        how = ended if explains else refused if n == 0 else None
         findings.append(Finding(FindingKind.APP_ERROR, sid,
                                 f"{error.type}: {error.message}"
-                                + (f"; {ended}" if explains else ""), t=error.t,
+                                + (f"; {how}" if how else ""), t=error.t,
                                 also=(FindingKind.ABNORMAL_CLOSE,) if explains else ()))
     findings.extend(Finding(FindingKind.UNBOUND, sid,
                             f"{e.where} used {e.path} = {e.value!r} from session {e.source}, "

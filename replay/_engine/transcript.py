@@ -151,3 +151,24 @@ class Transcript:
     """``real`` or ``virtual``: what the times mean."""
     epoch: int | None = None
     """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""
+
+
+def describe_ending(events: tuple[Event, ...] | list[Event]) -> str:
+    """How a session ended, in a few words for a summary line: a refused handshake reads
+    differently from a close after the accept, with the close code and reason. (The app's
+    exception text is its finding's.)"""
+    parts: list[str] = []
+    for event in events:
+        if type(event) is Rejected:
+            body = event.body[:60].decode("utf-8", "replace").strip()
+            parts.append(f"handshake refused with HTTP {event.status}"
+                         + (f" {body!r}" if body else ""))
+        elif type(event) is Unreachable:
+            parts.append("unreachable")
+        elif type(event) is Closed:
+            how = f"with {event.code}" if event.code is not None else "without a close frame"
+            reason = f" {event.reason!r}" if event.reason else ""
+            parts.append(f"accepted, then closed by {event.by} {how}{reason}")
+    if not parts and any(type(e) is Connected for e in events):
+        parts.append("accepted, never closed")
+    return "; ".join(parts)

@@ -25,10 +25,13 @@ reads* were not: a JWT check reads `time.time()`, a TTL cache `time.monotonic()`
   seeded likewise, so ids and shuffles repeat run to run. ``secrets``, ``os.urandom``,
   ``random.SystemRandom`` and C extensions stay truly random.
 
-The patches are process-wide: threads (``run_in_executor``, ``to_thread``) read the same
-virtual clocks. What is not virtual is how long a thread takes: virtual time does not wait
-for it, so an app whose outcome depends on a thread's duration is not repeatable. Other
-processes and C code calling ``clock_gettime`` directly read real time.
+The patches are process-wide, so app code in worker threads (``run_in_executor``,
+``asyncio.to_thread``, ``anyio.to_thread``/Starlette's threadpool, ``trio.to_thread``) reads
+the same virtual clocks. Virtual time stands still while such a thread runs (the MockClock
+stops jumping until it returns): a thread takes no virtual time, whatever it takes in real
+time, so the replay stays repeatable. Threads an app starts by other means (``threading``
+directly, its own executor) are not waited for: virtual time may jump while they run.
+Other processes and C code calling ``clock_gettime`` directly read real time.
 
 wsreplay's own bookkeeping that must stay real binds the real functions at import time
 (``from time import perf_counter``) or uses `real_time_ns`.
@@ -36,17 +39,22 @@ wsreplay's own bookkeeping that must stay real binds the real functions at impor
 
 from __future__ import annotations
 
+import inspect
+import math
 import random
 import sys
 import sysconfig
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trio.testing import MockClock
 
 MONOTONIC_T0 = 86_400.0
 """Virtual `time.monotonic()` (and Trio time, and ``loop.time()``) at the replay's t=0."""
@@ -127,15 +135,51 @@ class _Patches:
         self._undo: list[tuple[object, str, Any, Any]] = []
 
     def set(self, owner: object, name: str, new: Any) -> None:
-        old = getattr(owner, name)
+        old = inspect.getattr_static(owner, name)  # a classmethod stays one when put back
         setattr(owner, name, new)
         self._undo.append((owner, name, old, new))
 
     def undo(self) -> None:
         while self._undo:
             owner, name, old, new = self._undo.pop()
-            if getattr(owner, name, None) is new:
+            if inspect.getattr_static(owner, name, None) is new:
                 setattr(owner, name, old)
+
+
+class _ThreadHold:
+    """Virtual time stands still while app code runs in a worker thread: the MockClock
+    does not jump while any is outstanding (Trio waits for the thread's wake-up instead)."""
+
+    def __init__(self, clock: MockClock) -> None:
+        self.clock, self.running = clock, 0
+
+    def wrap(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            self.running += 1
+            self.clock.autojump_threshold = math.inf
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                self.running -= 1
+                if not self.running:
+                    self.clock.autojump_threshold = 0
+
+        return held
+
+    def patch(self, patches: _Patches) -> None:
+        import trio.to_thread
+
+        patches.set(trio.to_thread, "run_sync", self.wrap(trio.to_thread.run_sync))
+        for name in ("anyio._backends._trio", "anyio._backends._asyncio"):
+            backend = sys.modules.get(name)  # not imported: nothing of it can run
+            if backend is None:
+                continue
+            if name.endswith("_trio"):  # bound `from trio.to_thread import run_sync`
+                patches.set(backend, "run_sync", self.wrap(backend.run_sync))
+            else:  # anyio's own worker threads on asyncio
+                cls = backend.AsyncIOBackend
+                patches.set(cls, "run_sync_in_worker_thread",
+                            _classmethod(self.wrap(cls.run_sync_in_worker_thread)))
 
 
 def _virtual_clocks(now: Callable[[], float]) -> dict[str, Callable[[], Any]]:
@@ -149,11 +193,20 @@ def _virtual_clocks(now: Callable[[], float]) -> dict[str, Callable[[], Any]]:
             "perf_counter": monotonic, "perf_counter_ns": monotonic_ns}
 
 
+def _classmethod(bound: Callable[..., Awaitable[Any]]) -> classmethod[Any, Any, Any]:
+    async def method(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return await bound(*args, **kwargs)
+
+    return classmethod(method)
+
+
 @contextmanager
-def app_clocks(clocks: AppClocks, now: Callable[[], float]) -> Iterator[None]:
-    """Within the block the app's clocks follow `now()` (Trio's virtual seconds, which read
+def app_clocks(clocks: AppClocks, clock: MockClock) -> Iterator[None]:
+    """Within the block the app's clocks follow `clock` (Trio's virtual seconds, which read
     `MONOTONIC_T0` at t=0) and its randomness the seed. Process-wide; not re-entrant."""
     import time_machine
+
+    now = clock.current_time
 
     def wall_ns() -> int:
         return clocks.epoch_ns + round((now() - MONOTONIC_T0) * _NS)
@@ -165,6 +218,7 @@ def app_clocks(clocks: AppClocks, now: Callable[[], float]) -> Iterator[None]:
     traveller.time_ns = wall_ns  # type: ignore[method-assign]
     saved_random: object = None
     try:
+        _ThreadHold(clock).patch(patches)
         fakes: dict[str, Any] = dict(_virtual_clocks(now))
         if clocks.seed is not None:
             saved_random = random.getstate()

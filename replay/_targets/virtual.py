@@ -88,7 +88,7 @@ def run_virtual[T](async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
     clock.jump(MONOTONIC_T0)
     saved, _T0[0] = _T0[0], MONOTONIC_T0
     try:
-        with seeded_scheduling(seed), (app_clocks(clocks, clock.current_time)
+        with seeded_scheduling(seed), (app_clocks(clocks, clock)
                                        if clocks is not None else nullcontext()):
             return trio.run(async_fn, clock=clock)
     finally:

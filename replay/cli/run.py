@@ -145,8 +145,6 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
     each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
-    from replay._credentials import SecretSource
-    from replay._engine.correlation import CorrelationOptions
     from replay._engine.oracle import OracleOptions
     from replay._options import DEFAULT_TIMEOUT, ReplayOptions
     from replay._targets.live import parse_header_option
@@ -154,17 +152,7 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
 
     options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
                             ignore_handshake=args.ignore_handshake)
-    correlation = CorrelationOptions(correlate=tuple(args.correlate),
-                                     off=tuple(args.no_correlate))
-    secrets = tuple(SecretSource.parse(text) for text in args.secret)
-    for source in secrets:  # checked now; read again when the run starts
-        if not os.environ.get(source.env):
-            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
-                             f"set (or empty)")
-    if args.auth is not None:
-        from replay._credentials import load_hook
-
-        load_hook(args.auth)  # an import error is reported before anything connects
+    carried = carried_options(args)
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
@@ -183,10 +171,27 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
-                                 concurrency=args.concurrency, correlation=correlation,
-                                 secrets=secrets, auth=args.auth, protocol=args.protocol,
+                                 concurrency=args.concurrency, **carried, protocol=args.protocol,
                                  max_message_size=args.max_message_size,
                                  epoch=args.epoch, real_random=args.real_random)
+
+
+def carried_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Correlation and credential sources (`ReplayOptions` / `LoadSpec` fields), checked:
+    a variable that is not set or a hook that does not import is refused now."""
+    from replay._credentials import SecretSource, load_hook
+    from replay._engine.correlation import CorrelationOptions
+
+    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        load_hook(args.auth)
+    return {"correlation": CorrelationOptions(correlate=tuple(args.correlate),
+                                              off=tuple(args.no_correlate)),
+            "secrets": secrets, "auth": args.auth}
 
 
 def _positive_int(text: str) -> int:
@@ -540,6 +545,7 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
     from corpus import scrub
     from replay._engine.diff import render_diff
+    from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
@@ -552,7 +558,10 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
             timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
-            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"))
+            ended = describe_ending(events.get(verdict.session, ())) if worst else ""
+            how = f"  [{ended}]" if ended else ""
+            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
+                        f"{how}"))
     for line in carried_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
@@ -632,6 +641,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
                   if result.transcript.epoch is not None else None),
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
+        "carried": carried_lines([run]),
         "sessions": [{
             "session": v.session,
             # a session Ctrl-C cut short has no verdict, only its events

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -26,6 +27,7 @@ from .issue17_apps import (
     events_recording,
     guarded_recording,
     login_recording,
+    threads_recording,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,3 +183,32 @@ def test_an_auth_hook_logs_in_over_http_per_session(serve_app, tmp_path, cli) ->
                  "tests.replay.issue17_apps:login_hook", env={"LOGIN_URL": login})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 of 2 sessions passed" in result.stdout  # alice and bob, each as themselves
+
+
+# --- correlation under load ------------------------------------------------------------------
+
+
+def test_each_load_copy_carries_the_thread_its_own_server_sessions_assigned(
+        serve_app, tmp_path, cli) -> None:
+    url = serve_app("threads")
+    file = tmp_path / "threads.wsr"
+    write_recording(file, threads_recording())
+    # (How many posts Bob sees depends on timing on a busy machine: not what this is about.)
+    report = tmp_path / "load.json"
+    result = cli("load", str(file), "--target", url, "--sessions", "4", "--ignore-path",
+                 "$.posts", "--report", str(report))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(report.read_text())["counts"] == {"pass": 8}
+
+
+def test_sidecars_name_correlation_paths_and_credential_sources_never_values() -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    sidecar = parse_sidecar('correlate = ["$.thread_id"]\nno_correlate = ["all"]\n'
+                            'secrets = {bearer = {env = "STAGING_TOKEN"}, "query:api_key" = '
+                            '{env = "KEY"}}\nauth = "hooks:login"\n', path="s.toml")
+    assert sidecar.correlate == ("$.thread_id",) and sidecar.no_correlate == ("all",)
+    assert sidecar.secrets == (("bearer", "STAGING_TOKEN"), ("query:api_key", "KEY"))
+    assert sidecar.auth == "hooks:login"
+    with pytest.raises(SidecarError, match=r"s.toml: secrets.bearer: expected \{env = "):
+        parse_sidecar('secrets = {bearer = "the-token-itself"}', path="s.toml")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from capture.testing import Proc, free_port, spawn, start_mitmdump
+from capture.testing import ADDON, VENV_BIN, Proc, free_port, spawn, wait_for_port
 from corpus import Direction, Handshake, Recording, new_header, read_recording
 from replay import Connected, LiveTarget, Rejected, replay_recording
 from replay.cli import main
@@ -37,48 +37,17 @@ class Recorded:
         return f"ws://127.0.0.1:{self.server.port}"
 
 
-def _record(workdir: Path, server: Proc) -> Path:
-    """One session through mitmdump: ext?, big, hello, with deflate and two subprotocols
-    offered by the `websockets` client; mitmdump is stopped so the file gets its trailer."""
-    from websockets.sync.client import connect
+@dataclass
+class Stacks:
+    """Every server of this module, recorded through one mitmdump (one reverse mode each)."""
 
-    proxy = start_mitmdump(workdir, server.port)
-    try:
-        with connect(f"ws://127.0.0.1:{proxy.port}/chat", subprotocols=["chat.v1", "chat.v2"],
-                     compression="deflate", max_size=None, open_timeout=10) as ws:
-            for text in ("ext?", "big", "hello"):
-                ws.send(text)
-                ws.recv(timeout=10)
-    finally:
-        proxy.stop()
-    (path,) = (workdir / "captures").glob("*.wsr")
-    return path
-
-
-def _start(workdir: Path, argv: list[str], port: int) -> Proc:
-    return spawn(argv, port, workdir / "server.out")
-
-
-@pytest.fixture(scope="module")
-def websockets_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
-    workdir = tmp_path_factory.mktemp("websockets")
-    port = free_port()
-    server = _start(workdir, [sys.executable, str(SERVERS), "websockets", str(port)], port)
-    try:
-        yield Recorded(server, _record(workdir, server))
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def uvicorn_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
-    workdir = tmp_path_factory.mktemp("uvicorn")
-    port = free_port()
-    server = _start(workdir, [sys.executable, str(SERVERS), "uvicorn", str(port)], port)
-    try:
-        yield Recorded(server, _record(workdir, server))
-    finally:
-        server.stop()
+    websockets: Recorded
+    uvicorn: Recorded
+    node: Recorded | None
+    """None when node or npm cannot be had (the reason is in `node_missing`)."""
+    node_missing: str
+    tls: Path
+    """The capture of an upgrade to a TLS server mitmproxy cannot verify."""
 
 
 NODE_SERVER = """
@@ -102,33 +71,97 @@ wss.on('connection', (ws) => ws.on('message', (data, isBinary) => {
 """
 
 
-def _node_ws() -> Path:
-    """A folder with ``ws`` installed by npm, kept in the user's cache between runs."""
+def _node_ws() -> tuple[Path | None, str]:
+    """A folder with ``ws`` installed by npm, kept in the user's cache between runs, or
+    None and why not."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not on this machine")
+        return None, "node and npm are not on this machine"
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wsreplay-tests"
     folder = cache / "node-ws"
     if not (folder / "node_modules" / "ws").is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix",
-                               str(folder), "ws@8"], capture_output=True, text=True,
-                              timeout=180, check=False)
+        try:
+            done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix",
+                                   str(folder), "ws@8"], capture_output=True, text=True,
+                                  timeout=180, check=False)
+        except subprocess.TimeoutExpired:
+            return None, "npm install ws took over 180 s"
         if done.returncode != 0:
-            pytest.skip(f"npm could not install ws: {done.stderr.strip()[-300:]}")
+            return None, f"npm could not install ws: {done.stderr.strip()[-300:]}"
     (folder / "server.js").write_text(NODE_SERVER)
-    return folder
+    return folder, ""
+
+
+def _talk(port: int) -> None:
+    """One session through the proxy port: ext?, big, hello, with deflate and two
+    subprotocols offered by the `websockets` client."""
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{port}/chat", subprotocols=["chat.v1", "chat.v2"],
+                 compression="deflate", max_size=None, open_timeout=10) as ws:
+        for text in ("ext?", "big", "hello"):
+            ws.send(text)
+            ws.recv(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def node_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
-    folder = _node_ws()
-    workdir = tmp_path_factory.mktemp("node")
-    port = free_port()
-    server = _start(workdir, ["node", str(folder / "server.js"), str(port)], port)
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stacks]:
+    import trustme
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    workdir = tmp_path_factory.mktemp("stacks")
+    ca = trustme.CA()  # mitmproxy does not trust it: verification fails
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
+        workdir / "server.pem")
+    python = [sys.executable, str(SERVERS)]
+    # name -> (command, arguments after the port)
+    argvs = {"websockets": ([*python, "websockets"], []), "uvicorn": ([*python, "uvicorn"], []),
+             "tls": ([*python, "websockets"], [str(workdir / "server.pem")])}
+    node, node_missing = _node_ws()
+    if node is not None:
+        argvs["node"] = (["node", str(node / "server.js")], [])
+    servers: dict[str, Proc] = {}
     try:
-        yield Recorded(server, _record(workdir, server))
+        for name, (command, rest) in argvs.items():
+            port = free_port()
+            servers[name] = spawn([*command, str(port), *rest], port, workdir / f"{name}.out")
+        # One mitmdump, one reverse mode (and listening port) per server. Lazy: mitmproxy
+        # reads the request before it dials the server, so a failed dial is answered (502)
+        # and recorded; eagerly it would drop the client before any request.
+        listen = {name: free_port() for name in servers}
+        argv = [str(VENV_BIN / "mitmdump"), "--listen-host", "127.0.0.1", "-s", str(ADDON),
+                "--set", f"confdir={workdir / 'mitmproxy-conf'}",
+                "--set", f"wsreplay_dir={workdir / 'captures'}",
+                "--set", "wsreplay_files=connection", "--set", "connection_strategy=lazy",
+                "--set", "flow_detail=0"]
+        for name, server in servers.items():
+            scheme = "https" if name == "tls" else "http"
+            argv += ["--mode", f"reverse:{scheme}://127.0.0.1:{server.port}@{listen[name]}"]
+        proxy = spawn(argv, listen["websockets"], workdir / "mitmdump.out")
+        try:
+            for name, port in listen.items():
+                wait_for_port(port, proxy.popen, proxy.log)
+                if name == "tls":
+                    with pytest.raises(InvalidStatus) as refused, \
+                            connect(f"ws://127.0.0.1:{port}/chat", open_timeout=10):
+                        pass
+                    assert refused.value.response.status_code == 502  # what the client saw
+                else:
+                    _talk(port)
+        finally:
+            proxy.stop()
+        files = {}
+        for path in (workdir / "captures").glob("*.wsr"):
+            url = read_recording(path).sessions[0].handshake.url
+            files.update({name: path for name, server in servers.items()
+                          if f":{server.port}/" in url})
+        recorded = {name: Recorded(servers[name], files[name]) for name in servers}
+        yield Stacks(recorded["websockets"], recorded["uvicorn"], recorded.get("node"),
+                     node_missing, files["tls"])
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -147,7 +180,8 @@ def _server_says_deflate(recording: Recording) -> str:
 # --- the `websockets` library's server ----------------------------------------------------
 
 def test_a_4_mib_deflated_message_records_and_replays_clean(
-        websockets_stack: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+        stacks: Stacks, capsys: pytest.CaptureFixture[str]) -> None:
+    websockets_stack = stacks.websockets
     recording = read_recording(websockets_stack.path)
     (session,) = recording.sessions
     assert session.handshake.subprotocol == "chat.v1"
@@ -168,7 +202,8 @@ def test_a_4_mib_deflated_message_records_and_replays_clean(
 
 
 def test_deflate_is_judged_when_the_replay_does_not_get_it(
-        websockets_stack: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+        stacks: Stacks, capsys: pytest.CaptureFixture[str]) -> None:
+    websockets_stack = stacks.websockets
     code, out = _run(capsys, str(websockets_stack.path), "--target", websockets_stack.url,
                      "-H", "Sec-WebSocket-Extensions:")
     assert code == 1, out
@@ -176,7 +211,8 @@ def test_deflate_is_judged_when_the_replay_does_not_get_it(
 
 
 def test_another_subprotocol_on_replay_is_a_handshake_finding(
-        websockets_stack: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+        stacks: Stacks, capsys: pytest.CaptureFixture[str]) -> None:
+    websockets_stack = stacks.websockets
     code, out = _run(capsys, str(websockets_stack.path),
                      "--target", f"{websockets_stack.url}/chat?pick=v2")
     assert code == 1, out
@@ -187,7 +223,8 @@ def test_another_subprotocol_on_replay_is_a_handshake_finding(
 
 
 def test_a_message_above_the_client_limit_is_the_clients_refusal(
-        websockets_stack: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+        stacks: Stacks, capsys: pytest.CaptureFixture[str]) -> None:
+    websockets_stack = stacks.websockets
     code, out = _run(capsys, str(websockets_stack.path), "--target", websockets_stack.url,
                      "--max-message-size", "1MiB")
     assert code == 1, out
@@ -199,7 +236,8 @@ def test_a_message_above_the_client_limit_is_the_clients_refusal(
 # --- uvicorn, Node's ws ---------------------------------------------------------------------
 
 def test_uvicorn_negotiates_deflate_again_and_the_big_message_replays_clean(
-        uvicorn_stack: Recorded) -> None:
+        stacks: Stacks) -> None:
+    uvicorn_stack = stacks.uvicorn
     recording = read_recording(uvicorn_stack.path)
     (session,) = recording.sessions
     assert any("permessage-deflate" in v for k, v in session.handshake.response_headers
@@ -212,7 +250,10 @@ def test_uvicorn_negotiates_deflate_again_and_the_big_message_replays_clean(
 
 
 def test_node_ws_replays_a_deflated_4_mib_message_clean(
-        node_stack: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+        stacks: Stacks, capsys: pytest.CaptureFixture[str]) -> None:
+    if stacks.node is None:
+        pytest.skip(stacks.node_missing)
+    node_stack = stacks.node
     recording = read_recording(node_stack.path)
     assert _server_says_deflate(recording).startswith("ext:permessage-deflate")
     code, out = _run(capsys, str(node_stack.path), "--target", node_stack.url)
@@ -243,30 +284,8 @@ def test_python_socketio_accepts_the_in_process_upgrade_without_extra_headers() 
 # --- a TLS upstream mitmproxy cannot verify ---------------------------------------------------
 
 def test_an_unverifiable_upstream_is_recorded_as_a_proxy_error_not_a_server_502(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import trustme
-    from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
-
-    ca = trustme.CA()  # mitmproxy does not trust it: verification fails
-    cert = ca.issue_cert("127.0.0.1")
-    cert.private_key_and_cert_chain_pem.write_to_path(tmp_path / "server.pem")
-    port = free_port()
-    server = _start(tmp_path, [sys.executable, str(SERVERS), "websockets", str(port),
-                               str(tmp_path / "server.pem")], port)
-    # Lazy: mitmproxy reads the request before it dials the server, so a failed dial is
-    # answered (502) and recorded; eagerly it would drop the client before any request.
-    proxy = start_mitmdump(tmp_path, port, upstream_scheme="https",
-                           options=["connection_strategy=lazy"])
-    try:
-        with pytest.raises(InvalidStatus) as refused, \
-                connect(f"ws://127.0.0.1:{proxy.port}/chat", open_timeout=10):
-            pass
-        assert refused.value.response.status_code == 502  # what the client saw
-    finally:
-        proxy.stop()
-        server.stop()
-    (path,) = (tmp_path / "captures").glob("*.wsr")
+        stacks: Stacks, capsys: pytest.CaptureFixture[str]) -> None:
+    path = stacks.tls
     (session,) = read_recording(path).sessions
     assert session.handshake.status == 502
     assert "certificate" in (session.handshake.proxy_error or "").lower()
