@@ -474,6 +474,25 @@ def _exit_code(runs: Sequence[_Run]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def token_lifetime_lines(runs: Sequence[_Run]) -> list[str]:
+    """Live runs with ``exp=``: how long after its connect each session's token really
+    expired for the server (exp is whole seconds, rounded up), once per distinct set."""
+    from replay._engine.warp import format_duration
+
+    seen, lines = set(), []
+    for run in runs:
+        transcript = run.result.transcript
+        if transcript.clock != "real" or not transcript.token_lifetimes:
+            continue
+        text = ", ".join(f"session {s}: {format_duration(ns)}"
+                         for s, ns in transcript.token_lifetimes)
+        if text not in seen:
+            seen.add(text)
+            lines.append(f"note: exp= is whole seconds to the server (rounded up): tokens "
+                         f"expired this long after connect: {text}")
+    return lines
+
+
 def connect_lateness(events: Sequence[Any]) -> int | None:
     """How late the runner began the session's connect (ns), or None if it never opened."""
     from replay._engine.transcript import Connected
@@ -575,6 +594,8 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
                         f"{how}"))
     for line in carried_lines(runs):
         print(line)
+    for line in token_lifetime_lines(runs):
+        print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
         result = run.result
@@ -650,6 +671,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "clock": result.transcript.clock,
         "epoch": (format_epoch(result.transcript.epoch)
                   if result.transcript.epoch is not None else None),
+        "epoch_ns": result.transcript.epoch,
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
         "carried": carried_lines([run]),
@@ -662,6 +684,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
             "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
+            "token_lifetime_ns": dict(result.transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }
