@@ -212,3 +212,18 @@ def test_sidecars_name_correlation_paths_and_credential_sources_never_values() -
     assert sidecar.auth == "hooks:login"
     with pytest.raises(SidecarError, match=r"s.toml: secrets.bearer: expected \{env = "):
         parse_sidecar('secrets = {bearer = "the-token-itself"}', path="s.toml")
+
+
+def test_show_lists_the_correlations_and_run_reports_what_it_carried(tmp_path, cli) -> None:
+    file = tmp_path / "threads.wsr"
+    write_recording(file, threads_recording())
+    shown = cli("show", str(file), "--correlations")
+    assert shown.returncode == 0
+    assert '$.thread_id = "th-3f9a1c2b7d4e" from session 1 server message #0 → session 1 ' \
+           'client message 0' in shown.stdout and "session 2 url" in shown.stdout
+    assert "no server-assigned values" in cli("show", str(file), "--correlations",
+                                              "--no-correlate", "all").stdout
+    ran = cli("run", str(file), "--target", "asgi:tests/replay/issue17_apps.py:threads")
+    assert ran.returncode == 0, ran.stdout
+    assert "carried $.thread_id ('th-3f9a1c2b7d4e' as recorded) from session 1 into " \
+           "sessions 1, 2" in ran.stdout
