@@ -36,7 +36,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
@@ -134,7 +134,8 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
              rewrite: SessionRewrite | None = None,
-             binder: Binder | None = None, clocks: AppClocks | None = None) -> Transcript:
+             binder: Binder | None = None,
+             clocks: AppClocks | Literal["real"] | None = None) -> Transcript:
     """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
     (virtual targets) is what the app's own clock reads and randomness follow."""
     extra = {"clocks": clocks} if clocks is not None else {}
