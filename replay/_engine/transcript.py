@@ -19,6 +19,10 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    late: int = 0
+    """The runner's connect lateness: ns from the planned connect (the session's start) to
+    calling the target's connect (re-mints, auth hooks and a --concurrency wait included).
+    Always 0 in virtual time; live, it shortens every offset that counts from t=0."""
     extensions: tuple[str, ...] | None = None
     """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
     target does not negotiate them (in-process): then they are not judged."""

@@ -474,6 +474,13 @@ def _exit_code(runs: Sequence[_Run]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def connect_lateness(events: Sequence[Any]) -> int | None:
+    """How late the runner began the session's connect (ns), or None if it never opened."""
+    from replay._engine.transcript import Connected
+
+    return next((e.late for e in events if type(e) is Connected), None)
+
+
 def lateness(events: Sequence[Any]) -> dict[str, int] | None:
     """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
     from replay._engine.transcript import Sent
@@ -557,7 +564,11 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
-            timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
+            connect = connect_lateness(events.get(verdict.session, ()))
+            timing = "  [" + ", ".join(
+                ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
+                + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
+            timing = "" if timing == "  []" else timing
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
@@ -650,6 +661,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }
