@@ -335,7 +335,12 @@ class _Run:
             plan = await log.binding.connect(plan)
         if self.rewrite is not None:
             try:
-                plan, log.restore = self.rewrite(plan, log.connect_at)
+                if getattr(self.rewrite, "blocking", False) and self.target.clock == "real":
+                    log.waiting = "the auth hook (--auth) to return"
+                    plan, log.restore = await trio.to_thread.run_sync(
+                        self.rewrite, plan, log.connect_at)
+                else:
+                    plan, log.restore = self.rewrite(plan, log.connect_at)
             except AuthError as error:  # e.g. an auth hook that failed: this session only
                 log.add(Unreachable(t=self.now(), error=str(error)))
                 return
