@@ -12,7 +12,8 @@ from corpus import RedactionError, RedactionPolicy, Redactor
 from ._recorder import PER_CONNECTION, PER_RUN, Settings
 
 OPTIONS = ("wsreplay_dir", "wsreplay_files", "wsreplay_filter", "wsreplay_redact",
-           "wsreplay_redact_header", "wsreplay_redact_json", "wsreplay_redact_regex")
+           "wsreplay_redact_header", "wsreplay_redact_json", "wsreplay_redact_regex",
+           "wsreplay_redact_allow")
 
 _SINGLE = ("wsreplay_dir", "wsreplay_files", "wsreplay_filter", "wsreplay_redact")
 
@@ -38,7 +39,7 @@ _SWITCH = {"true": True, "on": True, "yes": True, "1": True,
 
 def settings_from(*, directory: object, files: object, flow_filter: object, redact: object,
                   headers: object, json_paths: object, patterns: object,
-                  modes: object = ()) -> Settings:
+                  modes: object = (), allow: object = ()) -> Settings:
     """Check the option values mitmproxy handed over; `OptionsError` says what is wrong."""
     if not isinstance(directory, str) or not directory.strip():
         raise exceptions.OptionsError("wsreplay_dir: expected a directory path, got "
@@ -50,7 +51,7 @@ def settings_from(*, directory: object, files: object, flow_filter: object, reda
     if not isinstance(switch, bool):
         raise exceptions.OptionsError(f"wsreplay_redact: expected true or false, got {redact!r}")
     lists = {"wsreplay_redact_header": headers, "wsreplay_redact_json": json_paths,
-             "wsreplay_redact_regex": patterns}
+             "wsreplay_redact_regex": patterns, "wsreplay_redact_allow": allow}
     for name, value in lists.items():
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise exceptions.OptionsError(f"{name}: expected a list of strings, got {value!r}")
@@ -65,7 +66,8 @@ def settings_from(*, directory: object, files: object, flow_filter: object, reda
             raise exceptions.OptionsError(f"wsreplay_filter: {bad}") from None
     try:
         policy = RedactionPolicy(headers=tuple(headers), json_paths=tuple(json_paths),  # type: ignore[arg-type]
-                                 patterns=tuple(patterns))  # type: ignore[arg-type]
+                                 patterns=tuple(patterns),  # type: ignore[arg-type]
+                                 allow=tuple(allow))  # type: ignore[arg-type]
     except RedactionError as bad:
         raise exceptions.OptionsError(f"wsreplay: {bad}") from None
     return Settings(directory=directory, files=files, flow_filter=matcher,

@@ -5,7 +5,8 @@
 
 Options (``--set name=value``): wsreplay_dir, wsreplay_files (run | connection),
 wsreplay_filter, wsreplay_redact (true | false), wsreplay_redact_header,
-wsreplay_redact_json, wsreplay_redact_regex (the last three repeatable).
+wsreplay_redact_json, wsreplay_redact_regex, wsreplay_redact_allow (the last four
+repeatable).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ class WsReplay:
                           "JSON path into text payloads to redact, e.g. $.auth.password "
                           "(repeatable).")
         loader.add_option("wsreplay_redact_regex", Sequence[str], [],
-                          "Regular expression to redact in URLs, headers and text payloads; "
-                          "group 1 if it has groups (repeatable).")
+                          "Regular expression (re2 syntax) to redact in URLs, headers and text "
+                          "payloads; group 1 if it has groups (repeatable).")
+        loader.add_option("wsreplay_redact_allow", Sequence[str], [],
+                          "Regular expression (re2 syntax) of words the opaque-token heuristic "
+                          "must keep, matched in full, e.g. [0-9a-f]{40} (repeatable).")
         repeated = repeated_options(ctx.options)
         if repeated:
             # mitmproxy would drop this addon without a word; an error at start-up stops
@@ -89,7 +93,8 @@ class WsReplay:
             directory=opts.wsreplay_dir, files=opts.wsreplay_files,
             flow_filter=opts.wsreplay_filter, redact=opts.wsreplay_redact,
             headers=opts.wsreplay_redact_header, json_paths=opts.wsreplay_redact_json,
-            patterns=opts.wsreplay_redact_regex, modes=opts.mode)
+            patterns=opts.wsreplay_redact_regex, modes=opts.mode,
+            allow=opts.wsreplay_redact_allow)
 
     def running(self) -> None:
         self.started = True
@@ -117,9 +122,10 @@ class WsReplay:
             self.recorder.end(flow)
 
     def done(self) -> None:
+        # Not the end of traffic: mitmproxy runs `done` while connections still relay, so
+        # the files get their trailers and recording goes on (see `Recorder.seal`).
         if self.recorder is not None:
-            self.recorder.done()
-            self.recorder = None
+            self.recorder.seal()
 
 
 addons = [WsReplay()]

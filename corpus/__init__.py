@@ -22,6 +22,7 @@ from ._model import Direction as Direction
 from ._model import Handshake as Handshake
 from ._model import Header as Header
 from ._model import Headers as Headers
+from ._model import HttpExchange as HttpExchange
 from ._model import Message as Message
 from ._model import Opcode as Opcode
 from ._model import Record as Record
@@ -41,6 +42,8 @@ from ._redact import Redactor as Redactor
 from ._redact import is_jwt as is_jwt
 from ._redact import placeholder as placeholder
 from ._redact import redact_jwt as redact_jwt
+from ._redact import scrub as scrub
+from ._redact import scrub_value as scrub_value
 from ._validate import Checker as Checker
 from ._validate import Problem as Problem
 from ._validate import validate as validate

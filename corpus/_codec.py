@@ -17,6 +17,7 @@ from ._model import (
     Direction,
     Handshake,
     Header,
+    HttpExchange,
     Message,
     Opcode,
     Record,
@@ -54,7 +55,7 @@ def encode(record: Record) -> dict[str, Any]:
             out["x"] = flags
         return out
     if type(record) is Handshake:
-        return {
+        out = {
             "k": OPEN, "s": record.session, "t": record.t, "url": record.url,
             "request_headers": [list(p) for p in record.request_headers],
             "status": record.status, "t_response": record.t_response,
@@ -62,6 +63,11 @@ def encode(record: Record) -> dict[str, Any]:
             "subprotocol": record.subprotocol,
             "client_addr": record.client_addr, "server_addr": record.server_addr,
         }
+        if record.proxy_error is not None:  # optional: files without it read as before
+            out["proxy_error"] = record.proxy_error
+        if record.http:  # optional: files without HTTP steps stay exactly as before
+            out["http"] = [_encode_http(step) for step in record.http]
+        return out
     if type(record) is Close:
         return {"k": CLOSE, "s": record.session, "t": record.t, "by": record.by.value,
                 "code": record.code, "reason": record.reason}
@@ -103,6 +109,8 @@ def decode(obj: dict[str, Any], kind: str) -> Record | Trailer:
                 response_headers=_headers(obj, "response_headers"),
                 subprotocol=obj.get("subprotocol"),
                 client_addr=obj.get("client_addr"), server_addr=obj.get("server_addr"),
+                proxy_error=obj.get("proxy_error"),
+                http=_decode_http(obj.get("http", ())),
             )
         if kind == CLOSE:
             by = _CLOSERS.get(obj["by"])
@@ -118,6 +126,33 @@ def decode(obj: dict[str, Any], kind: str) -> Record | Trailer:
     except TypeError as bad:  # e.g. an unhashable value where a key was expected
         raise RecordError(f"{kind} record: {bad}") from None
     raise RecordError(f"cannot decode a {kind} record here")
+
+
+def _encode_http(step: HttpExchange) -> dict[str, Any]:
+    return {"t": step.t, "method": step.method, "url": step.url,
+            "request_headers": [list(p) for p in step.request_headers],
+            "request_body": step.request_body, "status": step.status,
+            "t_response": step.t_response,
+            "response_headers": [list(p) for p in step.response_headers],
+            "response_body": step.response_body}
+
+
+def _decode_http(raw: object) -> tuple[HttpExchange, ...]:
+    if not isinstance(raw, list | tuple) or not all(isinstance(step, dict) for step in raw):
+        raise RecordError("open.http: expected a list of HTTP exchange maps")
+    steps = []
+    for step in raw:
+        try:
+            steps.append(HttpExchange(
+                t=step["t"], method=step["method"], url=step["url"],
+                request_headers=_headers(step, "request_headers", "open.http"),
+                status=step["status"], t_response=step["t_response"],
+                response_headers=_headers(step, "response_headers", "open.http"),
+                request_body=step.get("request_body", b""),
+                response_body=step.get("response_body", b"")))
+        except KeyError as missing:
+            raise RecordError(f"open.http: missing field {missing.args[0]!r}") from None
+    return tuple(steps)
 
 
 def _decode_msg(obj: dict[str, Any]) -> Message:
@@ -154,12 +189,13 @@ def _decode_trailer(obj: dict[str, Any]) -> Trailer:
     return Trailer(counts)
 
 
-def _headers(obj: dict[str, Any], name: str) -> tuple[tuple[str, str], ...]:
+def _headers(obj: dict[str, Any], name: str,
+             record: str = "open") -> tuple[tuple[str, str], ...]:
     raw = obj.get(name, ())
     if not isinstance(raw, list | tuple) or not all(
         isinstance(p, list | tuple) and len(p) == 2 for p in raw
     ):
-        raise RecordError(f"open.{name}: expected a list of [name, value] pairs")
+        raise RecordError(f"{record}.{name}: expected a list of [name, value] pairs")
     return tuple((p[0], p[1]) for p in raw)
 
 

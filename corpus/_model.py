@@ -111,6 +111,42 @@ class Header:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpExchange:
+    """An HTTP request the client made, and its answer, before the session's WebSocket
+    upgrade and as part of it: Engine.IO's polling open (``GET /socket.io/?EIO=4&
+    transport=polling`` answered with the new ``sid`` the upgrade then carries). Kept on
+    the `Handshake` (field ``http``), oldest first; replay performs them again."""
+
+    t: int
+    """When the proxy saw the request (ns from the recording's epoch)."""
+    method: str
+    url: str
+    request_headers: Headers
+    status: int
+    t_response: int
+    response_headers: Headers = ()
+    request_body: bytes = b""
+    response_body: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_time("open.http", "t", self.t)
+        _check_time("open.http", "t_response", self.t_response)
+        for name in ("method", "url"):
+            if not isinstance(getattr(self, name), str):
+                raise RecordError(f"open.http.{name}: expected a string, "
+                                  f"got {getattr(self, name)!r}")
+        if type(self.status) is not int or not 100 <= self.status <= 599:
+            raise RecordError(f"open.http.status: expected an HTTP status 100-599, "
+                              f"got {self.status!r}")
+        _check_headers("open.http", "request_headers", self.request_headers)
+        _check_headers("open.http", "response_headers", self.response_headers)
+        for name in ("request_body", "response_body"):
+            if type(getattr(self, name)) is not bytes:
+                raise RecordError(f"open.http.{name}: expected bytes, "
+                                  f"got {type(getattr(self, name)).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
 class Handshake:
     """The opening handshake of a session (record kind ``open``), accepted or not."""
 
@@ -127,9 +163,19 @@ class Handshake:
     subprotocol: str | None = None
     client_addr: str | None = None
     server_addr: str | None = None
+    proxy_error: str | None = None
+    """Set when the proxy answered the upgrade itself (upstream unreachable, TLS
+    verification failed, timeout): the proxy's own text. `status` is then what the proxy
+    sent (502...), not a server's answer; the session holds no server answer at all."""
+    http: tuple[HttpExchange, ...] = ()
+    """HTTP steps of the session before the upgrade (optional; files without it read as
+    none): see `HttpExchange`."""
 
     def __post_init__(self) -> None:
         _check_session("open", self.session)
+        if not isinstance(self.http, tuple) or not all(
+                type(step) is HttpExchange for step in self.http):
+            raise RecordError("open.http: expected a tuple of HTTP exchanges")
         _check_time("open", "t", self.t)
         _check_time("open", "t_response", self.t_response)
         if not isinstance(self.url, str):
@@ -138,7 +184,7 @@ class Handshake:
             raise RecordError(f"open.status: expected an HTTP status 100-599, got {self.status!r}")
         _check_headers("open", "request_headers", self.request_headers)
         _check_headers("open", "response_headers", self.response_headers)
-        for name in ("subprotocol", "client_addr", "server_addr"):
+        for name in ("subprotocol", "client_addr", "server_addr", "proxy_error"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise RecordError(f"open.{name}: expected a string or nothing, got {value!r}")

@@ -18,6 +18,7 @@ from ._engine.schedule import Send as Send
 from ._engine.schedule import SessionPlan as SessionPlan
 from ._engine.schedule import build_schedule as build_schedule
 from ._engine.transcript import AppError as AppError
+from ._engine.transcript import ClientRefused as ClientRefused
 from ._engine.transcript import Closed as Closed
 from ._engine.transcript import Connected as Connected
 from ._engine.transcript import Received as Received
@@ -39,6 +40,7 @@ from ._engine.warp import parse_duration as parse_duration
 from ._errors import AuthError as AuthError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import HandshakeRejected as HandshakeRejected
+from ._errors import ProtocolError as ProtocolError
 from ._errors import ReplayError as ReplayError
 from ._errors import ScheduleError as ScheduleError
 from ._errors import TargetError as TargetError
@@ -46,6 +48,13 @@ from ._errors import TargetUnreachable as TargetUnreachable
 from ._errors import WarpError as WarpError
 from ._pictures.bisect import PlotError as PlotError
 from ._pictures.bisect import plot_bisect as plot_bisect
+from ._protocols import Control as Control
+from ._protocols import GraphQLWSProfile as GraphQLWSProfile
+from ._protocols import JsonProfile as JsonProfile
+from ._protocols import Profile as Profile
+from ._protocols import SocketIOProfile as SocketIOProfile
+from ._protocols import detect_protocol as detect_protocol
+from ._protocols import resolve_protocol as resolve_protocol
 from ._search.bisect import BisectError as BisectError
 from ._search.bisect import Bisection as Bisection
 from ._search.bisect import BisectKind as BisectKind
@@ -65,6 +74,8 @@ from ._search.noisy import ProbabilisticBisection as ProbabilisticBisection
 from ._search.noisy import noisy_bisect as noisy_bisect
 from ._targets.base import Connection as Connection
 from ._targets.base import ConnectRequest as ConnectRequest
+from ._targets.base import HttpRequest as HttpRequest
+from ._targets.base import HttpResponse as HttpResponse
 from ._targets.base import Target as Target
 
 # The Trio side (runner, targets, JWT re-mint) loads on first use: `import replay` and the

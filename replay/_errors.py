@@ -4,6 +4,7 @@
     ├── WarpError           malformed warp text or a selector that matches nothing
     ├── ScheduleError       a recording that cannot be scheduled (e.g. no accepted session)
     ├── AuthError           a bad JWT key file, or a token that cannot be re-minted
+    ├── ProtocolError       an unknown --protocol, or a custom profile that cannot load
     └── TargetError         problems reaching or talking to a target
         ├── TargetUnreachable   connection refused, DNS, TLS failure: exit code 3
         └── HandshakeRejected   the server answered the upgrade with a non-101 status
@@ -35,6 +36,10 @@ class ScheduleError(ReplayError):
     """A recording that cannot be turned into a schedule."""
 
 
+class ProtocolError(ReplayError):
+    """An unknown protocol name, or a custom profile that cannot be loaded."""
+
+
 class AuthError(ReplayError):
     """A bad key file or a token that cannot be re-minted."""
 
@@ -58,6 +63,9 @@ class HandshakeRejected(TargetError):
 class ConnectionClosed(Exception):
     """Raised by `Connection.receive()`/`send()` once the WebSocket has closed."""
 
-    def __init__(self, code: int | None, reason: str = "", *, by_server: bool = True) -> None:
+    def __init__(self, code: int | None, reason: str = "", *, by_server: bool = True,
+                 refused: str = "") -> None:
         self.code, self.reason, self.by_server = code, reason, by_server
+        self.refused = refused
+        """Set when the replay's own client refused a server message (too big): why."""
         super().__init__(f"connection closed ({code} {reason!r})")

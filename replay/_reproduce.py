@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._auth import ENV_SECRET
-from ._options import DEFAULT_TIMEOUT, ReplayOptions
+from ._options import DEFAULT_TIMEOUT, ReplayOptions, format_epoch
 from ._targets.open import TargetSpec
 
 
@@ -55,10 +55,20 @@ def reproduce_words(files: Sequence[str], target: TargetSpec, options: ReplayOpt
         words += ["--concurrency", str(options.concurrency)]
     if options.seed:
         words += ["--seed", str(options.seed)]
+    if options.epoch is not None:
+        words += ["--epoch", format_epoch(options.epoch)]
+    if options.real_random:
+        words.append("--real-random")
     for ignored in options.oracle.ignore_paths:
         words += ["--ignore-path", ignored]
     if options.oracle.unordered:
         words.append("--unordered")
+    if options.oracle.ignore_handshake:
+        words.append("--ignore-handshake")
+    if options.max_message_size is not None:
+        words += ["--max-message-size", str(options.max_message_size)]
+    if options.protocol is not None:
+        words += ["--protocol", options.protocol]
     for jsonpath in options.correlation.correlate:
         words += ["--correlate", jsonpath]
     for jsonpath in options.correlation.off:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._sidecar import Case, Sidecar, SidecarError, read_sidecar
+from ._sidecar import Case, Sidecar, SidecarError, read_sidecar, sidecar_epoch
 
 if TYPE_CHECKING:
     from ._facade import Result
@@ -156,11 +156,13 @@ class CorpusCase(pytest.Item):
         return self.path, None, f"{self.path.name} [{self.name}]"
 
     def _report(self, result: Result) -> str:
+        from corpus import scrub
+
         from ._engine.diff import render_diff
 
         lines = [f"wsreplay: {self.path.name} [{self.case.name}] → {result.verdict.kind}"]
         lines += [f"  {finding}" for finding in result.verdict.findings]
-        lines += ["", render_diff(result.schedule, result.transcript, result.verdict), "",
+        lines += ["", scrub(render_diff(result.schedule, result.transcript, result.verdict)), "",
                   "reproduce with:", "  " + self.command()]
         return "\n".join(lines)
 
@@ -199,11 +201,13 @@ def transcript_json(result: Result, *, path: Path, sidecar: Sidecar,
                     case: Case) -> dict[str, Any]:
     """A case's replay as the JSON document `wsreplay run --json` prints (for CI
     artifacts)."""
+    from corpus import scrub_value
+
     from ._document import RunReport, replay_document
 
     run = RunReport(os.path.relpath(path), result, reproduce_command(path, sidecar, case))
-    return replay_document([run], target=case.target_in(sidecar) or "",
-                           options=sidecar.replay_options(case, os.environ))
+    return scrub_value(replay_document([run], target=case.target_in(sidecar) or "",
+                                       options=sidecar.replay_options(case, os.environ)))
 
 
 def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
@@ -283,6 +287,8 @@ class Replayer:
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:
+        if options.get("epoch") is not None:  # ISO 8601 or Unix seconds, as in a sidecar
+            options = {**options, "epoch": sidecar_epoch("wsreplay fixture", options["epoch"])}
         sidecar = replace(load_sidecar(file), **options)
         if not sidecar.target:
             raise SidecarError(str(file), "target", "no target: pass target=... or set it "

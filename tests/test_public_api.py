@@ -15,7 +15,8 @@ def test_corpus_exports_are_exactly_the_documented_names() -> None:
         "SAMPLES_DIR", "FORMAT_NAME", "FORMAT_VERSION", "DEFAULT_MAX_RECORD_BYTES",
         "CorpusError", "CorruptCorpus", "NotACorpus", "RecordError", "TruncatedCorpus",
         "UnsupportedVersion", "Header", "Handshake", "Message", "Close", "Closer", "Trailer",
-        "Direction", "Opcode", "Headers", "Record", "Recording", "Session", "CorpusReader",
+        "Direction", "Opcode", "Headers", "HttpExchange", "Record", "Recording", "Session",
+        "CorpusReader",
         "CorpusWriter", "read_recording", "iter_records", "write_recording", "new_header",
         "tool_version", "validate", "Problem", "Checker",
         # redaction
@@ -65,12 +66,16 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "Segment", "Side", "probe_bound", "noisy_bisect", "NoisyResult", "NoisyThreshold",
         "ProbabilisticBisection", "explore", "Discovery", "Exhausted", "plot_bisect",
         "PlotError",
+        # protocol profiles
+        "Profile", "Control", "JsonProfile", "SocketIOProfile", "GraphQLWSProfile",
+        "resolve_protocol", "detect_protocol",
         # the seam and what crosses it
-        "Target", "Connection", "ConnectRequest", "NetworkModel", "Transcript",
+        "Target", "Connection", "ConnectRequest", "HttpRequest", "HttpResponse", "NetworkModel",
+        "Transcript",
         "SessionTranscript", "Connected", "Rejected", "Unreachable", "Sent", "Received",
-        "Closed", "AppError", "Stuck",
+        "Closed", "AppError", "ClientRefused", "Stuck",
         # errors
-        "ReplayError", "WarpError", "ScheduleError", "AuthError", "TargetError",
+        "ReplayError", "WarpError", "ScheduleError", "AuthError", "ProtocolError", "TargetError",
         "TargetUnreachable", "HandshakeRejected", "ConnectionClosed",
         # the Trio side, loaded on first use
         "replay", "run_sync", "replay_recording", "replay_recording_async", "Result",

@@ -28,7 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
-from .oracle import DEFAULT_OPTIONS, OracleOptions, Pair, align, describe_change, preview
+from .oracle import (
+    DEFAULT_OPTIONS,
+    OracleOptions,
+    Pair,
+    align,
+    data_received,
+    describe_change,
+    preview,
+)
 from .schedule import Schedule, SessionPlan
 from .transcript import (
     AppError,
@@ -87,7 +95,7 @@ def _status_note(pair: Pair) -> str:
 def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
                   options: OracleOptions) -> list[Row]:
     """Client sends and server messages, in recorded order, replay-only ones slotted in."""
-    received = [e for e in events if type(e) is Received]
+    received = data_received(events)
     sent = {e.index: e for e in events if type(e) is Sent}
     base = plan.handshake_time
     # (recorded time, order, row) for everything the recording has.
@@ -100,7 +108,7 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
             preview(send.payload, _PAYLOAD_WIDTH), "" if replayed else "not sent")]))
     extras: list[Row] = []  # what only the replay has
     for pair in align([e.payload for e in plan.expects], [r.payload for r in received],
-                      options):
+                      options, plan.protocol):
         got = received[pair.got] if pair.got is not None else None
         got_t = got.t - opened if got is not None else None
         if pair.expected is None or pair.status in ("duplicated", "reordered"):
@@ -122,7 +130,7 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
             assert got is not None
             rows = [Row("~", at, got_t, label, text, "changed"),
                     Row("~", None, None, "  got", preview(got.payload, _PAYLOAD_WIDTH),
-                        describe_change(expect.payload, got.payload, options),
+                        describe_change(expect.payload, got.payload, options, plan.protocol),
                         continues=True)]
         elif pair.status == "reordered":
             rows = [Row("-", at, None, label, text, f"reordered: arrived as #{pair.got}")]

@@ -4,9 +4,13 @@
 findings each name one divergence. Server messages are aligned, not zipped, so one lost
 message is one ``missing`` finding rather than a cascade of ``changed`` ones:
 
-1. Each payload gets a key: JSON text is parsed and re-serialised canonically after the
-   ignore-paths are removed (so key order, spacing, ids and timestamps do not count);
-   other text and binary payloads are their exact selves.
+1. Each payload gets a key: the session's protocol profile decodes it (``json``: a JSON
+   object or array; ``socketio``: the Engine.IO/Socket.IO packet; see `replay._protocols`)
+   and a structured value is re-serialised canonically after the ignore-paths (the user's
+   and the profile's volatile ones) are removed, so key order, spacing, ids and
+   timestamps do not count; other text and binary payloads are their exact selves.
+   Server control messages (heartbeats the runner answered) are not compared: they are
+   counted (`control_counts`).
 2. Ordered mode aligns the two key sequences with `difflib.SequenceMatcher` (no junk
    heuristic) after trimming the common head and tail; a middle too large for its
    quadratic time is first cut at patience-diff anchors (keys unique on both sides),
@@ -32,10 +36,15 @@ from typing import Literal
 
 from corpus import Closer
 from replay._errors import ReplayError
+from replay._protocols import Profile
+from replay._protocols.base import canonical as _canonical
+from replay._protocols.base import preview  # re-exported: diff and reports use it
+from replay._protocols.registry import DEFAULT as DEFAULT_PROFILE
 
 from .schedule import ClosePlan, Expect, Schedule, SessionPlan
 from .transcript import (
     AppError,
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -64,6 +73,8 @@ class OracleOptions:
     """Compare server messages as a multiset: arrival order does not matter."""
     ignore_extra: bool = False
     """Server messages beyond the recorded ones (extra or duplicated) are not findings."""
+    ignore_handshake: bool = False
+    """A negotiated subprotocol or extension other than recorded is not a finding."""
 
     def __post_init__(self) -> None:
         if isinstance(self.ignore_paths, str) or not all(
@@ -71,7 +82,7 @@ class OracleOptions:
             raise ReplayError("ignore_paths: expected a tuple of JSON paths like '$.id'")
         for path in self.ignore_paths:
             _compile_path(path)  # a bad path is reported now, not at the first message
-        for name in ("unordered", "ignore_extra"):
+        for name in ("unordered", "ignore_extra", "ignore_handshake"):
             if type(getattr(self, name)) is not bool:
                 raise ReplayError(f"{name}: expected true or false, got {getattr(self, name)!r}")
 
@@ -166,42 +177,51 @@ Key = tuple[str, str | bytes]
 """("json", canonical text) | ("text", text) | ("binary", bytes): equal keys match."""
 
 
-def _json(text: str) -> object | None:
-    """The JSON document in `text` when it is an object or array, else None."""
-    stripped = text.lstrip()
-    if not stripped.startswith(("{", "[")):
-        return None  # plain text ("ping", "42") is compared exactly
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+_REDACTED = "wsreplay-redacted"
+_PLACEHOLDER_KIND = re.compile(r"wsreplay-redacted:[A-Za-z0-9_.:-]*[A-Za-z0-9_]")
 
 
-def _canonical(doc: object) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)
-
-
-def payload_key(payload: str | bytes, options: OracleOptions = OracleOptions()) -> Key:
-    """What `payload` is compared by under `options`."""
-    if isinstance(payload, bytes):
-        return ("binary", payload)
-    doc = _json(payload)
-    if doc is None:
-        return ("text", payload)
-    for path in options.ignore_paths:
+def _decoded(payload: str | bytes, profile: Profile,
+             paths: Sequence[str]) -> object:
+    """`payload` decoded by `profile`, with what `paths` select removed from a structure."""
+    if isinstance(payload, str) and _REDACTED in payload:
+        # A recorded secret and the one a replay filled in (read back as its placeholder)
+        # are both "a secret was here": the kind the capture gave it does not count.
+        payload = _PLACEHOLDER_KIND.sub(_REDACTED, payload)
+    doc = profile.decode(payload)
+    if isinstance(doc, str | bytes):
+        return doc
+    for path in paths:
         doc = _strip(doc, _compile_path(path))
+    return doc
+
+
+def ignored_paths(options: OracleOptions, profile: Profile = DEFAULT_PROFILE) -> tuple[str, ...]:
+    """The user's ignore-paths, then the profile's volatile ones."""
+    return (*options.ignore_paths, *profile.volatile_paths)
+
+
+def payload_key(payload: str | bytes, options: OracleOptions = OracleOptions(),
+                profile: Profile = DEFAULT_PROFILE) -> Key:
+    """What `payload` is compared by under `options`, decoded by `profile`."""
+    doc = _decoded(payload, profile, ignored_paths(options, profile))
+    if isinstance(doc, bytes):
+        return ("binary", doc)
+    if isinstance(doc, str):
+        return ("text", doc)
     return ("json", _canonical(doc))
 
 
-def preview(payload: str | bytes, width: int = 60) -> str:
-    """A one-line glimpse of a payload: text as is, binary as a hex prefix with its size."""
-    if isinstance(payload, bytes):
-        head = payload[: max(1, width // 3)].hex(" ")
-        more = " …" if len(payload) > max(1, width // 3) else ""
-        return f"<{len(payload)} bytes: {head}{more}>"
-    text = payload.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-    return text if len(text) <= width else text[: width - 1] + "…"
+def data_received(events: Sequence[Event]) -> list[Received]:
+    """The server messages the oracle compares: all received but control messages."""
+    return [e for e in events if type(e) is Received and not e.control]
+
+
+def control_counts(events: Sequence[Event]) -> dict[str, int]:
+    """Server control messages received (answered or not), by name: for the report."""
+    counts: Counter[str] = Counter(e.control for e in events
+                                   if type(e) is Received and e.control)
+    return dict(sorted(counts.items()))
 
 
 def _first_difference(expected: object, got: object, path: str = "$") -> str:
@@ -230,14 +250,13 @@ def _short(value: object) -> str:
 
 
 def describe_change(expected: str | bytes, got: str | bytes,
-                    options: OracleOptions = OracleOptions()) -> str:
+                    options: OracleOptions = OracleOptions(),
+                    profile: Profile = DEFAULT_PROFILE) -> str:
     """How `got` differs from `expected`, in a few words."""
-    if isinstance(expected, str) and isinstance(got, str):
-        a, b = _json(expected), _json(got)
-        if a is not None and b is not None:
-            for path in options.ignore_paths:
-                a, b = _strip(a, _compile_path(path)), _strip(b, _compile_path(path))
-            return _first_difference(a, b)
+    paths = ignored_paths(options, profile)
+    a, b = _decoded(expected, profile, paths), _decoded(got, profile, paths)
+    if not isinstance(a, str | bytes) and not isinstance(b, str | bytes):
+        return _first_difference(a, b)
     if type(expected) is not type(got):
         kinds = {str: "text", bytes: "binary"}
         return f"expected a {kinds[type(expected)]} message, got {kinds[type(got)]}"
@@ -379,10 +398,11 @@ class _Pool:
 
 
 def align(expects: Sequence[str | bytes], received: Sequence[str | bytes],
-          options: OracleOptions = OracleOptions()) -> list[Pair]:
+          options: OracleOptions = OracleOptions(),
+          profile: Profile = DEFAULT_PROFILE) -> list[Pair]:
     """Pair recorded server messages with received ones (see the module docstring)."""
-    ekeys = [payload_key(p, options) for p in expects]
-    gkeys = [payload_key(p, options) for p in received]
+    ekeys = [payload_key(p, options, profile) for p in expects]
+    gkeys = [payload_key(p, options, profile) for p in received]
     pairs: list[Pair] = []
     pool = _Pool()
     if options.unordered:
@@ -485,7 +505,9 @@ _FINDING_OF: dict[Status, tuple[FindingKind, str]] = {
 def _message_findings(plan: SessionPlan, received: Sequence[Received],
                       options: OracleOptions) -> Iterator[Finding]:
     expects: Sequence[Expect] = plan.expects
-    pairs = align([e.payload for e in expects], [r.payload for r in received], options)
+    profile = plan.protocol
+    pairs = align([e.payload for e in expects], [r.payload for r in received], options,
+                  profile)
     # Report in the order a reader meets them: by recorded position, then arrival.
     pairs.sort(key=lambda p: (p.expected if p.expected is not None else len(expects),
                               p.got if p.got is not None else -1))
@@ -500,13 +522,27 @@ def _message_findings(plan: SessionPlan, received: Sequence[Received],
                                at=_ms(expect.recorded_t - plan.handshake_time)
                                if expect is not None else "")
         if expect is not None and got is not None and pair.status == "changed":
-            tail = describe_change(expect.payload, got.payload, options)
+            tail = describe_change(expect.payload, got.payload, options, profile)
         else:
             shown = got if got is not None else expect
             assert shown is not None  # every unmatched pair has at least one side
-            tail = preview(shown.payload)
+            tail = profile.describe(shown.payload)
         yield Finding(kind, plan.session, f"{head}: {tail}", expected=pair.expected,
                       got=pair.got, t=got.t if got is not None else None)
+
+
+def _handshake_changes(plan: SessionPlan, connected: Connected) -> Iterator[str]:
+    """How the replay's 101 differs from the recorded one: subprotocol, extensions."""
+    recorded = plan.handshake
+    if recorded is None:
+        return
+    if connected.subprotocol != recorded.subprotocol:
+        yield f"subprotocol {recorded.subprotocol or 'none'} → {connected.subprotocol or 'none'}"
+    # None: the target does not negotiate extensions (in-process), so they cannot differ.
+    if connected.extensions is not None and \
+            sorted(connected.extensions) != sorted(recorded.extensions):
+        yield (f"extensions {', '.join(recorded.extensions) or 'none'} → "
+               f"{', '.join(connected.extensions) or 'none'}")
 
 
 def _stuck_kind(clock: str) -> FindingKind:
@@ -526,9 +562,16 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
     rejected = next((e for e in events if type(e) is Rejected), None)
     connected = next((e for e in events if type(e) is Connected), None)
     closed = next((e for e in events if type(e) is Closed), None)
-    received = [e for e in events if type(e) is Received]
+    received = data_received(events)
+    refused = next((e for e in events if type(e) is ClientRefused), None)
     ended: str | None = None  # how a crash ended the connection, if abnormally
 
+    if plan.proxy_error is not None:
+        # Whatever the target does now, there is nothing recorded to compare it with.
+        return SessionVerdict(sid, (Finding(
+            FindingKind.NO_SERVER_ANSWER, sid,
+            f"the recording holds no server answer for this session: the proxy answered "
+            f"the upgrade itself with HTTP {plan.expect_status} ({plan.proxy_error})"),))
     if unreachable is not None:
         findings.append(Finding(FindingKind.UNREACHABLE, sid, unreachable.error,
                                 t=unreachable.t))
@@ -544,6 +587,15 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
                                 f"handshake accepted (101); recorded a rejection with HTTP "
                                 f"{plan.expect_status}", t=connected.t))
     elif connected is not None:
+        if not options.ignore_handshake:
+            findings.extend(Finding(FindingKind.HANDSHAKE_CHANGED, sid, change, t=connected.t)
+                            for change in _handshake_changes(plan, connected))
+        if refused is not None:
+            # The replay's own limit cut the session short: what follows is not the
+            # server's doing, so it is the one finding.
+            findings.append(Finding(FindingKind.CLIENT_REFUSED, sid, refused.reason,
+                                    t=refused.t))
+            return SessionVerdict(sid, tuple(findings))
         findings.extend(_message_findings(plan, received, options))
         # A hang or a crash explains how the session ended (no close, a 1011, the runner
         # giving up): one fault, one finding.
@@ -560,11 +612,15 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
     elif not stuck and not any(type(e) is AppError for e in events):
         findings.append(Finding(stuck_kind, sid, "the handshake never completed"))
 
+    # A crash before the accept reads differently from one after it, on its own line too.
+    refused = (f"before the accept (handshake refused with HTTP {rejected.status})"
+               if rejected is not None else None)
     for n, error in enumerate(e for e in events if type(e) is AppError):
         explains = ended is not None and n == 0
+        how = ended if explains else refused if n == 0 else None
         findings.append(Finding(FindingKind.APP_ERROR, sid,
                                 f"{error.type}: {error.message}"
-                                + (f"; {ended}" if explains else ""), t=error.t,
+                                + (f"; {how}" if how else ""), t=error.t,
                                 also=(FindingKind.ABNORMAL_CLOSE,) if explains else ()))
     findings.extend(Finding(FindingKind.UNBOUND, sid,
                             f"{e.where} used {e.path} = {e.value!r} from session {e.source}, "

@@ -16,6 +16,13 @@ Pacing rules (the runner's contract):
   oracle compares them with what arrived.
 - `close`: when the client closed in the recording, the runner closes `gap` after the
   anchor; when the server did, the runner waits for the server's close.
+- Each session carries its protocol profile (`replay._protocols`), chosen by name or
+  detected from the handshake. Control messages are not part of the script: the server's
+  heartbeats are neither expected nor anchors (the runner answers them when they come),
+  and the client's recorded answers to them are not sent on the recorded schedule.
+  Client-initiated keep-alives stay scheduled like any client message.
+- `http`: the recorded pre-upgrade HTTP steps the profile redoes (Engine.IO's polling
+  open); a session with steps starts at its first one.
 """
 
 from __future__ import annotations
@@ -23,12 +30,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from corpus import Closer, Direction, Handshake, Headers, Message, Recording, Session
+from corpus import (
+    Closer,
+    Direction,
+    Handshake,
+    Headers,
+    HttpExchange,
+    Message,
+    Recording,
+    Session,
+)
 from replay._errors import ScheduleError
+from replay._protocols import Profile, choose
+from replay._protocols.registry import DEFAULT
 
 from .network import NetworkModel
 
 Pacing = Literal["causal", "absolute"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
+"""The least the replay client accepts per server message (bytes; text: characters)."""
+
+
+def message_size_limit(recording: Recording) -> int:
+    """How large a server message the replay client takes: at least 16 MiB, and at least
+    twice the largest message in the recording, so a server that sends a little more than
+    it did is judged, not refused."""
+    largest = max((len(m.payload) for s in recording.sessions for m in s.messages), default=0)
+    return max(DEFAULT_MAX_MESSAGE_SIZE, 2 * largest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +109,15 @@ class ClosePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class HandshakeExpect:
+    """What the recorded server agreed to in its 101: judged against the replay's."""
+
+    subprotocol: str | None = None
+    extensions: tuple[str, ...] = ()
+    """Names of the negotiated extensions (``permessage-deflate``), in the server's order."""
+
+
+@dataclass(frozen=True, slots=True)
 class SessionPlan:
     """One recorded session, ready to replay."""
 
@@ -97,6 +135,15 @@ class SessionPlan:
     sends: tuple[Send, ...] = ()
     expects: tuple[Expect, ...] = ()
     close: ClosePlan | None = None
+    handshake: HandshakeExpect | None = None
+    """The recorded subprotocol and extensions; None: not judged (hand-made plans)."""
+    proxy_error: str | None = None
+    """Set when the recorded answer to the upgrade came from the proxy, not the server
+    (upstream unreachable, TLS failure): the proxy's text. Such a session is not judged."""
+    protocol: Profile = DEFAULT
+    """How this session's frames decode and which are control messages."""
+    http: tuple[HttpExchange, ...] = ()
+    """Recorded HTTP steps to perform before the upgrade, in order (times unchanged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +154,9 @@ class Schedule:
     token_expiry: int | None = None
     """Re-minted JWTs expire this many ns after their session's connect starts (may be
     negative: already expired); None keeps each token's recorded lifetime."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """The largest server message the replay client takes (live targets); a larger one is
+    refused by the client (``client-refused``), never blamed on the server."""
 
 
 # Which recorded messages the replay reproduces. The replay stands in for the client *and*
@@ -122,6 +172,13 @@ def _server_sent(message: Message) -> bool:
     return message.direction is Direction.SERVER_TO_CLIENT and not message.injected
 
 
+def extension_names(headers: Headers) -> tuple[str, ...]:
+    """The extension names in the ``Sec-WebSocket-Extensions`` headers of `headers`."""
+    return tuple(element.split(";")[0].strip().lower()
+                 for name, value in headers if name.lower() == "sec-websocket-extensions"
+                 for element in value.split(",") if element.split(";")[0].strip())
+
+
 def _offered_subprotocols(handshake: Handshake) -> tuple[str, ...]:
     offered = tuple(
         part.strip()
@@ -135,9 +192,16 @@ def _offered_subprotocols(handshake: Handshake) -> tuple[str, ...]:
     return offered
 
 
-def _plan(session: Session, *, start: int, pacing: Pacing) -> SessionPlan:
+def session_start(session: Session) -> int:
+    """When a session began: its first HTTP step, else its upgrade request."""
+    return min([session.handshake.t, *(step.t for step in session.handshake.http)])
+
+
+def _plan(session: Session, *, start: int, pacing: Pacing,
+          protocol: str | None = None) -> SessionPlan:
     handshake = session.handshake
     opened = handshake.t_response
+    profile = choose(handshake, protocol)
     plan = SessionPlan(
         session=session.id,
         start=start,
@@ -146,6 +210,11 @@ def _plan(session: Session, *, start: int, pacing: Pacing) -> SessionPlan:
         subprotocols=_offered_subprotocols(handshake),
         expect_status=handshake.status,
         handshake_time=max(0, handshake.t_response - handshake.t),
+        handshake=HandshakeExpect(handshake.subprotocol,
+                                  extension_names(handshake.response_headers)),
+        proxy_error=handshake.proxy_error,
+        protocol=profile,
+        http=tuple(step for step in handshake.http if profile.redo(step)),
     )
     if not handshake.accepted:
         return plan  # nothing to send: the replay checks the server still says no
@@ -156,6 +225,10 @@ def _plan(session: Session, *, start: int, pacing: Pacing) -> SessionPlan:
     sends: list[Send] = []
     expects: list[Expect] = []
     for message in session.messages:
+        control = profile.control(message.payload, message.direction)
+        if control is not None and (control.answer or
+                                    message.direction is Direction.SERVER_TO_CLIENT):
+            continue  # answered when the server asks, not on the recorded schedule
         if _server_got(message):
             after, since = (anchor, anchor_t) if pacing == "causal" else (OPEN, opened)
             sends.append(Send(index=len(sends), payload=message.payload, after=after,
@@ -176,19 +249,24 @@ def _plan(session: Session, *, start: int, pacing: Pacing) -> SessionPlan:
     return replace(plan, sends=tuple(sends), expects=tuple(expects), close=close)
 
 
-def build_schedule(recording: Recording, *, pacing: Pacing = "causal") -> Schedule:
+def build_schedule(recording: Recording, *, pacing: Pacing = "causal",
+                   protocol: str | None = None) -> Schedule:
     """The schedule that replays `recording` (see the module docstring for the rules).
 
-    Session starts count from the earliest session's upgrade request, so the first session
-    starts at 0 and the others overlap it as they did in the recording.
+    Session starts count from the earliest session's start (its first HTTP step or its
+    upgrade request), so the first session starts at 0 and the others overlap it as they
+    did in the recording. `protocol` names the profile of every session (None or
+    ``auto``: detected per session from its handshake).
     """
     if pacing not in ("causal", "absolute"):
         raise ScheduleError(f"pacing: expected 'causal' or 'absolute', got {pacing!r}")
     if not recording.sessions:
         raise ScheduleError("the recording has no sessions to replay")
-    origin = min(session.start for session in recording.sessions)
+    origin = min(session_start(session) for session in recording.sessions)
     return Schedule(
-        sessions=tuple(_plan(session, start=session.start - origin, pacing=pacing)
+        sessions=tuple(_plan(session, start=session_start(session) - origin, pacing=pacing,
+                             protocol=protocol)
                        for session in recording.sessions),
         pacing=pacing,
+        max_message_size=message_size_limit(recording),
     )

@@ -20,6 +20,13 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    late: int = 0
+    """The runner's connect lateness: ns from the planned connect (the session's start) to
+    calling the target's connect (re-mints, auth hooks and a --concurrency wait included).
+    Always 0 in virtual time; live, it shortens every offset that counts from t=0."""
+    extensions: tuple[str, ...] | None = None
+    """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
+    target does not negotiate them (in-process): then they are not judged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,11 @@ class Received:
 
     t: int
     payload: str | bytes
+    control: str = ""
+    """The protocol's name for a control message (``ping``...), '' for data: control
+    messages are answered by the runner and left out of the oracle."""
+    reply: str | bytes | None = None
+    """What the runner answered a control message with, if anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,14 @@ class Closed:
     by: Closer
     code: int | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRefused:
+    """The replay's own client refused a server message (too big) and closed with 1009."""
+
+    t: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +138,8 @@ class Unbound:
     where: str
 
 
-Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
-         | Carried | Unbound)
+Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
+         | AppError | Stuck | Carried | Unbound)
 
 TERMINAL = (Closed, Rejected, Stuck, Unreachable)
 """Events after which a session has nothing more to say."""
@@ -137,6 +157,33 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+    epoch: int | None = None
+    """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""
+    token_lifetimes: tuple[tuple[int, int], ...] = ()
+    """With the warp's ``exp=``: (session, ns from its connect to its re-minted tokens'
+    whole-second ``exp``), what the server sees. Exact in process (the epoch's phase is
+    placed); live, ``exp`` rounds up to a whole second, so this is D to D + 1 s."""
+
+
+def describe_ending(events: tuple[Event, ...] | list[Event]) -> str:
+    """How a session ended, in a few words for a summary line: a refused handshake reads
+    differently from a close after the accept, with the close code and reason. (The app's
+    exception text is its finding's.)"""
+    parts: list[str] = []
+    for event in events:
+        if type(event) is Rejected:
+            body = event.body[:60].decode("utf-8", "replace").strip()
+            parts.append(f"handshake refused with HTTP {event.status}"
+                         + (f" {body!r}" if body else ""))
+        elif type(event) is Unreachable:
+            parts.append("unreachable")
+        elif type(event) is Closed:
+            how = f"with {event.code}" if event.code is not None else "without a close frame"
+            reason = f" {event.reason!r}" if event.reason else ""
+            parts.append(f"accepted, then closed by {event.by} {how}{reason}")
+    if not parts and any(type(e) is Connected for e in events):
+        parts.append("accepted, never closed")
+    return "; ".join(parts)
 
 
 def send_lateness(events: Sequence[Event]) -> dict[str, int] | None:
@@ -147,3 +194,8 @@ def send_lateness(events: Sequence[Event]) -> dict[str, int] | None:
     return {"p50": late[(len(late) - 1) // 2],
             "p99": late[min(len(late) - 1, (len(late) * 99) // 100)],
             "max": late[-1]}
+
+
+def connect_lateness(events: Sequence[Event]) -> int | None:
+    """How late the runner began the session's connect (ns), or None if it never opened."""
+    return next((e.late for e in events if isinstance(e, Connected)), None)

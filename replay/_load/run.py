@@ -33,11 +33,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from replay._credentials import chain
 from replay._engine.schedule import SessionPlan
+from replay._facade import credential_filler
 from replay._options import ReplayOptions
+from replay._targets.clocks import real_time
 from replay._targets.open import TargetSpec
 
-from .fanout import Load, Origin, shard
+from .fanout import Load, Origin, correlations, shard
 from .stats import LoadReport, ShardCollector, ShardResult, merge
 
 TICK = 0.25
@@ -65,8 +68,9 @@ class LoadSpec:
 
     target: TargetSpec
     options: ReplayOptions = field(default_factory=ReplayOptions)
-    """The warp and pacing are already in the load's schedule (`fan_out`); the key, the
-    oracle, the timeout and the concurrency (per shard) apply here."""
+    """The warp, pacing, protocol and message-size limit are already in the load's
+    schedule (`fan_out`); the key, credentials, correlation, oracle, timeout and concurrency
+    (per shard) apply here. Credentials are read from each worker's environment."""
     recorded_epochs: tuple[int | None, ...] = ()
     """Per source: the recording's epoch, for tokens without ``iat``."""
     duration: int | None = None
@@ -120,6 +124,16 @@ def token_rewrite(load: Load, spec: LoadSpec) -> _CopyMinter | None:
     return rewrite
 
 
+def load_binder(load: Load, spec: LoadSpec) -> Any:
+    """The shard's correlation `Binder` (None: nothing to carry)."""
+    from replay._bind import Binder
+    from replay._protocols import decoder_for
+
+    decode = decoder_for(plan.protocol for plan in load.schedule.sessions)
+    rules = correlations(load, spec.options.correlation, decode=decode)
+    return Binder(rules, decode=decode) if rules else None
+
+
 def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) -> ShardResult:
     """Run one shard on this thread's own Trio loop; what it gathered, even if stopped.
 
@@ -131,7 +145,8 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
                                max_diffs=spec.max_diffs)
     try:
         target = spec.target.open()
-        rewrite = token_rewrite(job.load, spec)
+        rewrite = chain(credential_filler(spec.options), token_rewrite(job.load, spec))
+        binder = load_binder(job.load, spec)
     except Exception as error:  # reported with the results, as one line
         return _failed(job, f"{type(error).__name__}: {error}")
     state = _ShardState()
@@ -139,8 +154,8 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     try:
         with _quiet_gc():
             target.run(lambda: _run_shard(job, target=target, rewrite=rewrite,
-                                          collector=collector, state=state, tick=tick,
-                                          sigint=sigint))
+                                          binder=binder, collector=collector, state=state,
+                                          tick=tick, sigint=sigint))
     except KeyboardInterrupt:  # Ctrl-C landed outside the shard's own handling
         state.stopped = "interrupted"
     cpu = time.thread_time() - cpu
@@ -187,8 +202,9 @@ class _ShardState:
     stopped: str | None = None
 
 
-async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: ShardCollector,
-                     state: _ShardState, tick: Tick | None, sigint: bool) -> None:
+async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, binder: Any,
+                     collector: ShardCollector, state: _ShardState, tick: Tick | None,
+                     sigint: bool) -> None:
     import trio
 
     from replay._runner import replay
@@ -197,7 +213,7 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
     if job.start_at is not None:
         # The one wall-clock read of a shard: shards in other processes or on other
         # machines start together; from here on, Trio's clock alone.
-        await trio.sleep(max(0.0, job.start_at - time.time()))
+        await trio.sleep(max(0.0, job.start_at - real_time()))
 
     async def report_and_listen(scope: trio.CancelScope) -> None:
         while True:
@@ -221,11 +237,12 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
             nursery.start_soon(report_and_listen, nursery.cancel_scope)
             if sigint and threading.current_thread() is threading.main_thread():
                 nursery.start_soon(on_sigint, nursery.cancel_scope)
-            state.t0_unix = time.time()
+            state.t0_unix = real_time()
             state.transcript = await replay(job.load.schedule, target,
                                             timeout=spec.options.timeout,
                                             concurrency=spec.options.concurrency,
-                                            on_event=collector.on_event, rewrite=rewrite)
+                                            on_event=collector.on_event, rewrite=rewrite,
+                                            binder=binder)
             nursery.cancel_scope.cancel()
     if scope.cancelled_caught and state.stopped is None:
         state.stopped = "duration"

@@ -60,7 +60,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import ModuleType
 from typing import Any, Literal, Self, TypeVar
-from urllib.parse import unquote, urlsplit
 
 import trio
 
@@ -80,15 +79,16 @@ from .asgi_app import (
     where_suspended,
 )
 from .asgi_network import EMPTY, Pipe
-from .base import ConnectRequest, Report, Target
-from .virtual import now_ns, run_virtual
+from .asgi_scope import ASGI_VERSION, str_headers, websocket_scope
+from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
+from .clocks import AppClocks
+from .virtual import run_virtual
 
 T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
 LOOPS: tuple[str, ...] = ("trio", "asyncio", "auto")
 
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
 _NS = 1_000_000_000
 
 
@@ -98,53 +98,6 @@ class ClientDisconnected(OSError):
 
 # ---------------------------------------------------------------------------------------
 # One connection
-
-
-def _latin1(value: str) -> bytes:
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8")
-
-
-def _str_headers(raw: object) -> Headers:
-    return tuple((bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-                 for k, v in (raw or ()))  # type: ignore[attr-defined]
-
-
-def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
-           extra_headers: Headers = ()) -> Message:
-    from .live import forwarded_headers  # one rule for what a replay sends, live or not
-
-    url = urlsplit(request.url)
-    secure = url.scheme in ("wss", "https")
-    host = url.hostname or "testserver"
-    port = url.port or (443 if secure else 80)
-    headers = [(k.lower().encode("latin-1"), _latin1(v))
-               for k, v in forwarded_headers(request.headers, extra_headers)]
-    names = {k for k, _ in headers}
-    if b"host" not in names:
-        headers.insert(0, (b"host", _latin1(host if url.port is None else f"{host}:{port}")))
-    if request.subprotocols and b"sec-websocket-protocol" not in names:
-        headers.append((b"sec-websocket-protocol", _latin1(", ".join(request.subprotocols))))
-    path = url.path or "/"
-    return {
-        "type": "websocket",
-        "asgi": dict(_ASGI),
-        "http_version": "1.1",
-        "scheme": "wss" if secure else "ws",
-        "server": (host, port),
-        "client": ("127.0.0.1", 40000 + ordinal),
-        "root_path": "",
-        "path": unquote(path),
-        "raw_path": path.encode("latin-1", "replace"),
-        "query_string": url.query.encode("latin-1", "replace"),
-        "headers": headers,
-        "subprotocols": list(request.subprotocols),
-        "state": dict(state),
-        "extensions": {"websocket.http.response": {}},
-    }
-
 
 ClientState = Literal["connecting", "open", "closing", "closed"]
 AppState = Literal["connecting", "accepted", "responding", "closed"]
@@ -203,8 +156,14 @@ class AsgiConnection:
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        if self._client == "closed" and self._closed is not None:
+            raise self._closed  # close() already took the answer: this one comes too late
+        # A close that reaches a client already closing answers its close (whatever the
+        # s2c latency makes arrive first): the client closed, as on a real socket.
+        by_server = self._client != "closing"
         self._client = "closed"
-        self._closed = ConnectionClosed(code, reason, by_server=True)
+        self._closed = ConnectionClosed(code, reason, by_server=by_server)
+        self._to_client.wake()  # close() may be waiting for this very frame
         raise self._closed
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -217,12 +176,13 @@ class AsgiConnection:
         self._client_gone_at = arrives
         # The server's answering close frame, queued behind whatever the app already sent.
         self._to_client.put(("close", code, reason), at=arrives + self._net.s2c_latency / _NS)
-        while True:
-            kind, *rest = await self._to_client.get()  # type: ignore[misc]
-            if kind == "close":
-                break
-        self._client = "closed"
-        self._closed = ConnectionClosed(rest[0], rest[1], by_server=False)
+        # Read up to the answering close, unless a concurrent receive() takes it first.
+        while self._client != "closed":
+            item = await self._to_client.get_or_woken()
+            if item is not EMPTY and item[0] == "close":  # type: ignore[index]
+                _, code, reason = item  # type: ignore[misc]
+                self._client = "closed"
+                self._closed = ConnectionClosed(code, reason, by_server=False)
 
     def waiting_for(self) -> str:
         """Where the app is, phrased to follow "the server side is in ..."."""
@@ -284,7 +244,7 @@ class AsgiConnection:
             if kind == "websocket.accept":
                 self._app = "accepted"
                 arrives = self._answer_handshake(
-                    ("accept", message.get("subprotocol"), _str_headers(message.get("headers"))))
+                    ("accept", message.get("subprotocol"), str_headers(message.get("headers"))))
                 if arrives > trio.current_time():
                     self._app_waiting = "the app's send(websocket.accept), the accept in flight"
                     try:
@@ -296,7 +256,7 @@ class AsgiConnection:
                 self._answer_handshake(("reject", 403, (), b""))
             elif kind == "websocket.http.response.start":
                 self._app = "responding"
-                self._denial = (int(message["status"]), _str_headers(message.get("headers")), [])
+                self._denial = (int(message["status"]), str_headers(message.get("headers")), [])
             else:
                 raise RuntimeError(
                     'Expected ASGI message "websocket.accept", "websocket.close" or '
@@ -376,12 +336,17 @@ class AsgiTarget(Target):
     def describe(self) -> str:
         return f"asgi:{self._name}"
 
-    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+            clocks: AppClocks | Literal["real"] | None = None) -> T:
         """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
-        the network model's own seed, the latency jitter."""
+        the network model's own seed, the latency jitter. The app's clocks and randomness
+        follow the run as `clocks` says (default: `DEFAULT_EPOCH_NS`, randomness from
+        `seed`; ``"real"``: the app reads the real clocks, as before issue 20 — for
+        benchmarks; see `replay._targets.clocks`)."""
         self._run_seed = seed
         try:
-            return run_virtual(async_fn, seed=seed)
+            return run_virtual(async_fn, seed=seed, clocks=None if clocks == "real" else (
+                clocks or AppClocks(seed=seed)))
         finally:
             self._run_seed = 0
 
@@ -432,11 +397,58 @@ class AsgiTarget(Target):
             raise TargetError(f"{self.describe()}: use 'async with target:' before connect()")
         self._connections += 1
         conn = AsgiConnection(self, request, report, self._connections)
-        return await conn._open(_scope(request, self._connections, self._state,
+        return await conn._open(websocket_scope(request, self._connections, self._state,
                                        self.extra_headers))
 
+    async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
+        """One HTTP request to the app through an ASGI ``http`` scope (no network model:
+        the step's answer is what matters, not its timing). An app that raises is
+        reported and answers 500, as a server would."""
+        if self._nursery is None:
+            raise TargetError(f"{self.describe()}: use 'async with target:' before http()")
+        self._connections += 1
+        ws = websocket_scope(ConnectRequest(url=request.url, headers=request.headers),
+                    self._connections, self._state, self.extra_headers)
+        scope: Message = {**ws, "type": "http", "method": request.method.upper(),
+                          "scheme": "https" if ws["scheme"] == "wss" else "http"}
+        for key in ("subprotocols", "extensions"):
+            scope.pop(key, None)
+        to_app = Pipe(0, 0, random.Random(0))
+        to_app.put({"type": "http.request", "body": request.body, "more_body": False})
+        start: dict[str, Any] = {}
+        body: list[bytes] = []
+        done = trio.Event()
+
+        async def receive() -> Message:
+            return await self._get(to_app)  # type: ignore[return-value]
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    to_app.put({"type": "http.disconnect"})
+                    done.set()
+
+        async def serve() -> None:
+            try:
+                await self._call_app(None, scope, receive, send)
+            except Exception as exc:
+                start.setdefault("status", 500)
+                start.setdefault("error", exc)
+            finally:
+                done.set()
+
+        self._spawn(serve)
+        await done.wait()
+        if "error" in start:
+            report(app_error(self._t(), start["error"]))
+        return HttpResponse(int(start.get("status", 500)), str_headers(start.get("headers")),
+                            b"".join(body))
+
     def _t(self) -> int:
-        return now_ns() - round(self._origin * _NS)
+        return round((trio.current_time() - self._origin) * _NS)
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         assert self._nursery is not None
@@ -493,7 +505,7 @@ class AsgiTarget(Target):
 
         async def lifespan() -> None:
             try:
-                await self._call_app(None, {"type": "lifespan", "asgi": dict(_ASGI),
+                await self._call_app(None, {"type": "lifespan", "asgi": dict(ASGI_VERSION),
                                             "state": self._state}, receive, send)
             except Exception as exc:
                 send_reply.send_nowait({"type": "wsreplay.crashed", "error": exc})

@@ -7,6 +7,7 @@ trio-asyncio's asyncio loop. See `replay._targets.asgi` for the model as a whole
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from typing import Any
@@ -62,6 +63,20 @@ class Pipe:
         if self._items and self._items[0][0] <= trio.current_time():
             return self._items.popleft()[1]
         return EMPTY
+
+    async def get_or_woken(self) -> object:
+        """The next item once it arrives, or `EMPTY` when `wake()` is called first."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        item = self.get_nowait()
+        if item is not EMPTY:
+            return item
+        with trio.move_on_at(self._items[0][0] if self._items else math.inf):
+            await self._lot.park()
+        return self.get_nowait()
+
+    def wake(self) -> None:
+        """Wake `get_or_woken` readers: another reader took what they were waiting for."""
+        self._lot.unpark_all()
 
     async def get(self) -> object:
         """The next item, waiting on Trio for it to arrive."""

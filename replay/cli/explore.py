@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from corpus import Recording
     from replay._options import ReplayOptions
-    from replay._search.explore import Discovery
+    from replay._search.explore import Failure
     from replay._targets.open import TargetSpec
 
 NAME = "explore"
 HELP = "search the warp space for a timing that breaks the replay; write a minimal repro"
 EXIT_CODES = {0: "no failing warp within the budget",
-              1: "a failing warp was found; the minimal repro was written"}
+              1: "a failing warp was found; the minimal repro (stopped early by an error: "
+                 "the best so far) was written"}
 """Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
@@ -29,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most replays to spend, searching and shrinking (default 200)")
     parser.add_argument("--out", default="explored", metavar="DIR",
                         help="where to write the minimal repro (default ./explored)")
+    parser.add_argument("--confirm", type=int, default=5, metavar="N",
+                        help="re-run each repro N times and report how often it fails "
+                             "(default 5; not counted in --budget)")
     from ._app import add_finding_options
 
     add_finding_options(parser)
@@ -39,21 +44,28 @@ def run(args: argparse.Namespace) -> int:
     from corpus import inside, read_recording, safe_name, write_recording
     from replay._facade import plan_recording, replay_recording
     from replay._reproduce import reproduce_command
-    from replay._search.explore import Discovery, explore
+    from replay._search.explore import Discovery, explore, search_space
 
-    from ._app import UsageError, finding_selector, record_limit
+    from ._app import EXIT_INTERRUPTED, UsageError, finding_selector, is_interrupt, record_limit
     from .run import replay_spec
 
     if args.budget < 1:
         raise UsageError(f"--budget: expected at least 1 replay, got {args.budget}")
+    if args.confirm < 1:
+        raise UsageError(f"--confirm: expected at least 1 replay, got {args.confirm}")
     spec, options = replay_spec(args)
     target = spec.open()
+    virtual = getattr(target, "clock", "real") == "virtual"
+    if args.timeout is None and not virtual:
+        # A warp that stalls a live session would otherwise cost the full 10 s per replay.
+        options = dataclasses.replace(options, timeout=LIVE_TIMEOUT)
     recording = read_recording(args.file, **record_limit(args))
     schedule = plan_recording(recording, pacing=args.pacing)
 
-    def probe(candidate, warp):
+    def probe(candidate, warp, seed=None):
+        changes = {"warp": warp} if seed is None else {"warp": warp, "seed": seed}
         return replay_recording(candidate, target,
-                                dataclasses.replace(options, warp=warp)).verdict
+                                dataclasses.replace(options, **changes)).verdict
 
     baseline = probe(recording, None)
     if not baseline.passed:  # a search needs a passing starting point to bend away from
@@ -62,10 +74,14 @@ def run(args: argparse.Namespace) -> int:
                          f"({baseline.kind}: {first}); explore needs a passing recording "
                          "(missing --jwt-secret or --ignore-path?)")
     show = _Progress(args.budget)
-    selector = finding_selector(args)
-    result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
-                     progress=show, selector=selector)
-    show.done()
+    space = search_space(schedule, tokens=options.key is not None,
+                         seeds=ORDERING_SEEDS if virtual else 0)
+    try:
+        result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
+                         progress=show, selector=finding_selector(args), knobs=space,
+                         confirm=args.confirm, interrupted=is_interrupt)
+    finally:
+        show.done()
     if not isinstance(result, Discovery):
         print(f"no failing warp in {result.probes} replays (budget {args.budget}); "
               f"tried e.g. {', '.join(sorted(set(result.tried))[:5]) or 'nothing'}")
@@ -73,38 +89,69 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(Path(args.file).name.removesuffix(".wsr"), fallback="recording")
-    repro = _free_path(inside(out, f"{stem}.explored.wsr"))
-    write_recording(repro, result.recording)
-    sidecar = repro.with_name(repro.name + ".toml")
-    found = dataclasses.replace(options, warp=result.warp)
-    sidecar.write_text(_sidecar_text(args, spec, found, result), encoding="utf-8")
-    sessions = len(result.recording.sessions)
-    messages = sum(len(s.messages) for s in result.recording.sessions)
-    print(f"found: {result.signature[0]} ({result.signature[1]}) under warp "
-          f"{str(result.warp)!r} after {result.probes} replays")
-    print(f"  minimal repro: {sessions} session(s), {messages} message(s) "
-          f"(from {len(recording.sessions)} and "
-          f"{sum(len(s.messages) for s in recording.sessions)})")
-    for finding in result.verdict.findings[:3]:
-        print(f"  {finding}")
-    print(f"  wrote {repro} and {sidecar.name}")
-    print("reproduce with:")
-    print("  " + reproduce_command([str(repro)], spec, found))
+    classes = len(result.failures)
+    print(f"found {classes} failure class{'es' if classes > 1 else ''} in {result.probes} "
+          f"replays" + (f" (stopped early: {result.stopped})" if result.stopped else ""))
+    for failure in result.failures:
+        repro = _free_path(inside(out, f"{stem}.explored.wsr"))
+        write_recording(repro, failure.recording)
+        sidecar = repro.with_name(repro.name + ".toml")
+        found = dataclasses.replace(
+            options, warp=failure.warp,
+            seed=failure.seed if failure.seed is not None else options.seed)
+        sidecar.write_text(_sidecar_text(args, spec, found, failure), encoding="utf-8")
+        _print_failure(recording, failure, repro, sidecar,
+                       reproduce_command([str(repro)], spec, found))
+    if result.stopped == "interrupted":
+        print("wsreplay: interrupted; the best repro so far is written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1
 
 
+LIVE_TIMEOUT = 2.0
+"""Seconds without progress before a live session counts as stuck, unless --timeout."""
+ORDERING_SEEDS = 16
+"""In-process: how many same-instant ordering seeds the search may try."""
+
+
+def _print_failure(recording: Recording, failure: Failure, repro: Path, sidecar: Path,
+                   command: str) -> None:
+    hits, runs = failure.rate
+    rate = (f"fails {hits}/{runs} re-runs" if hits == runs else
+            f"FLAKY: fails {hits}/{runs} re-runs")
+    seed = f" with --seed {failure.seed}" if failure.seed is not None else ""
+    print(f"found: {failure.signature[0]} ({failure.signature[1]}) under warp "
+          f"{str(failure.warp)!r}{seed}; {rate}")
+    sessions = len(failure.recording.sessions)
+    messages = sum(len(s.messages) for s in failure.recording.sessions)
+    print(f"  minimal repro: {sessions} session(s), {messages} message(s) "
+          f"(from {len(recording.sessions)} and "
+          f"{sum(len(s.messages) for s in recording.sessions)})")
+    for finding in failure.verdict.findings[:3]:
+        print(f"  {finding}")
+    print(f"  wrote {repro} and {sidecar.name}")
+    print("  reproduce with:")
+    print("    " + command)
+
+
 def _sidecar_text(args: argparse.Namespace, target: TargetSpec, options: ReplayOptions,
-                  result: Discovery) -> str:
+                  failure: Failure) -> str:
+    """The repro's sidecar: the options it failed with and one xfail case naming how."""
     from replay._sidecar import Case, sidecar_text
 
-    kind, first = result.signature
-    detail = result.verdict.findings[0].detail if result.verdict.findings else ""
-    case = Case(id="explored", warp=str(result.warp), expect="xfail", finding=first,
-                match=args.match, reason=f"{kind}: {detail}"[:200])
-    return sidecar_text(target, options, [case], comment=(
+    kind, first = failure.signature
+    chosen = [f for f in failure.verdict.findings if str(f.kind) == first]
+    detail = (chosen or list(failure.verdict.findings) or [None])[0]
+    hits, runs = failure.rate
+    case = Case(id="explored", warp=str(failure.warp), expect="xfail", finding=first,
+                match=args.match,
+                reason=f"{kind}: {detail.detail if detail else first}"[:200])
+    return sidecar_text(target, options, [case], comment="\n".join([
         f"Found by: wsreplay explore {args.file} --target {args.target} "
-        f"--budget {args.budget} --seed {args.seed}\n"
-        'Flip `expect = "xfail"` to "pass" once the race is fixed.'))
+        f"--budget {args.budget} --seed {args.seed}",
+        f"Failed {hits} of {runs} re-runs"
+        + (" (flaky: it may pass now and then)" if hits < runs else ""),
+        'Flip `expect = "xfail"` to "pass" once the race is fixed.']))
 
 
 def _free_path(path: Path) -> Path:

@@ -80,9 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warp", "-w", metavar="WARP", default="",
                         help="bend every copy's timeline, e.g. 'scale=0.5'")
     # Target (live ws:// or wss:// only), pacing, TLS, keys, deadlines and oracle options
-    # as for `run`; --concurrency caps each shard. No --loop/--seed (live targets only) and
-    # no correlation or --secret/--auth (a load re-mints JWTs per copy, nothing else).
-    add_replay_options(parser, in_process=False, credentials=False)
+    # as for `run`; --concurrency caps each shard. No --loop/--seed/--epoch/--real-random:
+    # a load is live, and a live server's ordering, clock and randomness are its own.
+    add_replay_options(parser, in_process=False)
     parser.add_argument("--failures", type=_positive_int, default=5, metavar="N",
                         help="show the diffs of the first N failures (default 5)")
     parser.add_argument("--report", metavar="FILE", help="write the merged report as JSON")
@@ -188,8 +188,13 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
     recordings = [(path, read_recording(path, **record_limit(args)))
                   for path in args.files]
-    sources = [(os.path.basename(path), plan_recording(r, warp=warp, pacing=args.pacing))
+    sources = [(os.path.basename(path),
+                plan_recording(r, warp=warp, pacing=options.pacing, protocol=options.protocol))
                for path, r in recordings]
+    if options.max_message_size is not None:
+        sources = [(label, dataclasses.replace(schedule,
+                                               max_message_size=options.max_message_size))
+                   for label, schedule in sources]
     tokens = sum(len(find_tokens(text)) for _, schedule in sources
                  for plan in schedule.sessions for _, text in plan_texts(plan))
     if identity is not None and not tokens:

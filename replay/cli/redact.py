@@ -1,7 +1,10 @@
 """`wsreplay redact FILE [-o OUT]`: a copy of a recording with its secrets replaced.
 
-Never touches the input. Rules already recorded in the input's header are applied again,
-together with any given here, so redacting an already redacted file changes nothing.
+Never touches the input. Runs the built-in rules and the ones given here; the rules listed
+in the input's header are only carried over into the copy's header, never run: the file
+may come from anyone, and a pattern in it could be made to run forever. (Placeholders are
+fixed points, so redacting an already redacted file changes nothing.) Patterns given here
+run on re2, in linear time.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from ._app import UsageError, record_limit
-
 if TYPE_CHECKING:
-    from corpus import CorpusReader, RedactionPolicy
+    from corpus import CorpusReader
+
+from ._app import UsageError, record_limit
 
 NAME = "redact"
 HELP = "write a copy of a recording with secrets replaced by typed placeholders"
@@ -34,8 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON path into text payloads to redact, e.g. $.auth.password "
                              "(repeatable)")
     parser.add_argument("--pattern", action="append", default=[], metavar="REGEX",
-                        help="regular expression to redact; group 1 if it has groups "
-                             "(repeatable)")
+                        help="regular expression (re2 syntax) to redact; group 1 if it has "
+                             "groups (repeatable)")
+    parser.add_argument("--allow", action="append", default=[], metavar="REGEX",
+                        help="words the opaque-token heuristic must keep, matched in full, "
+                             "e.g. '[0-9a-f]{40}' for commit ids (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,16 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     output = args.output or default_output(args.file, ".redacted.wsr")
     refuse_overwrite(args.file, output)
-    extra = RedactionPolicy(headers=tuple(args.header), json_paths=tuple(args.json_path),
-                            patterns=tuple(args.pattern))
+    policy = RedactionPolicy(headers=tuple(args.header), json_paths=tuple(args.json_path),
+                             patterns=tuple(args.pattern), allow=tuple(args.allow))
     with CorpusReader(args.file, **record_limit(args)) as reader:
-        redactor = Redactor(recorded_policy(reader).merged(extra))
+        redactor = Redactor(policy)
+        check_recorded_rules(reader)
         writer = CorpusWriter(output, redactor.header(reader.header))
         records = changed = 0
         try:
             for record in reader.records(strict=False):
                 redacted = redactor.record(record)
-                changed += redacted is not record
+                changed += redacted != record
                 records += 1
                 writer.write(redacted)
         except BaseException:
@@ -69,12 +76,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def recorded_policy(reader: CorpusReader) -> RedactionPolicy:
-    """The rules a file's header says were applied, or a located error if they are unusable."""
-    from corpus import RedactionError, RedactionPolicy
+def check_recorded_rules(reader: CorpusReader) -> None:
+    """The input header's rule lists must be lists of strings (they are carried over into
+    the copy's header, never run); a located one-line error otherwise."""
+    from corpus import RedactionError
+    from corpus._redact import check_description
 
     try:
-        return RedactionPolicy.from_description(reader.header.redaction)
+        check_description(reader.header.redaction)
     except RedactionError as bad:
         raise RedactionError(bad.reason, path=reader.path, offset=0) from None
 

@@ -22,6 +22,7 @@ from ._app import (
     EXIT_UNREACHABLE,
     UsageError,
     is_interrupt,
+    parse_size,
     record_limit,
 )
 
@@ -77,14 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "above, replayed below, the first divergence marked")
 
 
-def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = True,
-                       credentials: bool = True) -> None:
+def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = True) -> None:
     """Where and how to replay and judge: target, pacing, TLS, keys, deadlines, seed, oracle
     options (`run`, `bisect`, `explore` and `load` share them; `replay_spec` reads them).
 
-    A command offers only what it uses: without `in_process` (``load``: live targets, the
-    loop orders nothing) no ``--loop``/``--seed``; without `credentials` no correlation,
-    ``--secret`` or ``--auth`` (``load`` re-mints JWTs only).
+    A command offers only what it uses: without `in_process` (``load``: live targets only,
+    and a live server's ordering, clock and randomness are its own) no ``--loop``,
+    ``--seed``, ``--epoch`` or ``--real-random``.
     """
     parser.add_argument("--target", "-t", required=True, metavar="TARGET",
                         help="where to replay: ws://…, wss://… (live, real clock) or "
@@ -115,13 +115,29 @@ def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = Tr
                                  "asyncio loop (default auto: asyncio, as uvicorn/hypercorn "
                                  "run apps, unless the app's module imports trio)")
         parser.add_argument("--seed", type=int, default=0,
-                            help="seed for jitter and same-instant ordering (default 0)")
+                            help="seed for jitter, same-instant ordering and (asgi:) the app's "
+                                 "random/uuid4 draws (default 0)")
+        parser.add_argument("--epoch", type=_epoch, default=None, metavar="WHEN",
+                            help="asgi: targets: the app's wall clock at t=0, ISO 8601 "
+                                 "(2025-01-01T00:00:00Z) or Unix seconds (default: the "
+                                 "recording's own start, so a run never depends on today)")
+        parser.add_argument("--real-random", action="store_true",
+                            help="asgi: targets: leave the app's random and uuid4 draws truly "
+                                 "random (default: seeded by --seed)")
     parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
-    if not credentials:
-        return
+    parser.add_argument("--ignore-handshake", action="store_true",
+                        help="a negotiated subprotocol or extension other than recorded is "
+                             "not a finding")
+    parser.add_argument("--max-message-size", type=parse_size, default=None, metavar="SIZE",
+                        help="largest server message the live client takes, e.g. 64MiB "
+                             "(default: 16MiB or twice the recording's largest message)")
+    parser.add_argument("--protocol", metavar="NAME|MODULE:CLASS", default=None,
+                        help="application protocol of every session: json, raw, socketio, "
+                             "graphql-ws, a registered name or module:Class (default auto: "
+                             "detected from each handshake)")
     parser.add_argument("--correlate", action="append", default=[], metavar="JSONPATH",
                         help="always carry server values at this path into later client "
                              "traffic, e.g. '$.thread_id' (repeatable; most are detected)")
@@ -140,39 +156,63 @@ def replay_spec(args: argparse.Namespace) -> tuple[TargetSpec, ReplayOptions]:
     """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
     each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
-    from replay._credentials import SecretSource
-    from replay._engine.correlation import CorrelationOptions
     from replay._engine.oracle import OracleOptions
     from replay._options import DEFAULT_TIMEOUT, ReplayOptions
     from replay._targets.live import parse_header_option
     from replay._targets.open import TargetSpec
 
     given = vars(args)  # a command without a flag (`add_replay_options`) has no attribute
-    oracle = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
-    correlation = CorrelationOptions(correlate=tuple(given.get("correlate", ())),
-                                     off=tuple(given.get("no_correlate", ())))
-    secrets = tuple(SecretSource.parse(text) for text in given.get("secret", ()))
-    loop = given.get("loop")
+    oracle = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
+                           ignore_handshake=args.ignore_handshake)
+    carried = carried_options(args)
+    loop, epoch = given.get("loop"), given.get("epoch")
+    real_random = given.get("real_random", False)
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if loop and not args.target.startswith("asgi:"):
-        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
+    for flag, asked in (("--loop", loop), ("--epoch", epoch is not None),
+                        ("--real-random", real_random)):
+        if asked and not args.target.startswith("asgi:"):
+            raise UsageError(f"{flag}: only for asgi: targets (a live server reads its own "
+                             f"clock and randomness), not {args.target!r}")
+    if args.protocol is not None and args.protocol != "auto":
+        from replay._protocols import resolve_protocol
+
+        resolve_protocol(args.protocol)  # an unknown name is a usage error before anything connects
     target = TargetSpec(url=args.target, ca_file=args.ca, insecure=args.insecure,
                         headers=headers, loop=loop)
     return target, ReplayOptions(pacing=args.pacing, oracle=oracle, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change,
                                  seed=given.get("seed", 0),
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
-                                 concurrency=args.concurrency, correlation=correlation,
-                                 secrets=secrets, auth=given.get("auth"))
+                                 concurrency=args.concurrency, **carried, protocol=args.protocol,
+                                 max_message_size=args.max_message_size,
+                                 epoch=epoch, real_random=real_random)
 
 
 def open_replay(args: argparse.Namespace) -> tuple[Target, ReplayOptions]:
     """`replay_spec`, with the target opened (an `asgi:` app imported)."""
     spec, options = replay_spec(args)
     return spec.open(), options
+
+
+def carried_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Correlation and credential sources (`ReplayOptions` fields), checked: a variable
+    that is not set or a hook that does not import is refused now."""
+    from replay._credentials import SecretSource, load_hook
+    from replay._engine.correlation import CorrelationOptions
+
+    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        load_hook(args.auth)
+    return {"correlation": CorrelationOptions(correlate=tuple(args.correlate),
+                                              off=tuple(args.no_correlate)),
+            "secrets": secrets, "auth": args.auth}
 
 
 def _positive_int(text: str) -> int:
@@ -183,6 +223,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
     return value
+
+
+def _epoch(text: str) -> int:
+    from replay._options import parse_epoch
+
+    try:
+        return parse_epoch(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def _seconds(text: str) -> float:
@@ -260,9 +309,13 @@ def _finish(args: argparse.Namespace, runs: list[RunReport],
     code = EXIT_INTERRUPTED if interrupted else _exit_code(runs)
     if args.timeline and runs:
         _draw(runs, recordings, args.timeline)
-    document = replay_document(runs, target=args.target, options=replay_options,
-                               exit_code=code,
-                               stopped="interrupted" if interrupted else None)
+    from corpus import scrub_value
+
+    # Received payloads, headers and error texts may hold what the server or the re-mint
+    # produced (fresh tokens, cookies): every output carries placeholders instead.
+    document = scrub_value(replay_document(runs, target=args.target, options=replay_options,
+                                           exit_code=code,
+                                           stopped="interrupted" if interrupted else None))
     if args.report:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, ensure_ascii=False)
@@ -291,7 +344,8 @@ def _partial(recording: Any, target: Target, options: ReplayOptions,
     from replay._engine.transcript import SessionTranscript, Transcript
     from replay._facade import Result, judge_transcript, plan_recording
 
-    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing)
+    schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
+                              protocol=options.protocol)
     transcript = Transcript(sessions=tuple(
         SessionTranscript(session=plan.session, events=tuple(
             sorted(gathered.get(plan.session, ()), key=lambda e: e.t)))
@@ -405,12 +459,33 @@ def _exit_code(runs: Sequence[RunReport]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def token_lifetime_lines(runs: Sequence[RunReport]) -> list[str]:
+    """Live runs with ``exp=``: how long after its connect each session's token really
+    expired for the server (exp is whole seconds, rounded up), once per distinct set."""
+    from replay._engine.warp import format_duration
+
+    seen, lines = set(), []
+    for run in runs:
+        transcript = run.result.transcript
+        if transcript.clock != "real" or not transcript.token_lifetimes:
+            continue
+        text = ", ".join(f"session {s}: {format_duration(ns)}"
+                         for s, ns in transcript.token_lifetimes)
+        if text not in seen:
+            seen.add(text)
+            lines.append(f"note: exp= is whole seconds to the server (rounded up): tokens "
+                         f"expired this long after connect: {text}")
+    return lines
+
+
 # --- text ----------------------------------------------------------------------------------
 
 
 def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str) -> None:
+    from corpus import scrub
+    from replay._document import carried_lines
     from replay._engine.diff import render_diff
-    from replay._engine.transcript import send_lateness
+    from replay._engine.transcript import connect_lateness, describe_ending, send_lateness
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
@@ -422,9 +497,18 @@ def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str
             first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = send_lateness(events.get(verdict.session, ()))
-            timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
-            print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
-    for line in carried_lines(runs):
+            connect = connect_lateness(events.get(verdict.session, ()))
+            timing = "  [" + ", ".join(
+                ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
+                + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
+            timing = "" if timing == "  []" else timing
+            ended = describe_ending(events.get(verdict.session, ())) if worst else ""
+            how = f"  [{ended}]" if ended else ""
+            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
+                        f"{how}"))
+    for line in carried_lines(r.result.transcript for r in runs):
+        print(line)
+    for line in token_lifetime_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
@@ -432,7 +516,7 @@ def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str
         print()
         print(f"── {run.file}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
               + f" against {target}")
-        print(render_diff(result.schedule, result.transcript, result.verdict))
+        print(scrub(render_diff(result.schedule, result.transcript, result.verdict)))
     if failed:
         print()
         print("reproduce with:")
@@ -441,32 +525,6 @@ def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str
     sessions = sum(len(r.result.verdict.sessions) for r in runs)
     bad = sum(v.kind != VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
     print(f"\n{sessions - bad} of {sessions} sessions passed against {target}")
-
-
-def carried_lines(runs: Sequence[RunReport]) -> list[str]:
-    """One line per server-assigned value the replay carried (or could not)."""
-    from replay._engine.transcript import Carried, Unbound
-
-    seen: dict[tuple[str, str, int], list[int]] = {}
-    unbound: dict[tuple[str, str, int], list[int]] = {}
-    for run in runs:
-        for session in run.result.transcript.sessions:
-            for e in session.events:
-                if isinstance(e, Carried | Unbound):
-                    table = seen if isinstance(e, Carried) else unbound
-                    into = table.setdefault((e.path, e.value, e.source), [])
-                    if session.session not in into:
-                        into.append(session.session)
-    lines = []
-    for (path, value, source), sessions in seen.items():
-        lines.append(f"carried {path} ({value!r} as recorded) from session {source} into "
-                     f"session{'s' if len(sessions) > 1 else ''} "
-                     f"{', '.join(map(str, sessions))}")
-    for (path, value, source), sessions in unbound.items():
-        lines.append(f"could not bind {path} ({value!r} as recorded) from session {source}: "
-                     f"the server did not send it; sessions {', '.join(map(str, sessions))} "
-                     f"sent the recorded value")
-    return lines
 
 
 # --- progress ------------------------------------------------------------------------------

@@ -120,14 +120,14 @@ def _corpus_located(error: BaseException) -> bool:
 def read_every_way(path: str) -> None:
     """What a user's commands do with a file: strict read, lenient read, validate, redact."""
     from corpus import CorpusReader, Redactor, read_recording, validate
-    from replay.cli.redact import recorded_policy
 
     recording = read_recording(path, strict=False)
     for problem in validate(path):
         if "\n" in str(problem):
             raise AssertionError(f"multi-line validation problem: {problem}")
     with CorpusReader(path) as reader:
-        redactor = Redactor(recorded_policy(reader))
+        redactor = Redactor()  # as `redact` does: the file's own rules are never run
+        redactor.header(reader.header)
         for record in reader.records(strict=False):
             redactor.record(record)
     json.dumps({"source": dict(recording.header.source),

@@ -157,7 +157,7 @@ async def test_secrets_are_redacted_by_default(stack: Stack) -> None:
     assert headers["Authorization"] == f"Bearer {REDACTED_JWT}"
     assert headers["Cookie"] == f"sid={placeholder('cookie')}; theme={placeholder('cookie')}"
     assert f"access_token={REDACTED_JWT}" in session.handshake.url
-    assert f"token={placeholder('token')}" in session.handshake.url
+    assert f"token={placeholder('query:token')}" in session.handshake.url
     assert [m.payload for m in session.messages] == [f'{{"op":"auth","jwt":"{REDACTED_JWT}"}}'] * 2
     assert stack.recording().header.redaction is not None
     assert JWT not in (stack.files()[0]).read_bytes().decode("latin-1")

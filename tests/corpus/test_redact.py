@@ -62,8 +62,10 @@ def test_jwts_in_json_payloads_and_unsigned_jwts() -> None:
 
 
 def test_things_that_only_look_a_little_like_jwts_are_left_alone() -> None:
-    for text in ("eyJ", "version 1.2.3", "a.b.c", f"x{JWT}", f"{JWT}.more", "eyJhbGci.x"):
+    for text in ("eyJ", "version 1.2.3", "a.b.c", "eyJhbGci.x", "eyJhbGciOi.eyJzdWIi"):
         assert R.text(text) == text
+    for text in (f"x{JWT}", f"{JWT}.more"):  # not a JWS (its random parts may be opaque)
+        assert REDACTED not in R.text(text)
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
@@ -84,8 +86,8 @@ def test_secret_headers(name: str, value: str, expected: str) -> None:
 
 def test_query_tokens_are_redacted_and_the_rest_of_the_url_kept_exactly() -> None:
     url = f"wss://h/ws?a=1&token=abc%2F&ACCESS_TOKEN={JWT}&jwt=x#frag;b=2"
-    assert R.url(url) == (f"wss://h/ws?a=1&token={placeholder('token')}"
-                          f"&ACCESS_TOKEN={REDACTED}&jwt={placeholder('token')}#frag;b=2")
+    assert R.url(url) == (f"wss://h/ws?a=1&token={placeholder('query:token')}"
+                          f"&ACCESS_TOKEN={REDACTED}&jwt={placeholder('query:jwt')}#frag;b=2")
     assert R.url("ws://h/ws?tokens=1&mytoken=2") == "ws://h/ws?tokens=1&mytoken=2"
 
 
@@ -147,8 +149,12 @@ def test_unusable_rules_are_refused_naming_the_rule(policy: dict[str, tuple[str,
     assert repr(next(iter(policy.values()))[0]) in str(refused.value)
 
 
-def test_binary_payloads_and_closes_are_kept_as_they_are() -> None:
-    binary = Message(0, 5, Direction.SERVER_TO_CLIENT, JWT.encode())
+def test_utf8_binary_payloads_are_redacted_like_text_other_binary_and_closes_kept() -> None:
+    text = Message(0, 5, Direction.SERVER_TO_CLIENT, JWT.encode())
+    assert R.record(text).payload == REDACTED.encode()
+    as_json = Message(0, 5, Direction.SERVER_TO_CLIENT, b'{"password": "hunter2"}')
+    assert R.record(as_json).payload == b'{"password": "wsreplay-redacted:json:password"}'
+    binary = Message(0, 5, Direction.SERVER_TO_CLIENT, b"\x00\x01" + JWT.encode())
     close = Close(0, 6, Closer.CLIENT, 1000, JWT)
     assert R.record(binary) is binary
     assert R.record(close) is close
@@ -210,3 +216,98 @@ def test_every_jwt_in_text_keeps_its_first_two_parts(prefix: str, suffix: str, h
     token = f"eyJ{head}abcde.{claims}xy.{signature}"
     text = f"{prefix} {token} {suffix}"
     assert f" {token.rsplit('.', 1)[0]}.{PLACEHOLDER} " in R.text(text)
+
+
+# -- round 2: every position, names that name secrets, opaque tokens -------------------
+
+@pytest.mark.parametrize("before", [
+    "jwt.{}", "jwt-auth.{}", "bearer.{}", "x,{}", "t={}", "'{}'", '"{}"', "({})", "a.b.{}.",
+])
+def test_a_jwt_is_found_whatever_precedes_it(before: str) -> None:
+    assert R.text(before.format(JWT)) == before.format(REDACTED)
+
+
+@pytest.mark.parametrize("item", ["jwt.{}", "jwt-auth.{}", "bearer.{}", "base64.{}"])
+def test_a_jwt_subprotocol_item_with_any_prefix(item: str) -> None:
+    value = f"chat.v1, {item.format(JWT)}"
+    assert R.header_value("Sec-WebSocket-Protocol", value) == f"chat.v1, {item.format(REDACTED)}"
+
+
+def test_an_opaque_token_after_a_marker_prefix_in_a_subprotocol() -> None:
+    assert R.header_value("Sec-WebSocket-Protocol", "bearer.s3cr3t") == (
+        "bearer.wsreplay-redacted:subprotocol")
+
+
+@pytest.mark.parametrize("name", ["api_key", "API_KEY", "apiKey", "sig", "Signature",
+                                  "password", "passwd", "secret", "refresh_token", "id_token",
+                                  "client_secret", "access-token"])
+def test_query_parameters_naming_secrets(name: str) -> None:
+    assert R.url(f"wss://h/ws?room=1&{name}=abc&x=2") == (
+        f"wss://h/ws?room=1&{name}={placeholder('query:' + name.lower())}&x=2")
+
+
+def test_key_is_a_secret_only_when_its_value_looks_random() -> None:
+    assert R.url("ws://h/?key=chat") == "ws://h/?key=chat"
+    assert R.url("ws://h/?key=a8F5f167f44F4964e6c9") == f"ws://h/?key={placeholder('query:key')}"
+    assert R.text('{"key": "name"}') == '{"key": "name"}'
+
+
+def test_json_keys_naming_secrets_keep_every_other_byte() -> None:
+    text = ('{ "user": {"Password": "hunter2", "apiKey" : "k-1", "name": "al"},\n'
+            '  "token": 12345, "ok": true, "list": ["password", {"secret": "x"}] }')
+    assert R.text(text) == (
+        '{ "user": {"Password": "wsreplay-redacted:json:password", '
+        '"apiKey" : "wsreplay-redacted:json:apikey", "name": "al"},\n'
+        '  "token": "wsreplay-redacted:json:token", "ok": true, '
+        '"list": ["password", {"secret": "wsreplay-redacted:json:secret"}] }')
+    assert R.text('{"token": "' + JWT + '"}') == '{"token": "' + REDACTED + '"}'
+
+
+HEX40 = "3f2a9c4d7e1b8f60a5c2d9e4b7f1a3c6e8d0b2f4"
+
+
+def test_opaque_tokens_in_text_json_and_headers() -> None:
+    assert R.text(f"auth {HEX40} please") == "auth wsreplay-redacted:opaque please"
+    assert R.text(f'{{"value": "{HEX40}"}}') == '{"value": "wsreplay-redacted:opaque"}'
+    assert R.header_value("X-Thing", HEX40) == placeholder("opaque")
+    assert R.url(f"ws://h/ws?s={HEX40}") == "ws://h/ws?s=wsreplay-redacted:opaque"
+    # Ids, names and the handshake's own random key are not secrets.
+    for kept in (f'{{"message_id": "{HEX40}"}}', "chat-protocol-2024-01-15 ChatRoom2024Channel",
+                 "550e8400-e29b-41d4-a716-446655440000", "internationalization-is-long"):
+        assert R.text(kept) == kept
+    assert R.header_value("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==") == (
+        "dGhlIHNhbXBsZSBub25jZQ==")
+
+
+def test_the_allow_list_keeps_words_the_heuristic_would_redact() -> None:
+    allowed = Redactor(RedactionPolicy(allow=("[0-9a-f]{40}",)))
+    assert allowed.text(f"commit {HEX40}") == f"commit {HEX40}"
+    assert allowed.header(corpus.new_header(epoch_ns=0)).redaction["allow"] == ["[0-9a-f]{40}"]
+
+
+@pytest.mark.parametrize("name", ["X-Api-Key", "X-Auth-Token", "X-Amz-Signature"])
+def test_headers_whose_name_names_a_secret(name: str) -> None:
+    assert R.header_value(name, "abc") == placeholder(name.lower())
+
+
+def test_json_too_deep_to_parse_is_replaced_whole_never_dropped() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    assert R.text(deep) == placeholder("payload:too-deep")
+    with_paths = Redactor(RedactionPolicy(json_paths=("$.a",)))
+    assert with_paths.text('{"a": ' + deep + "}") == placeholder("payload:too-deep")
+
+
+def test_the_token_scan_is_linear_on_repeated_prefixes() -> None:
+    # 38 s for 300 KB when each "eyJ" restarted a scan to the end of the run; now one pass.
+    for text in ("eyJ" * 400_000, "eyJ." * 300_000, "eyJaaaaa." * 100_000 + "x",
+                 ("eyJ" * 1000 + " ") * 300):
+        assert R.text(text) == text
+
+
+def test_user_patterns_run_in_linear_time_and_re2_refuses_what_it_cannot_run() -> None:
+    redactor = Redactor(RedactionPolicy(patterns=("(a*)*b",)))
+    assert redactor.text("a" * 100_000 + "c") == "a" * 100_000 + "c"
+    with pytest.raises(RedactionError) as refused:
+        RedactionPolicy(patterns=(r"(a)\1",))
+    assert "(a)\\\\1" in str(refused.value) and "re2" in str(refused.value)
+    assert "\n" not in str(refused.value)

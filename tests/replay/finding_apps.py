@@ -67,3 +67,51 @@ class HalfTheTime:
 
 
 half_the_time = HalfTheTime(seed=3)
+
+
+async def echo(scope, receive, send) -> None:
+    """Echoes every text message; returns when the client leaves (the server then closes
+    its side, as uvicorn does for a handler that returns)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message["text"]})
+
+
+async def stutter(scope, receive, send) -> None:
+    """Answers "go" with "a", "b" and "next" with "c", but sends "a" twice: one fault."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        replies = ["a", "a", "b"] if message["text"] == "go" else ["c"]
+        for text in replies:
+            await send({"type": "websocket.send", "text": text})
+
+
+async def refuses(scope, receive, send) -> None:
+    """Checks the token before the accept and refuses the handshake (403)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.close", "code": 4001, "reason": "Signature has expired"})
+
+
+async def expires(scope, receive, send) -> None:
+    """Accepts, then finds the token expired on the first message: close 4001."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
+    await send({"type": "websocket.close", "code": 4001, "reason": "Signature has expired"})
+
+
+async def crashes_before_accept(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    raise LookupError("no such room")

@@ -109,6 +109,56 @@ def test_redact_refuses_a_bad_rule_in_one_line(tmp_path: Path,
     assert not (tmp_path / "raw.redacted.wsr").exists()
 
 
+def test_redact_never_runs_the_patterns_a_file_carries(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A file from someone else: its header lists a catastrophic pattern and a payload built
+    # to make it backtrack forever. redact runs its own rules only (and finishes).
+    path = tmp_path / "hostile.wsr"
+    header = new_header(epoch_ns=0, redaction={"patterns": ["(a*)*b"], "extra_headers": [],
+                                               "json_paths": []})
+    writer = CorpusWriter(path, header)
+    writer.write(Handshake(session=0, t=0, url="ws://h/ws", request_headers=(), status=101,
+                           t_response=1),
+                 Message(0, 2, Direction.CLIENT_TO_SERVER, "a" * 5000 + "c"),
+                 Close(0, 3, Closer.CLIENT, 1000, ""))
+    writer.close()
+    out = tmp_path / "out.wsr"
+    assert main(["redact", str(path), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: 3 records, 0 with secrets replaced\n"
+    recording = read_recording(out)
+    assert recording.sessions[0].messages[0].payload == "a" * 5000 + "c"
+    assert recording.header.redaction is not None
+    assert recording.header.redaction["patterns"] == ["(a*)*b"]  # listed, never run
+
+
+def test_redacts_summary_counts_what_changed(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "sub.wsr"
+    writer = CorpusWriter(path, new_header(epoch_ns=0))
+    writer.write(Handshake(session=0, t=0, url="ws://h/ws", status=101, t_response=1,
+                           request_headers=(("Sec-WebSocket-Protocol", f"chat, jwt.{JWT}"),),
+                           subprotocol="chat"),
+                 Message(0, 2, Direction.CLIENT_TO_SERVER, "hello"),
+                 Message(0, 3, Direction.SERVER_TO_CLIENT, JWT.encode()),
+                 Close(0, 4, Closer.CLIENT, 1000, ""))
+    writer.close()
+    out = tmp_path / "out.wsr"
+    assert main(["redact", str(path), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: 4 records, 2 with secrets replaced\n"
+    session = read_recording(out).sessions[0]
+    assert dict(session.handshake.request_headers)["Sec-WebSocket-Protocol"] == (
+        f"chat, jwt.{REDACTED}")
+    assert session.messages[1].payload == REDACTED.encode()
+
+
+def test_redact_refuses_a_pattern_re2_cannot_run_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = _write_raw(tmp_path / "raw.wsr")
+    assert main(["redact", str(raw), "--pattern", r"(a)\1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("wsreplay: error: redaction pattern '(a)\\\\1'")
+
+
 def test_import_har_writes_a_redacted_corpus_next_to_it(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     har = tmp_path / "session.har"
