@@ -27,7 +27,7 @@ def read_flows(path: str | os.PathLike[str]) -> Recording:
     seen = 0
     with open(path, "rb") as file:
         try:
-            for flow in io.FlowReader(_CappedReads(file)).stream():
+            for flow in io.FlowReader(_CappedReads(file)).stream():  # type: ignore[arg-type]
                 seen += 1
                 if isinstance(flow, http.HTTPFlow) and flow.response is not None and (
                         flow.websocket is not None or _records.is_upgrade(flow)):

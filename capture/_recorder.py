@@ -286,7 +286,7 @@ class Recorder:
             live.sink.close()
 
     def _write(self, live: _Live, record: Record) -> None:
-        record = live.clock.stamp(record)
+        record = live.clock.stamp(record)  # type: ignore[type-var]
         redactor = self.settings.redactor
         if redactor is not None:
             try:

@@ -44,6 +44,7 @@ def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
     request, response = flow.request, flow.response
     t = _rel(request.timestamp_start, epoch_ns)
     proxy_error = None
+    headers: tuple[tuple[str, str], ...]
     if response is None:
         if flow.error is None:
             raise ValueError("the upgrade request has no response to record")

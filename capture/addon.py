@@ -35,7 +35,7 @@ class WsReplay:
         self.started = False
         """The proxy is up (`running` was called): a bad option is then a refused change."""
 
-    def load(self, loader) -> None:  # type: ignore[no-untyped-def]
+    def load(self, loader) -> None:
         loader.add_option("wsreplay_dir", str, "wsreplay-captures",
                           "Directory the .wsr corpus files are written to (created if missing).")
         loader.add_option("wsreplay_files", str, PER_RUN,

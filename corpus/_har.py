@@ -68,7 +68,7 @@ def har_to_recording(document: object, *, path: str | None = None) -> Recording:
             records += _entry_records(entry, index, session, start, epoch)
     except RecordError as bad:
         raise CorpusError(bad.reason, path=path) from None
-    creator = log.get("creator") if isinstance(log, dict) else None  # type: ignore[union-attr]
+    creator = log.get("creator") if isinstance(log, dict) else None
     source = {"tool": "har"}
     if isinstance(creator, dict) and isinstance(creator.get("name"), str):
         source["creator"] = f"{creator['name']} {creator.get('version', '')}".strip()
@@ -185,16 +185,18 @@ def _message(message: object, at: str, session: int, t: int) -> Message | Close 
 def _seconds(message: object, at: str) -> float:
     value = message.get("time") if isinstance(message, dict) else None
     # JSON may say NaN, Infinity or 1e400 (json.loads reads all three): not a time.
-    if type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 1e15:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or abs(value) > 1e15):
         raise RecordError(f"{at}.time: expected seconds as a number, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _handshake_ns(timings: object, where: str) -> int:
     if not isinstance(timings, dict):
         return 0
     parts = (timings.get(k) for k in ("blocked", "dns", "connect", "send", "wait"))
-    total = sum(p for p in parts if type(p) in (int, float) and p > 0)
+    total = sum(p for p in parts
+                if isinstance(p, int | float) and not isinstance(p, bool) and p > 0)
     if not math.isfinite(total) or total > 1e12:  # NaN, Infinity, or longer than 30 years
         raise RecordError(f"{where}.timings: expected milliseconds, got a total of {total!r}")
     return round(total * 1_000_000)
@@ -231,7 +233,7 @@ def _server_addr(entry: Mapping[str, Any], url: object) -> str | None:
     from urllib.parse import urlsplit
 
     try:
-        port = urlsplit(url).port if isinstance(url, str) else None  # type: ignore[arg-type]
+        port = urlsplit(url).port if isinstance(url, str) else None
     except ValueError:
         port = None
     if port is None and isinstance(url, str):

@@ -351,7 +351,7 @@ class SessionBuilder:
             self._messages[sid].append(record)
         elif sid in self._closes:
             raise RecordError(f"session {sid} closed twice")
-        else:
+        elif type(record) is Close:
             self._closes[sid] = record
 
     def sessions(self) -> tuple[Session, ...]:

@@ -439,7 +439,7 @@ class Redactor:
             if redacted is None:
                 return placeholder("payload:too-deep")
             if redacted is not _NOT_JSON:
-                return self.scan(redacted, opaque=False)
+                return self.scan(redacted, opaque=False)  # type: ignore[arg-type]
         return self.scan(text, opaque=True)
 
     def scan(self, text: str, *, opaque: bool = True) -> str:

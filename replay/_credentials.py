@@ -294,11 +294,11 @@ def _fill_plan(plan: SessionPlan, values: Mapping[str, str]) -> tuple[SessionPla
         headers.append((name, fill(value, *contexts)))
     url = plan.url
     if "wsreplay-redacted:" in url:
-        parts = urlsplit(url)
+        split = urlsplit(url)
         query = re.sub(r"([^&=]+)=([^&]*)",
                        lambda m: f"{m.group(1)}={fill(m.group(2), 'query:' + m.group(1))}",
-                       parts.query)
-        url = urlunsplit(parts._replace(query=query))
+                       split.query)
+        url = urlunsplit(split._replace(query=query))
         url = fill(url)
     subprotocols = tuple(fill(p, "subprotocol") for p in plan.subprotocols)
     sends = tuple(dataclasses.replace(s, payload=fill(s.payload))

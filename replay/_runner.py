@@ -145,7 +145,7 @@ def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: floa
     return target.run(partial(replay, schedule, target, timeout=timeout,
                               concurrency=concurrency, on_event=on_event, rewrite=rewrite,
                               binder=binder),
-                      seed=seed, **extra)
+                      seed=seed, **extra)  # type: ignore[arg-type]
 
 
 class _SessionLog:

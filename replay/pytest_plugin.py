@@ -220,9 +220,9 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
 
 
 def _has_finding(verdict: Any, kind: str | None, match: str | None) -> bool:
-    from ._engine.verdict import FindingSelector
+    from ._engine.verdict import FindingKind, FindingSelector
 
-    selector = FindingSelector(kind=kind, match=match)
+    selector = FindingSelector(kind=FindingKind(kind) if kind else None, match=match)
     return not selector.any and selector.fails(verdict)
 
 

@@ -23,7 +23,7 @@ import capture.addon
 from corpus import SAMPLES_DIR, read_recording
 from replay.cli import main
 from replay.pytest_plugin import load_sidecar, run_file, transcript_json
-from tests.scripts.test_race_thresholds import racy
+from tests.helpers import racy
 
 PLACEHOLDER = "wsreplay-redacted"
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]*\.([A-Za-z0-9_-]*)")

@@ -317,10 +317,10 @@ def detect(schedule: Schedule, options: CorrelationOptions = CorrelationOptions(
         steps.append((plan.start, 0, plan.session, 0, handshake))
         for expect in plan.expects:
             steps.append((plan.start + expect.recorded_t, 1, plan.session, expect.index,
-                          lambda p=plan, e=expect: walk.server(p.session, e.index, e.payload)))
+                          lambda p=plan, e=expect: walk.server(p.session, e.index, e.payload)))  # type: ignore[misc]
         for send in plan.sends:
             steps.append((plan.start + send.recorded_t, 2, plan.session, send.index,
-                          lambda p=plan, s=send: walk.client(p.session,
+                          lambda p=plan, s=send: walk.client(p.session,  # type: ignore[misc]
                                                              f"client message {s.index}",
                                                              s.payload, s.index)))
     for *_, action in sorted(steps, key=lambda s: s[:4]):

@@ -120,7 +120,7 @@ def _message_rows(plan: SessionPlan, events: Sequence[Event], opened: int,
                               preview(got.payload, _PAYLOAD_WIDTH), note))
             if pair.status != "reordered":
                 continue
-        expect = plan.expects[pair.expected]
+        expect = plan.expects[pair.expected]  # type: ignore[index]
         at = expect.recorded_t - base
         text = preview(expect.payload, _PAYLOAD_WIDTH)
         label = f"← #{expect.index}"

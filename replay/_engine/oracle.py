@@ -163,10 +163,10 @@ def _strip(doc: object, steps: Sequence[Step]) -> object:
                 out[key] = stripped
         return out
     if isinstance(doc, list) and kind in ("any", "index"):
-        indices = range(len(doc)) if kind == "any" else [arg] if arg < len(doc) else []
+        indices = range(len(doc)) if kind == "any" else [arg] if arg < len(doc) else []  # type: ignore[operator]
         out_list = list(doc)
         for i in indices:
-            out_list[i] = _strip(doc[i], rest)
+            out_list[i] = _strip(doc[i], rest)  # type: ignore[index]
         return out_list
     return doc
 
@@ -432,7 +432,7 @@ def align(expects: Sequence[str | bytes], received: Sequence[str | bytes],
                 pairs.append(Pair("reordered", i, j))
                 del pool.expected[i], pool.got[j]
     # Another copy of an expected message: duplicated.
-    first_of = {}
+    first_of: dict[object, int] = {}
     for i, key in enumerate(ekeys):
         first_of.setdefault(key, i)
     for j in list(pool.got):
@@ -613,7 +613,7 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
         findings.append(Finding(stuck_kind, sid, "the handshake never completed"))
 
     # A crash before the accept reads differently from one after it, on its own line too.
-    refused = (f"before the accept (handshake refused with HTTP {rejected.status})"
+    refused = (f"before the accept (handshake refused with HTTP {rejected.status})"  # type: ignore[assignment]
                if rejected is not None else None)
     for n, error in enumerate(e for e in events if type(e) is AppError):
         explains = ended is not None and n == 0

@@ -224,7 +224,8 @@ def _check_ns(name: str, value: object, *, signed: bool = False) -> None:
 
 
 def _check_factor(value: object) -> None:
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0):
         raise WarpError(f"factor: expected a finite non-negative number, got {value!r}")
 
 
@@ -491,7 +492,7 @@ class Warp:
 
     def __post_init__(self) -> None:
         if not isinstance(self.ops, tuple) or not all(
-                isinstance(op, Op) for op in self.ops):  # type: ignore[arg-type]
+                isinstance(op, Op) for op in self.ops):
             raise WarpError("Warp.ops: expected a tuple of warp operations")
 
     @classmethod

@@ -265,7 +265,7 @@ class ShardCollector:
         events = self.events.setdefault(session, [])
         events.append(event)
         kind = type(event)
-        if kind is Sent:
+        if type(event) is Sent:  # (not `kind is Sent`: a type checker narrows this form)
             self.sent += 1
             self.lateness.add(event.t - event.scheduled)
             if event.scheduled >= self.ramped:
@@ -307,7 +307,7 @@ class ShardCollector:
         for plan in self.load.schedule.sessions:
             sid, origin = plan.session, self.origins[plan.session]
             events = sorted(self.events.get(sid, ()), key=lambda e: e.t)
-            base = {"session": sid, "copy": origin.copy, "source": origin.source,
+            base: dict[str, Any] = {"session": sid, "copy": origin.copy, "source": origin.source,
                     "recorded": origin.recorded, "start": plan.start}
             finished = complete or any(type(e) in TERMINAL for e in events)
             if not finished:
@@ -323,9 +323,9 @@ class ShardCollector:
         diffs = []
         for plan, verdict in sorted(failed, key=lambda pv: (pv[0].start, pv[0].session))[
                 :self.max_diffs]:
-            events = tuple(sorted(self.events.get(plan.session, ()), key=lambda e: e.t))
+            ordered = tuple(sorted(self.events.get(plan.session, ()), key=lambda e: e.t))
             text = render_diff(Schedule(sessions=(plan,)),
-                               Transcript((SessionTranscript(plan.session, events),),
+                               Transcript((SessionTranscript(plan.session, ordered),),
                                           clock=self.clock),
                                Verdict((verdict,), oracle=self.options))
             diffs.append((plan.session, text))

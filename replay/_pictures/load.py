@@ -44,7 +44,8 @@ def plot_report(report: LoadReport, path: str) -> None:
     top.legend(loc="upper right")
     middle.plot(t, [row["open"] for row in rows], color="tab:green")
     middle.set_ylabel("open sessions")
-    failed, total = [], 0
+    failed: list[float] = []
+    total = 0.0
     for row in rows:
         total += row["failed"]
         failed.append(total)

@@ -292,7 +292,7 @@ def _conclude(recording: Recording, space: Sequence[Knob],
         choice = min(choices, key=_simplicity)
         if not stopped and wanted not in shrunk:
             try:
-                choice = _shrink_choice(choice, lambda c, w=wanted: judge(c, "shrink") == w)
+                choice = _shrink_choice(choice, lambda c, w=wanted: judge(c, "shrink") == w)  # type: ignore[misc]
             except BaseException as error:
                 stopped = _stop_reason(error, interrupted)
         failures.append(Failure(recording, _warp_of(space, choice), verdicts[choice], wanted,
@@ -366,7 +366,7 @@ def _settle(failure: Failure, shrink: bool, counter: _Counter, selector: Finding
                 for _ in range(max(1, confirm))]
     hits = [v for v in verdicts if shows(v)]
     shown = hits[0] if hits else next(v for v in verdicts if v is not None)
-    return replace(failure, recording=recording, verdict=shown,
+    return replace(failure, recording=recording, verdict=shown,  # type: ignore[arg-type]
                    rate=(len(hits), len(verdicts)))
 
 

@@ -88,7 +88,7 @@ def _prepare() -> ModuleType:
 def _order_cancel_scopes(cls: type) -> None:
     if getattr(cls, "_wsreplay_ordered", False):
         return
-    original_init = cls.__init__
+    original_init = cls.__init__  # type: ignore[misc]  # patched on purpose, see above
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         _SCOPES.created(self)
@@ -106,7 +106,7 @@ def _ordered_task_factory() -> Callable[..., asyncio.Task[Any]]:
     """A task factory whose tasks hash by their creation order in this loop."""
     counter = itertools.count()
 
-    class OrderedTask(asyncio.Task):  # type: ignore[type-arg]
+    class OrderedTask(asyncio.Task):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._wsreplay_order = next(counter)  # before asyncio registers (hashes) it
             super().__init__(*args, **kwargs)
@@ -136,5 +136,5 @@ async def open_loop() -> AsyncIterator[Any]:
 
 def aio_as_trio(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Call asyncio function `fn` from Trio (on the loop `open_loop` opened)."""
-    return _prepare().aio_as_trio(fn)  # type: ignore[no-any-return]
+    return _prepare().aio_as_trio(fn)
 

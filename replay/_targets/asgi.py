@@ -59,7 +59,7 @@ import random
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import ModuleType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, cast
 
 import trio
 
@@ -133,7 +133,7 @@ class AsgiConnection:
         arrives = self._to_app.put({"type": "websocket.connect"},
                                    delay=self._net.handshake_latency)
         self._target._spawn(self._serve, scope, arrives)
-        kind, *rest = await self._to_client.get()  # type: ignore[misc]
+        kind, *rest = cast(tuple[Any, ...], await self._to_client.get())
         if kind == "accept":
             self.subprotocol, self.response_headers = rest
             self._client = "open"
@@ -152,9 +152,9 @@ class AsgiConnection:
     async def receive(self) -> str | bytes:
         if self._client in ("closed", "closing"):
             raise self._closed or ConnectionClosed(None, "closed", by_server=False)
-        kind, *rest = await self._to_client.get()  # type: ignore[misc]
+        kind, *rest = cast(tuple[Any, ...], await self._to_client.get())
         if kind == "message":
-            return rest[0]  # type: ignore[no-any-return]
+            return rest[0]
         code, reason = rest
         if self._client == "closed" and self._closed is not None:
             raise self._closed  # close() already took the answer: this one comes too late
@@ -319,7 +319,7 @@ class AsgiTarget(Target):
             raise TargetError(f"asgi target {name or app!r}: the app is not callable")
         self.app = app
         self.loop: Literal["trio", "asyncio"] = (
-            guess_loop(app, module) if loop == "auto" else loop)  # type: ignore[assignment]
+            guess_loop(app, module) if loop == "auto" else loop)
         self.lifespan = lifespan
         self.extra_headers = tuple(extra_headers)
         self._name = name or app_name(app)

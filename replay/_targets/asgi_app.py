@@ -171,4 +171,4 @@ def load_app(spec_text: str) -> tuple[ASGIApp, ModuleType]:
     if not callable(app):
         raise TargetError(f"asgi target {spec_text!r}: {where}:{attr} is not callable "
                           f"(got {type(app).__name__}); expected an ASGI app") from None
-    return app, module  # type: ignore[return-value]
+    return app, module

@@ -236,9 +236,9 @@ def app_clocks(clocks: AppClocks, clock: MockClock) -> Iterator[None]:
         originals[id(_REAL_UUID4)] = "uuid4"
         for module in _app_modules():  # `from time import monotonic` in the app's modules
             for attr, value in list(vars(module).items()):
-                name = originals.get(id(value))
-                if name is not None and name in fakes:
-                    patches.set(module, attr, fakes[name])
+                real = originals.get(id(value))
+                if real is not None and real in fakes:
+                    patches.set(module, attr, fakes[real])
         yield
     finally:
         patches.undo()

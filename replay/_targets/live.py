@@ -188,7 +188,7 @@ class LiveTarget(NurseryTarget):
             protocols = [p.strip() for p in offered["sec-websocket-protocol"].split(",")
                          if p.strip()]
         extensions, _ = extension_offers(
-            [("sec-websocket-extensions", offered["sec-websocket-extensions"])]
+            [("sec-websocket-extensions", offered["sec-websocket-extensions"])]  # type: ignore[arg-type]
             if "sec-websocket-extensions" in offered else request.headers)
         stream = await self._open_stream(where)
         try:

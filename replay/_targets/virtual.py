@@ -38,7 +38,7 @@ class TrioInternalsChanged(RuntimeError):
     """The installed Trio no longer has the deterministic-scheduling hooks we rely on."""
 
 
-def _run_module():  # type: ignore[no-untyped-def]
+def _run_module():
     from trio._core import _run
 
     return _run

@@ -179,7 +179,7 @@ class WireClient:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     data = b""
                 try:
-                    self._ws.receive_data(data or None)
+                    self._ws.receive_data(data or None)  # type: ignore[arg-type]
                     for event in self._ws.events():
                         await self._handle(event)
                 except ProtocolError as error:
@@ -205,8 +205,9 @@ class WireClient:
                     f"was refused by the replay client (raise --max-message-size)"))
                 return
             if event.message_finished:
-                payload: str | bytes = ("".join(self._parts) if isinstance(event, TextMessage)
-                                        else b"".join(self._parts))  # type: ignore[arg-type]
+                payload: str | bytes = (
+                    "".join(self._parts) if isinstance(event, TextMessage)  # type: ignore[arg-type]
+                    else b"".join(self._parts))  # type: ignore[arg-type]
                 self._parts, self._size = [], 0
                 self._outbox.send_nowait(payload)
         elif isinstance(event, Ping):
@@ -258,7 +259,7 @@ class WireClient:
 
     async def _read(self, where: str) -> bytes:
         try:
-            return await self._stream.receive_some(RECEIVE_SIZE)
+            return await self._stream.receive_some(RECEIVE_SIZE)  # type: ignore[return-value]
         except trio.BrokenResourceError as error:
             raise TargetUnreachable(f"{where}: connection lost during the upgrade "
                                     f"({error.__cause__ or error})") from None

@@ -110,7 +110,7 @@ def parse_size(text: str) -> int:
     return int(match[1]) * _SIZE_UNITS[match[2].lower()]
 
 
-def record_limit(args: argparse.Namespace) -> dict[str, int]:
+def record_limit(args: argparse.Namespace) -> dict[str, Any]:
     """The reader keyword for ``--max-record-size``: ``read_recording(p, **record_limit(args))``."""
     limit = getattr(args, "max_record_bytes", None)
     return {} if limit is None else {"max_record_bytes": limit}

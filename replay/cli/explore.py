@@ -141,7 +141,7 @@ def _sidecar_text(args: argparse.Namespace, target: TargetSpec, options: ReplayO
 
     kind, first = failure.signature
     chosen = [f for f in failure.verdict.findings if str(f.kind) == first]
-    detail = (chosen or list(failure.verdict.findings) or [None])[0]
+    detail = next(iter(chosen or failure.verdict.findings), None)
     hits, runs = failure.rate
     case = Case(id="explored", warp=str(failure.warp), expect="xfail", finding=first,
                 match=args.match,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from corpus import Recording, Session, read_recording
+from tests.helpers import poll_until
 
 from .wsproc import Proc, start_mitmdump, start_server
 
@@ -39,15 +39,15 @@ class Stack:
                    timeout: float = 10) -> list[dict[str, object]]:
         """The server's log of one connection; with `until`, poll until that event is in it."""
         log = self.workdir / "server-log" / f"{cid}.jsonl"
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def logged() -> list[dict[str, object]] | None:
             lines = log.read_text().splitlines() if log.exists() else []
             events = [json.loads(line) for line in lines]
-            if until is None or any(e["event"] == until for e in events):
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the server never logged {until!r} for {cid}: {events}")
-            time.sleep(0.02)
+            return events if until is None or any(e["event"] == until for e in events) \
+                else None
+
+        events = poll_until(logged, timeout=timeout,
+                            what=f"the server logging {until!r} for {cid}")
         for event in events:
             if event["event"] == "bytes":
                 event["data"] = base64.b64decode(event["data"])  # type: ignore[arg-type]
@@ -65,15 +65,14 @@ class Stack:
 
         Polls the file mitmdump is writing: the hooks run in another process.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+        def found() -> Session | None:
             for session in self.recording().sessions if self.files() else ():
                 if f"cid={cid}" in session.handshake.url and (session.close or not closed):
                     return session
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {'closed ' if closed else ''}session for {cid} "
-                                     f"in {self.files()}\n{self.proxy.output()}")
-            time.sleep(0.02)
+            return None
+
+        return poll_until(found, timeout=timeout,
+                          what=f"a {'closed ' if closed else ''}session for {cid}")
 
 
 @pytest.fixture(scope="module")

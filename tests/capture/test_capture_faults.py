@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import signal
 import struct
-import time
 import uuid
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from corpus import Closer, Recording, read_recording, validate
+from tests.helpers import only_file, poll_until, records_on_disk
 
-from .test_capture_process import _only_file, _records_on_disk
 from .wsproc import Proc, start_mitmdump
 
 ServerOnly = tuple[Path, Proc]
@@ -53,8 +52,8 @@ async def test_the_server_dying_mid_session_keeps_what_came_before_and_the_proxy
     try:
         async with open_websocket_url(_url(proxy)) as ws:
             await _echo(ws, "m0", "m1", "m2")
-            path = _only_file(workdir / "captures")
-            _records_on_disk(path, 1 + 6)
+            path = only_file(workdir / "captures")
+            records_on_disk(path, 1 + 6)
             server.stop(signal.SIGKILL)
             with pytest.raises(ConnectionClosed):  # the proxy passes the loss on
                 await _echo(ws, "into the void")
@@ -94,12 +93,10 @@ async def test_a_client_cutting_a_frame_in_half_keeps_the_messages_before_it(
         # a masked text frame announcing 100 bytes, of which 10 arrive, then the TCP close
         await stream.send_all(struct.pack("!BB", 0x81, 0x80 | 100) + b"mask" + b"0123456789")
         await stream.aclose()
-        path = _only_file(workdir / "captures")
-        deadline = time.monotonic() + 10
-        while not any(f"cid={cid}" in s.handshake.url and s.close is not None
-                      for s in read_recording(path, strict=False).sessions):
-            assert time.monotonic() < deadline, proxy.output()
-            time.sleep(0.02)
+        path = only_file(workdir / "captures")
+        poll_until(lambda: any(f"cid={cid}" in s.handshake.url and s.close is not None
+                               for s in read_recording(path, strict=False).sessions),
+                   what=f"the close of {cid} on disk")
         async with open_websocket_url(_url(proxy)) as ws:  # traffic flows on
             await _echo(ws, "after")
     finally:
@@ -121,11 +118,11 @@ async def test_the_output_directory_deleted_mid_capture_is_written_again_with_ev
     try:
         async with open_websocket_url(_url(proxy)) as ws:
             await _echo(ws, "m0", "m1")
-            path = _only_file(captures)
-            _records_on_disk(path, 1 + 4)
+            path = only_file(captures)
+            records_on_disk(path, 1 + 4)
             shutil.rmtree(captures)
             await _echo(ws, "m2", "m3")
-            _records_on_disk(path, 1 + 8)  # back, with what came before the removal
+            records_on_disk(path, 1 + 8)  # back, with what came before the removal
         async with open_websocket_url(_url(proxy)) as ws:
             await _echo(ws, "next session")
     finally:
@@ -146,8 +143,8 @@ async def test_sigterm_mid_session_finishes_the_file_and_keeps_every_message(
     try:
         async with open_websocket_url(_url(proxy)) as ws:
             await _echo(ws, "m0", "m1", "m2")
-            path = _only_file(workdir / "captures")
-            _records_on_disk(path, 1 + 6)
+            path = only_file(workdir / "captures")
+            records_on_disk(path, 1 + 6)
             assert proxy.stop(signal.SIGTERM) == 0  # while the session is open
             with pytest.raises(ConnectionClosed):
                 await _echo(ws, "after the proxy went")

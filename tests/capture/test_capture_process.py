@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import wsproto.events
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from corpus import Closer, CorpusReader, read_recording, validate
+from tests.helpers import only_file, poll_until, records_on_disk
 
 from .wsproc import ADDON, VENV_BIN, Proc, free_port, start_mitmdump
 
@@ -26,30 +26,6 @@ ServerOnly = tuple[Path, Proc]
 
 def _url(proxy: Proc, path: str = "/ws") -> str:
     return f"ws://127.0.0.1:{proxy.port}{path}?cid={uuid.uuid4().hex}"
-
-
-def _records_on_disk(path: Path, want: int, timeout: float = 10) -> None:
-    """Poll the file mitmdump writes until it holds `want` records."""
-    deadline = time.monotonic() + timeout
-    count = 0
-    while time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError), CorpusReader(path) as reader:
-            count = sum(1 for _ in reader.records(strict=False))
-            if count >= want:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"{path} holds {count} records, expected {want}")
-
-
-def _only_file(directory: Path, timeout: float = 10) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = sorted(directory.glob("*.wsr")) if directory.exists() else []
-        if files:
-            (path,) = files
-            return path
-        time.sleep(0.02)
-    raise AssertionError(f"no capture file in {directory}")
 
 
 async def test_kill_9_mid_session_leaves_a_file_that_reads_back_to_the_last_message(
@@ -61,8 +37,8 @@ async def test_kill_9_mid_session_leaves_a_file_that_reads_back_to_the_last_mess
             for i in range(5):
                 await ws.send_message(f"m{i}")
                 await ws.get_message()
-            path = _only_file(workdir / "captures")
-            _records_on_disk(path, 1 + 10)
+            path = only_file(workdir / "captures")
+            records_on_disk(path, 1 + 10)
             assert proxy.stop(signal.SIGKILL) == -signal.SIGKILL
     except* OSError:
         pass  # the client's connection dies with the proxy; that is the point
@@ -91,7 +67,7 @@ async def test_clean_shutdown_writes_the_trailer(server_only: ServerOnly) -> Non
             await ws.get_message()
     finally:
         assert proxy.stop(signal.SIGTERM) == 0
-    path = _only_file(workdir / "captures")
+    path = only_file(workdir / "captures")
     assert validate(path) == []
     assert read_recording(path).complete
 
@@ -164,7 +140,7 @@ async def test_full_disk_is_reported_once_traffic_keeps_flowing_and_the_prefix_r
         reports = [line for line in proxy.output().splitlines() if "cannot write" in line]
         assert len(reports) == 1, proxy.output()
         assert "No space left on device" in reports[0]
-        recording = read_recording(_only_file(tiny), strict=False)
+        recording = read_recording(only_file(tiny), strict=False)
         (session,) = recording.sessions
         assert 0 < len(session.messages) < 40
         assert all(m.payload == chunk for m in session.messages)
@@ -183,9 +159,7 @@ async def test_per_connection_files_and_the_flow_filter(server_only: ServerOnly)
             async with open_websocket_url(_url(proxy, "/reject")):
                 pass
         files = workdir / "captures"
-        deadline = time.monotonic() + 10
-        while len(list(files.glob("*.wsr"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll_until(lambda: len(list(files.glob("*.wsr"))) >= 2, what="two capture files")
     finally:
         proxy.stop()
     paths = sorted(files.glob("*.wsr"))
@@ -242,8 +216,8 @@ async def test_regular_proxy_mode_records_too(server_only: ServerOnly) -> None:
             client.receive_data(await stream.receive_some())
             events += list(client.events())
         await stream.aclose()
-        path = _only_file(workdir / "captures")
-        _records_on_disk(path, 4)
+        path = only_file(workdir / "captures")
+        records_on_disk(path, 4)
     finally:
         proxy.stop()
     recording = read_recording(path)
@@ -266,8 +240,8 @@ async def test_an_unreachable_server_is_recorded_as_the_502_the_client_got(
         with pytest.raises(ConnectionRejected) as rejected:
             async with open_websocket_url(_url(proxy)):
                 pass
-        path = _only_file(tmp_path / "captures")
-        _records_on_disk(path, 1)
+        path = only_file(tmp_path / "captures")
+        records_on_disk(path, 1)
     finally:
         proxy.stop()
     assert rejected.value.status_code == 502

@@ -12,9 +12,10 @@ import uuid
 from trio_websocket import open_websocket_url
 
 from corpus import read_recording
+from tests.helpers import only_file, records_on_disk
 from tests.test_secrets import corpus_secrets, find_secrets
 
-from .test_capture_process import ServerOnly, _only_file, _records_on_disk
+from .test_capture_process import ServerOnly
 from .wsproc import VENV_BIN, start_mitmdump
 
 
@@ -65,8 +66,8 @@ async def test_a_real_capture_keeps_none_of_the_planted_secrets(
                     f"tokens:a,{_jwt('comma')}"):
                 await ws.send_message(payload)
                 await ws.get_message()
-        path = _only_file(workdir / "captures")
-        _records_on_disk(path, 1 + 10 + 1)
+        path = only_file(workdir / "captures")
+        records_on_disk(path, 1 + 10 + 1)
     finally:
         assert proxy.stop(signal.SIGTERM) == 0
     assert corpus_secrets(path, planted=PLANTED) == []

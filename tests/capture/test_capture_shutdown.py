@@ -12,8 +12,9 @@ import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from corpus import read_recording
+from tests.helpers import only_file, records_on_disk
 
-from .test_capture_process import ServerOnly, _only_file, _records_on_disk
+from .test_capture_process import ServerOnly
 from .wsproc import start_mitmdump
 
 SESSIONS = 6
@@ -50,7 +51,7 @@ async def test_sigterm_during_traffic_loses_no_exchanged_message(
     finally:
         proxy.stop(signal.SIGKILL)
     assert code == 0
-    path = _only_file(workdir / "captures")
+    path = only_file(workdir / "captures")
     recording = read_recording(path)
     assert recording.complete
     recorded = {(m.direction.value, m.payload) for s in recording.sessions for m in s.messages}
@@ -76,8 +77,8 @@ async def test_a_payload_too_deep_to_parse_is_recorded_whole_and_later_ones_too(
             for payload in sent:
                 await ws.send_message(payload)
                 await ws.get_message()
-        path = _only_file(workdir / "captures")
-        _records_on_disk(path, 1 + 8 + 1)
+        path = only_file(workdir / "captures")
+        records_on_disk(path, 1 + 8 + 1)
     finally:
         assert proxy.stop(signal.SIGTERM) == 0
     (session,) = read_recording(path).sessions

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from corpus import Closer, write_recording
+from tests.helpers import assert_one_line_error, wsreplay
 
 from .builders import recording, session_records
-from .test_cli_corpus import assert_one_line_error, wsreplay
 
 APPS = Path(__file__).with_name("asgi_apps.py")
 

@@ -3,7 +3,6 @@ key, with the recorded claims, on the replay's clock — and never reach a trans
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 
@@ -28,20 +27,12 @@ from replay._errors import AuthError
 from replay._facade import judge_transcript, plan_recording, replay_recording
 from replay._runner import replay
 from replay.testing import HandlerTarget, ServerConnection
+from tests.helpers import placeholder
 
 from .plans import expect, schedule, send, server_close, session
 from .servers import SECRET, echo_recording, serve
 
 ORIGIN = 2_000_000_000.0  # the replay's t=0 in Unix seconds, fixed for exact claims
-
-
-def _b64(obj: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-def placeholder(claims: dict, alg: str = "HS256", **header) -> str:
-    """What the capture's redaction writes: header and claims kept, signature replaced."""
-    return f"{_b64({'alg': alg, 'typ': 'JWT', **header})}.{_b64(claims)}.wsreplay-redacted"
 
 
 def _claims(token: str, key=SECRET, alg="HS256") -> dict:

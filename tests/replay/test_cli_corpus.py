@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import assert_one_line_error, wsreplay
+
 SAMPLE = Path(__file__).resolve().parents[1] / "corpus" / "data" / "hand_chat.wsr"
-WSREPLAY = shutil.which("wsreplay", path=str(Path(sys.executable).parent)) or "wsreplay"
-
-
-def wsreplay(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([WSREPLAY, *args], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("wsreplay: error: ")
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_show_prints_a_timeline_with_handshakes_messages_and_closes() -> None:

@@ -18,10 +18,9 @@ import pytest
 import trustme
 
 from corpus import write_recording
+from tests.helpers import WSREPLAY, placeholder, wsreplay
 
 from .servers import SECRET, echo_recording
-from .test_auth import placeholder
-from .test_cli_corpus import WSREPLAY, wsreplay
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 from corpus import SAMPLES_DIR, inside, safe_name
 from replay.cli import main
 from replay.pytest_plugin import _slug
-from tests.scripts.test_race_thresholds import racy
+from tests.helpers import racy
 
 HOSTILE = ["../../etc/passwd", "/etc/passwd", "..", ".", "", "a\x00b", "x" * 5000,
            "évil/../../ünïcode", "C:\\Windows\\system32", ".hidden", "con:..:",

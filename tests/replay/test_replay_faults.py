@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,9 +26,9 @@ from replay._engine.warp import Warp
 from replay._facade import judge_transcript, plan_recording
 from replay._runner import replay
 from replay._targets.live import LiveTarget
+from tests.helpers import WSREPLAY, poll_until
 
 from .servers import echo_recording
-from .test_cli_corpus import WSREPLAY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,11 +74,8 @@ def _verdicts(report: Path) -> list[str]:
 def until_logged(log: Path, process: subprocess.Popen[str],
                  ready: Callable[[str], bool]) -> None:
     """Poll the server's log until `ready` holds; fail if the replay exits first."""
-    deadline = time.monotonic() + 30
-    while not ready(log.read_text()):
-        assert time.monotonic() < deadline, log.read_text()
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.02)  # polling a subprocess, not waiting for time to pass
+    poll_until(lambda: ready(log.read_text()), timeout=30, alive=process,
+               what=f"the server's log in {log}")
 
 
 

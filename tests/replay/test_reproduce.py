@@ -34,8 +34,8 @@ EVERY_OPTION = ReplayOptions(
     seed=7, timeout=2.5, concurrency=3,
     correlation=CorrelationOptions(correlate=("$.thread_id",), off=("$.sub",)),
     secrets=(SecretSource("bearer", "STAGING_TOKEN"), SecretSource("cookie:sid", "SID")),
-    auth="tests.replay.issue17_apps:failing_hook", epoch=1_735_689_600_123_456_789, real_random=True,
-    max_message_size=65536, protocol="socketio")
+    auth="tests.replay.issue17_apps:failing_hook", epoch=1_735_689_600_123_456_789,
+    real_random=True, max_message_size=65536, protocol="socketio")
 LIVE = TargetSpec(url="wss://127.0.0.1:8443/chat?room=1", ca_file="ca.pem",
                   headers=(("X-Tenant", "a b"), ("Origin", "https://x.test")))
 ASGI = TargetSpec(url="asgi:scripts/racy_chat.py:app", loop="asyncio")

@@ -23,10 +23,10 @@ from replay._engine.transcript import Closed, Received, Sent
 from replay._engine.warp import parse_duration
 from replay._search.bisect import bisect
 from replay._targets.asgi import AsgiTarget
+from tests.helpers import wsreplay
 
 from . import clock_apps
 from .builders import EPOCH, MS, recording, session_records
-from .test_cli_corpus import wsreplay
 
 KEY = SigningKey.secret(clock_apps.SECRET)
 APPS = Path(__file__).with_name("clock_apps.py")

@@ -16,8 +16,7 @@ import pytest
 from corpus import SAMPLES_DIR, read_recording
 from replay._targets.asgi import open_asgi_target
 from replay.cli import main as wsreplay
-
-from .test_racy_chat import racy
+from tests.helpers import racy
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -33,8 +33,7 @@ from replay._errors import ConnectionClosed, HandshakeRejected
 from replay._facade import replay_recording
 from replay._targets.asgi import AsgiTarget
 from replay._targets.base import ConnectRequest
-
-from .test_racy_chat import NOT_ACCEPTED, chat_client, racy
+from tests.helpers import NOT_ACCEPTED, chat_client, racy
 
 EPOCH = 1_800_000_000_250_000_000
 """Unix ns of the replay's t=0: the app's wall clock, which the token minter reads too."""

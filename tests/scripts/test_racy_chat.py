@@ -9,13 +9,11 @@ defect, and passes with the defect fixed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -26,27 +24,10 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-racy = _load("racy_chat")
-chat_client = _load("chat_client")
+from tests.helpers import NOT_ACCEPTED, SCRIPTS, chat_client, racy
 
 EPOCH = 1_000_000.0  # the app's wall clock at its first connection, pinned
 AGENT_EVENTS = list(racy.AGENT_EVENTS)
-NOT_ACCEPTED = 'WebSocket is not connected. Need to call "accept" first.'
 
 
 def settings(broken: set[str] | frozenset[str] = frozenset(), **timings: Any) -> Any:

@@ -1,0 +1,61 @@
+"""Every private Trio, anyio and trio-asyncio detail the in-process target relies on, checked
+by name: when an upgrade moves one, this fails saying which and where we use it, instead of
+replays quietly losing their determinism. (Bounds: `anyio<5` in pyproject.toml; Trio's
+hooks are also checked at run time by `replay._targets.virtual.check_trio_internals`.)"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+
+def test_trio_still_has_its_seeded_deterministic_scheduling() -> None:
+    # replay/_targets/virtual.py: same-instant ordering as a function of the seed.
+    from trio._core import _run
+
+    assert isinstance(getattr(_run, "_ALLOW_DETERMINISTIC_SCHEDULING", None), bool), (
+        "trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING moved: see replay/_targets/virtual.py")
+    assert isinstance(getattr(_run, "_r", None), random.Random), (
+        "trio._core._run._r (the scheduler's Random) moved: see replay/_targets/virtual.py")
+
+    from replay._targets.virtual import check_trio_internals
+
+    check_trio_internals()
+
+
+def test_anyio_asyncio_backend_still_binds_what_aio_py_refits() -> None:
+    # replay/_targets/aio.py: the backend's own `current_task`/`get_running_loop` are
+    # pointed at asyncio's (trio-asyncio patches those), and its CancelScope is hashed by
+    # creation order.
+    backend = pytest.importorskip("anyio._backends._asyncio")
+    for name in ("current_task", "get_running_loop"):
+        assert callable(getattr(backend, name, None)), (
+            f"anyio._backends._asyncio.{name} moved: see replay/_targets/aio.py")
+    scope = getattr(backend, "CancelScope", None)
+    assert isinstance(scope, type) and "__init__" in vars(scope), (
+        "anyio._backends._asyncio.CancelScope changed shape: see replay/_targets/aio.py")
+
+
+def test_anyio_worker_thread_entry_points_that_clocks_py_wraps() -> None:
+    # replay/_targets/clocks.py: worker threads hold the virtual clock while they run.
+    trio_backend = pytest.importorskip("anyio._backends._trio")
+    assert callable(getattr(trio_backend, "run_sync", None)), (
+        "anyio._backends._trio.run_sync moved: see replay/_targets/clocks.py")
+    asyncio_backend = pytest.importorskip("anyio._backends._asyncio")
+    backend = getattr(asyncio_backend, "AsyncIOBackend", None)
+    assert backend is not None and callable(
+        getattr(backend, "run_sync_in_worker_thread", None)), (
+        "anyio._backends._asyncio.AsyncIOBackend.run_sync_in_worker_thread moved: "
+        "see replay/_targets/clocks.py")
+
+
+def test_trio_asyncio_still_offers_what_aio_py_uses() -> None:
+    # replay/_targets/aio.py: a loop per run, a task factory, calls across the two loops.
+    import trio_asyncio
+
+    for name in ("open_loop", "aio_as_trio"):
+        assert callable(getattr(trio_asyncio, name, None)), (
+            f"trio_asyncio.{name} moved: see replay/_targets/aio.py")
+    assert callable(getattr(asyncio.AbstractEventLoop, "set_task_factory", None))
