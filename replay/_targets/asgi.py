@@ -271,7 +271,17 @@ def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
                for k, v in forwarded_headers(request.headers, extra_headers)]
     names = {k for k, _ in headers}
     if b"host" not in names:
-        headers.insert(0, (b"host", _latin1(host if url.port is None else f"{host}:{port}")))
+        # The recorded Host when there is one: an app that checks Origin against Host
+        # (Socket.IO, strawberry) judges the request as it judged the recorded one.
+        recorded = next((v for k, v in request.headers if k.lower() == "host"), None)
+        headers.insert(0, (b"host", _latin1(
+            recorded or (host if url.port is None else f"{host}:{port}"))))
+    for name, value in ((b"connection", b"Upgrade"), (b"upgrade", b"websocket"),
+                        (b"sec-websocket-version", b"13")):
+        # What uvicorn and hypercorn hand an app with every websocket scope: Engine.IO
+        # refuses an upgrade whose scope lacks "upgrade: websocket".
+        if name not in names:
+            headers.append((name, value))
     if request.subprotocols and b"sec-websocket-protocol" not in names:
         headers.append((b"sec-websocket-protocol", _latin1(", ".join(request.subprotocols))))
     path = url.path or "/"
@@ -600,6 +610,10 @@ class AsgiTarget(Target):
                           "scheme": "https" if ws["scheme"] == "wss" else "http"}
         for key in ("subprotocols", "extensions"):
             scope.pop(key, None)
+        upgrade = {b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-protocol"}
+        scope["headers"] = [(k, v) for k, v in ws["headers"] if k not in upgrade]
+        if request.body:
+            scope["headers"].append((b"content-length", str(len(request.body)).encode()))
         to_app = _Pipe(0, 0, random.Random(0))
         to_app.put({"type": "http.request", "body": request.body, "more_body": False})
         start: dict[str, Any] = {}

@@ -49,6 +49,25 @@ def forwarded_headers(recorded: Headers, overrides: Headers = ()) -> Headers:
     return kept + tuple(overrides)
 
 
+def same_origin(recorded: Headers, sent: Headers, host: str, *,
+                keep: Headers = ()) -> Headers:
+    """`sent` with a recorded ``Origin`` that named the recorded ``Host`` (a same-origin
+    request) naming the target's `host` instead, so a server's same-origin check (Socket.IO's
+    default) judges the replay as it judged the recording. An ``Origin`` in `keep`
+    (``--header``) is left as given."""
+    recorded_host = next((v for k, v in recorded if k.lower() == "host"), None)
+    if recorded_host is None or any(k.lower() == "origin" for k, _ in keep):
+        return sent
+    out = []
+    for name, value in sent:
+        parts = urlsplit(value) if name.lower() == "origin" else None
+        if parts is not None and parts.netloc.lower() == recorded_host.lower():
+            out.append((name, f"{parts.scheme}://{host}"))
+        else:
+            out.append((name, value))
+    return tuple(out)
+
+
 def parse_header_option(text: str) -> tuple[str, str]:
     """``--header 'Name: value'`` → ("Name", "value"); the name must be a token."""
     name, sep, value = text.partition(":")
@@ -93,13 +112,18 @@ class LiveTarget(NurseryTarget):
         query = self.query if self.query is not None else recorded.query
         return path + (f"?{query}" if query else "")
 
+    def _host_header(self) -> str:
+        return self.host if self.port in (80, 443) else f"{self.host}:{self.port}"
+
     async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
         """One HTTP request to the target's host (httpx on Trio, through anyio)."""
         import httpx
 
         scheme = "https" if self.ssl_context else "http"
         where = f"{scheme}://{self.host}:{self.port}{self.resource(request.url)}"
-        headers = list(forwarded_headers(request.headers, self.extra_headers))
+        headers = list(same_origin(request.headers,
+                                   forwarded_headers(request.headers, self.extra_headers),
+                                   self._host_header(), keep=self.extra_headers))
         try:
             async with httpx.AsyncClient(verify=self.ssl_context or False,
                                          timeout=self.connect_timeout) as client:
@@ -123,9 +147,11 @@ class LiveTarget(NurseryTarget):
         resource = self.resource(request.url)
         where = f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}"
         stream = await self._open_stream(where)
-        headers = [(k.encode("latin-1"), v.encode("latin-1"))
-                   for k, v in forwarded_headers(request.headers, self.extra_headers)]
-        host_header = self.host if self.port in (80, 443) else f"{self.host}:{self.port}"
+        host_header = self._host_header()
+        sent = same_origin(request.headers, forwarded_headers(request.headers,
+                                                              self.extra_headers),
+                           host_header, keep=self.extra_headers)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in sent]
         try:
             async with trio.open_nursery() as nursery:
                 with trio.move_on_after(self.connect_timeout) as waited:

@@ -480,6 +480,7 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
     from replay._engine.diff import render_diff
+    from replay._engine.oracle import control_counts
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
@@ -492,6 +493,10 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
             timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
+            controls = control_counts(events.get(verdict.session, ()))
+            if controls:  # answered or skipped by the protocol profile, not judged
+                timing += "  [control: " + ", ".join(f"{n} {name}" for name, n
+                                                     in controls.items()) + "]"
             print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
     for line in carried_lines(runs):
         print(line)
@@ -562,7 +567,10 @@ def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict
 
 
 def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
+    from replay._engine.oracle import control_counts
+
     result = run.result
+    protocols = {plan.session: plan.protocol.name for plan in result.schedule.sessions}
     events = {s.session: s.events for s in result.transcript.sessions}
     return {
         "file": run.path,
@@ -578,6 +586,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "protocol": protocols.get(v.session),
+            "control": control_counts(events.get(v.session, ())),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }
