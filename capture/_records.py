@@ -91,13 +91,17 @@ UNREACHABLE_STATUS = 502
 
 def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
     """The ``open`` record of a flow whose response (101 or a rejection) has arrived, or
-    which failed before one did (then mitmproxy's own 502 is what the client saw)."""
+    which failed before one did: then mitmproxy's own 502 is what the client saw, and the
+    record says so (`proxy_error`, mitmproxy's text) rather than pass it off as the
+    server's answer."""
     request, response = flow.request, flow.response
     t = _rel(request.timestamp_start, epoch_ns)
+    proxy_error = None
     if response is None:
         if flow.error is None:
             raise ValueError("the upgrade request has no response to record")
         status, headers, seen = UNREACHABLE_STATUS, (), flow.error.timestamp
+        proxy_error = flow.error.msg or "the proxy got no answer from the server"
     else:
         status, headers = response.status_code, _headers(response.headers)
         seen = response.timestamp_end or response.timestamp_start
@@ -108,6 +112,7 @@ def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
         if response is not None and status == 101 else None,
         client_addr=_address(flow.client_conn.peername),
         server_addr=_address(flow.server_conn.peername or flow.server_conn.address),
+        proxy_error=proxy_error,
     )
 
 

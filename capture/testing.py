@@ -92,11 +92,14 @@ def spawn(argv: Sequence[str], port: int, log: Path, *, env: dict[str, str] | No
 
 
 def start_mitmdump(workdir: Path, upstream_port: int | None, *, addon: bool = True,
-                   options: Sequence[str] = (), name: str = "mitmdump") -> Proc:
-    """mitmdump in reverse mode in front of `upstream_port` (regular proxy mode when None),
-    recording into workdir/captures unless a ``wsreplay_dir=`` option says otherwise."""
+                   options: Sequence[str] = (), name: str = "mitmdump",
+                   upstream_scheme: str = "http") -> Proc:
+    """mitmdump in reverse mode in front of `upstream_port` (regular proxy mode when None;
+    `upstream_scheme` https for a TLS server), recording into workdir/captures unless a
+    ``wsreplay_dir=`` option says otherwise."""
     port = free_port()
-    mode = "regular" if upstream_port is None else f"reverse:http://127.0.0.1:{upstream_port}"
+    mode = "regular" if upstream_port is None else \
+        f"reverse:{upstream_scheme}://127.0.0.1:{upstream_port}"
     argv = [str(VENV_BIN / "mitmdump"), "--mode", mode,
             "--listen-host", "127.0.0.1", "--listen-port", str(port),
             "--set", f"confdir={workdir.parent / 'mitmproxy-conf'}",

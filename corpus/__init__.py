@@ -42,6 +42,8 @@ from ._redact import Redactor as Redactor
 from ._redact import is_jwt as is_jwt
 from ._redact import placeholder as placeholder
 from ._redact import redact_jwt as redact_jwt
+from ._redact import scrub as scrub
+from ._redact import scrub_value as scrub_value
 from ._validate import Checker as Checker
 from ._validate import Problem as Problem
 from ._validate import validate as validate

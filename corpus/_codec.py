@@ -63,6 +63,8 @@ def encode(record: Record) -> dict[str, Any]:
             "subprotocol": record.subprotocol,
             "client_addr": record.client_addr, "server_addr": record.server_addr,
         }
+        if record.proxy_error is not None:  # optional: files without it read as before
+            out["proxy_error"] = record.proxy_error
         if record.http:  # optional: files without HTTP steps stay exactly as before
             out["http"] = [_encode_http(step) for step in record.http]
         return out
@@ -107,6 +109,7 @@ def decode(obj: dict[str, Any], kind: str) -> Record | Trailer:
                 response_headers=_headers(obj, "response_headers"),
                 subprotocol=obj.get("subprotocol"),
                 client_addr=obj.get("client_addr"), server_addr=obj.get("server_addr"),
+                proxy_error=obj.get("proxy_error"),
                 http=_decode_http(obj.get("http", ())),
             )
         if kind == CLOSE:

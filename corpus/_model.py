@@ -163,6 +163,10 @@ class Handshake:
     subprotocol: str | None = None
     client_addr: str | None = None
     server_addr: str | None = None
+    proxy_error: str | None = None
+    """Set when the proxy answered the upgrade itself (upstream unreachable, TLS
+    verification failed, timeout): the proxy's own text. `status` is then what the proxy
+    sent (502...), not a server's answer; the session holds no server answer at all."""
     http: tuple[HttpExchange, ...] = ()
     """HTTP steps of the session before the upgrade (optional; files without it read as
     none): see `HttpExchange`."""
@@ -180,7 +184,7 @@ class Handshake:
             raise RecordError(f"open.status: expected an HTTP status 100-599, got {self.status!r}")
         _check_headers("open", "request_headers", self.request_headers)
         _check_headers("open", "response_headers", self.response_headers)
-        for name in ("subprotocol", "client_addr", "server_addr"):
+        for name in ("subprotocol", "client_addr", "server_addr", "proxy_error"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise RecordError(f"open.{name}: expected a string or nothing, got {value!r}")

@@ -65,6 +65,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from ._errors import CorpusError
@@ -387,8 +388,11 @@ class Redactor:
                              request_headers=self.headers(step.request_headers),
                              response_headers=self.headers(step.response_headers))
                      for step in handshake.http)
+        # The proxy's error text can quote the request (a URL with its token): scrub it too.
+        proxy_error = None if handshake.proxy_error is None else self.text(handshake.proxy_error)
         return replace(handshake, url=self.url(handshake.url), request_headers=request_headers,
-                       response_headers=response_headers, subprotocol=subprotocol, http=http)
+                       response_headers=response_headers, subprotocol=subprotocol, http=http,
+                       proxy_error=proxy_error)
 
     def headers(self, headers: Headers, chosen: dict[str, str] | None = None) -> Headers:
         chosen = {} if chosen is None else chosen
@@ -417,13 +421,15 @@ class Redactor:
             sep, name, value = m.groups()
             if value and names_secret(name, value):
                 return f"{sep}{name}={secret(value, 'query:' + name.lower())}"
+            if not _id_key(name):  # ?cid=<uuid hex> names itself an id
+                return sep + name + "=" + self._opaque(value)
             return m[0]
 
         base, mark, query = url.partition("?")
         if not mark:
             return self.scan(url, opaque=False)
         query = _QUERY_PARAM.sub(param, mark + query)[1:]
-        return self.scan(base, opaque=False) + mark + self.scan(query, opaque=True)
+        return self.scan(base, opaque=False) + mark + self.scan(query, opaque=False)
 
     def text(self, text: str) -> str:
         """A text payload: JSON rules first (when it parses), then JWTs, opaque tokens
@@ -690,3 +696,41 @@ def describe_default() -> dict[str, object]:
     """The header ``redaction`` map for the built-in rules alone."""
     return RedactionPolicy().describe()
 
+
+
+# -- the output edge ------------------------------------------------------------------------
+
+_TEXT_PARAM = re.compile(r"([?&;])([A-Za-z0-9_-]+)=([^&#;\s\"'<>]*)")
+
+
+@cache
+def default_redactor() -> Redactor:
+    """The built-in rules alone (shared: a `Redactor` keeps no state)."""
+    return Redactor()
+
+
+def scrub(text: str) -> str:
+    """A text about to be shown or written (an error line, a report field, a received
+    payload, a reproduce command) with every secret the built-in rules find replaced by its
+    placeholder: a re-minted token or a filled-in credential never reaches an output."""
+    if "=" in text:
+        text = _TEXT_PARAM.sub(_text_param, text)
+    return default_redactor().text(text)
+
+
+def _text_param(m: re.Match[str]) -> str:
+    value = m[3].rstrip(".,:)")  # the sentence around the URL goes on after it
+    if not value or not names_secret(m[2], value):
+        return m[0]
+    return f"{m[1]}{m[2]}={secret(value, 'query:' + m[2].lower())}{m[3][len(value):]}"
+
+
+def scrub_value(value: Any) -> Any:
+    """`scrub` over every string of a JSON-like document (dicts, lists, strings)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_value(v) for v in value]
+    return value

@@ -3,6 +3,9 @@
 Rules: a session's records come open → messages → close; its times never go backwards;
 a rejected handshake (status ≠ 101) has no messages; nothing follows a close; the trailer
 exists and its message counts match what the file holds.
+
+Notes are not problems: a valid file may still hold sessions worth knowing about, such as a
+handshake the proxy answered itself (``proxy_error``): no server answer was recorded.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Checker:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.notes: list[Problem] = []
         self._last_t: dict[int, int] = {}
         self._accepted: dict[int, bool] = {}
         self._closed: set[int] = set()
@@ -52,6 +56,10 @@ class Checker:
                 self._problem(offset, f"session {sid}: handshake response at {record.t_response} "
                               f"ns comes before its request at {record.t} ns")
             self._last_t[sid] = max(record.t, record.t_response)
+            if record.proxy_error is not None:
+                self.notes.append(Problem(
+                    f"session {sid}: no server answer recorded: the proxy answered the "
+                    f"upgrade itself with HTTP {record.status} ({record.proxy_error})", offset))
             return
         kind = "message" if type(record) is Message else "close"
         if sid not in self._accepted:
@@ -85,9 +93,10 @@ class Checker:
         self.problems.append(Problem(message, offset))
 
 
-def validate(path: str | os.PathLike[str], *,
-             max_record_bytes: int | None = None) -> list[Problem]:
-    """Every problem with a corpus file, each naming the file and where possible the offset."""
+def validate(path: str | os.PathLike[str], *, max_record_bytes: int | None = None,
+             notes: list[Problem] | None = None) -> list[Problem]:
+    """Every problem with a corpus file, each naming the file and where possible the offset.
+    Notes about a valid file (see the module docstring) are appended to `notes` if given."""
     from ._reader import DEFAULT_MAX_RECORD_BYTES, CorpusReader
 
     path = os.fspath(path)
@@ -100,6 +109,9 @@ def validate(path: str | os.PathLike[str], *,
                     checker.feed(offset, record)
             except CorpusError as damage:
                 return [*_located(path, checker.problems), _damage_problem(damage)]
+            finally:
+                if notes is not None:
+                    notes.extend(_located(path, checker.notes))
             return _located(path, checker.finish(reader.trailer))
     except CorpusError as unreadable:
         return [_damage_problem(unreadable)]

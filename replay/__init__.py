@@ -16,6 +16,7 @@ from ._engine.schedule import Send as Send
 from ._engine.schedule import SessionPlan as SessionPlan
 from ._engine.schedule import build_schedule as build_schedule
 from ._engine.transcript import AppError as AppError
+from ._engine.transcript import ClientRefused as ClientRefused
 from ._engine.transcript import Closed as Closed
 from ._engine.transcript import Connected as Connected
 from ._engine.transcript import Received as Received

@@ -26,6 +26,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import math
 import re
 import time
 import warnings
@@ -47,6 +48,9 @@ PLACEHOLDER_SIGNATURE = "wsreplay-redacted"
 TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 ENV_SECRET = "WSREPLAY_JWT_SECRET"
+ENV_KEY_FILE = "WSREPLAY_JWT_KEY_FILE"
+"""Path of a private key PEM, used when no secret or key is given (after `ENV_SECRET`)."""
+_NS = 1_000_000_000
 
 _FAMILIES = {"HS": "an HMAC secret (--jwt-secret)", "RS": "an RSA private key",
              "PS": "an RSA private key", "ES": "an EC private key", "Ed": "an Ed25519 key"}
@@ -169,9 +173,16 @@ class TokenMinter:
 
     `recorded_epoch` is the recorded Unix ns of the replay's t=0 (the first session's
     start; `for_recording` works it out): the lifetime of a token without ``iat`` counts
-    from its session's start. `unix_origin` is the Unix time of the
-    replay's t=0; by default read from the wall clock at the first connect. Pin it (and
-    the app's clock) where a result depends on where in a second tokens expire.
+    from its session's start.
+
+    ``now`` is read at each connect from ``time.time_ns()``: the clock the server reads. In
+    process that is the app's virtual wall clock (`replay._targets.clocks`), so ``iat`` is
+    never in the app's future and ``exp=D`` lands exactly D after the connect once the
+    epoch's phase is placed (`place_expiry_phase`); live it is this machine's clock, which
+    the server is assumed to share. `unix_origin` pins it instead (``now = unix_origin +
+    at``), for tests of the minter alone. Claims are whole seconds, as verifiers read them:
+    ``iat``/``nbf`` round down, ``exp=D`` rounds up, so a token lives at least D;
+    `lifetimes` keeps each session's effective ``exp - now`` in ns.
     """
 
     def __init__(self, key: SigningKey, *, token_expiry: int | None = None,
@@ -182,20 +193,21 @@ class TokenMinter:
         self.recorded_epoch = recorded_epoch
         self.allow_alg_change = allow_alg_change
         self.unix_origin = unix_origin
+        self.lifetimes: dict[int, int] = {}
+        """Session id → ns from its connect to its re-minted ``exp`` (with ``exp=`` only)."""
+        import jwt  # noqa: F401  (here, not at the first connect: imports cost live time)
 
     @classmethod
     def for_recording(cls, key: SigningKey, recording: corpus.Recording, schedule: Schedule, *,
-                      allow_alg_change: bool = False,
-                      unix_origin: float | None = None) -> TokenMinter:
+                      allow_alg_change: bool = False) -> TokenMinter:
         """The minter for replaying `recording` as `schedule`.
 
         `build_schedule` counts time from the first session's start, so that instant (not
         the file's epoch) is the recorded time of the replay's t=0.
         """
-        first = min((session.start for session in recording.sessions), default=0)
         return cls(key, token_expiry=schedule.token_expiry,
-                   recorded_epoch=recording.header.epoch_ns + first,
-                   allow_alg_change=allow_alg_change, unix_origin=unix_origin)
+                   recorded_epoch=recorded_epoch(recording),
+                   allow_alg_change=allow_alg_change)
 
     def check(self, schedule: Schedule) -> None:
         """Refuse, before anything connects, any token this key must not sign."""
@@ -220,11 +232,9 @@ class TokenMinter:
 
     def __call__(self, plan: SessionPlan, at: int) -> tuple[SessionPlan,
                                                             Callable[[str | bytes], str | bytes]]:
-        if self.unix_origin is None:
-            # The wall clock, like the server's: `exp` must mean the same instant to both.
-            self.unix_origin = time.time() - at / 1e9
-        now = self.unix_origin + at / 1e9
-        recorded_start = (self.recorded_epoch + plan.start) / 1e9 \
+        now = (round(self.unix_origin * _NS) + at if self.unix_origin is not None
+               else time.time_ns())
+        recorded_start = (self.recorded_epoch + plan.start) / _NS \
             if self.recorded_epoch is not None else None
         fresh: dict[str, str] = {}
 
@@ -234,8 +244,7 @@ class TokenMinter:
                 token = decode_token(original)
                 if token is None:
                     return original
-                fresh[original] = self._mint(token, now, recorded_start,
-                                             f"session {plan.session}")
+                fresh[original] = self._mint(token, now, recorded_start, plan.session)
             return fresh[original]
 
         def sub(text: str) -> str:
@@ -259,24 +268,28 @@ class TokenMinter:
 
         return rewritten, restore
 
-    def _mint(self, token: FoundToken, now: float, recorded_start: float | None,
-              where: str) -> str:
+    def _mint(self, token: FoundToken, now: int, recorded_start: float | None,
+              session: int) -> str:
         import jwt
 
+        where = f"session {session}"
         alg = self._algorithm(token, where)
         claims = dict(token.claims)
         iat, nbf, exp = (claims.get(k) for k in ("iat", "nbf", "exp"))
         number = (int, float)
         issued = iat if isinstance(iat, number) else recorded_start
+        seconds = now // _NS  # iat/nbf round down: never in the server's future
         if "iat" in claims:
-            claims["iat"] = int(now)
+            claims["iat"] = seconds
         if isinstance(nbf, number):
-            claims["nbf"] = int(now - (iat - nbf)) if isinstance(iat, number) else int(now)
+            claims["nbf"] = (math.floor((now - (iat - nbf) * _NS) / _NS)
+                             if isinstance(iat, number) else seconds)
         if self.token_expiry is not None:
-            claims["exp"] = _numeric(now + self.token_expiry / 1e9)
+            claims["exp"] = -(-(now + self.token_expiry) // _NS)  # up: lives at least D
+            self.lifetimes[session] = claims["exp"] * _NS - now
         elif isinstance(exp, number):
             lifetime = exp - issued if issued is not None else 3600
-            claims["exp"] = int(now + max(lifetime, 0))
+            claims["exp"] = int(now / _NS + max(lifetime, 0))
         headers = {k: v for k, v in token.header.items() if k not in ("alg",)}
         try:
             with warnings.catch_warnings():
@@ -288,9 +301,25 @@ class TokenMinter:
                             f"{error}") from None
 
 
-def _numeric(value: float) -> int | float:
-    """A NumericDate: whole seconds when whole, else to the millisecond."""
-    return int(value) if value == int(value) else round(value, 3)
+def recorded_epoch(recording: corpus.Recording) -> int:
+    """Recorded Unix ns of the replay's t=0: the first session's start (`build_schedule`
+    counts time from there)."""
+    first = min((session.start for session in recording.sessions), default=0)
+    return recording.header.epoch_ns + first
+
+
+def place_expiry_phase(epoch: int, schedule: Schedule) -> int:
+    """`epoch` moved within its second so that, with the warp's ``exp=D``, the first
+    token-carrying session's re-minted ``exp`` (connect + D) is a whole second: a verifier
+    comparing whole seconds then sees the token expire exactly D after that connect.
+    Sessions connecting a non-whole number of seconds later get ``exp`` rounded up."""
+    if schedule.token_expiry is None:
+        return epoch
+    starts = [plan.start for plan in schedule.sessions
+              if any(find_tokens(text) for _, text in plan_texts(plan))]
+    if not starts:
+        return epoch
+    return epoch - epoch % _NS + (-(min(starts) + schedule.token_expiry)) % _NS
 
 
 def _unchanged(payload: str | bytes) -> str | bytes:
@@ -299,7 +328,8 @@ def _unchanged(payload: str | bytes) -> str | bytes:
 
 def signing_key(*, secret: str | None = None, key_file: str | None = None,
                 env: dict[str, str] | None = None) -> SigningKey | None:
-    """The key the user gave: `secret`, `key_file`, or the environment's secret; or None."""
+    """The key the user gave: `secret`, `key_file`, or the environment's (`ENV_SECRET`, then
+    `ENV_KEY_FILE`); or None."""
     if secret is not None and key_file is not None:
         raise AuthError("--jwt-secret and --jwt-key: give one key, not both")
     if key_file is not None:
@@ -307,4 +337,7 @@ def signing_key(*, secret: str | None = None, key_file: str | None = None,
     if secret is not None:
         return SigningKey.secret(secret)
     from_env = (env or {}).get(ENV_SECRET)
-    return SigningKey.secret(from_env, source=f"${ENV_SECRET}") if from_env else None
+    if from_env:
+        return SigningKey.secret(from_env, source=f"${ENV_SECRET}")
+    path = (env or {}).get(ENV_KEY_FILE)
+    return SigningKey.from_pem_file(path) if path else None

@@ -63,6 +63,9 @@ class HandshakeRejected(TargetError):
 class ConnectionClosed(Exception):
     """Raised by `Connection.receive()`/`send()` once the WebSocket has closed."""
 
-    def __init__(self, code: int | None, reason: str = "", *, by_server: bool = True) -> None:
+    def __init__(self, code: int | None, reason: str = "", *, by_server: bool = True,
+                 refused: str = "") -> None:
         self.code, self.reason, self.by_server = code, reason, by_server
+        self.refused = refused
+        """Set when the replay's own client refused a server message (too big): why."""
         super().__init__(f"connection closed ({code} {reason!r})")

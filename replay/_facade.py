@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from ._options import ReplayOptions
 from ._runner import OnEvent, SessionRewrite, replay, run_sync
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._engine.verdict import Verdict
     from ._engine.warp import Warp
     from ._targets.base import Target
+    from ._targets.clocks import AppClocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +45,25 @@ def replay_recording(recording: Recording, target: Target,
     """
     options = options or ReplayOptions()
     schedule, rewrite = _prepare(recording, options)
+    clocks = app_clocks(recording, schedule, options) if target.clock == "virtual" else None
     transcript = run_sync(schedule, target, seed=options.seed, timeout=options.timeout,
                           concurrency=options.concurrency, on_event=on_event, rewrite=rewrite,
-                          binder=binder_for(schedule, options))
+                          binder=binder_for(recording, options), clocks=clocks)
+    if clocks is not None:
+        transcript = replace(transcript, epoch=clocks.epoch_ns)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
+
+
+def app_clocks(recording: Recording, schedule: Schedule, options: ReplayOptions) -> AppClocks:
+    """What an in-process app's clocks and randomness read when `recording` replays as
+    `schedule`: a function of the file, the warp and the options, never of the wall clock."""
+    from ._auth import place_expiry_phase, recorded_epoch
+    from ._targets.clocks import AppClocks
+
+    epoch = options.epoch if options.epoch is not None else recorded_epoch(recording)
+    if options.key is not None:
+        epoch = place_expiry_phase(epoch, schedule)
+    return AppClocks(epoch_ns=epoch, seed=None if options.real_random else options.seed)
 
 
 async def replay_recording_async(recording: Recording, target: Target,
@@ -60,7 +76,7 @@ async def replay_recording_async(recording: Recording, target: Target,
     schedule, rewrite = _prepare(recording, options)
     transcript = await replay(schedule, target, timeout=options.timeout,
                               concurrency=options.concurrency, on_event=on_event,
-                              rewrite=rewrite, binder=binder_for(schedule, options))
+                              rewrite=rewrite, binder=binder_for(recording, options))
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 
 
@@ -68,6 +84,8 @@ def _prepare(recording: Recording,
              options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
     schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
                               protocol=options.protocol)
+    if options.max_message_size is not None:
+        schedule = replace(schedule, max_message_size=options.max_message_size)
     filler = credential_filler(options)
     if options.key is None:
         return schedule, filler
@@ -75,8 +93,7 @@ def _prepare(recording: Recording,
     from ._credentials import chain
 
     minter = TokenMinter.for_recording(options.key, recording, schedule,
-                                       allow_alg_change=options.allow_alg_change,
-                                       unix_origin=options.unix_origin)
+                                       allow_alg_change=options.allow_alg_change)
     minter.check(schedule)  # refuse a key that must not sign before anything connects
     # Credentials first: an auth hook sees the recorded identity (the claims) before the
     # re-mint replaces the tokens.
@@ -94,15 +111,32 @@ def credential_filler(options: ReplayOptions) -> SessionRewrite | None:
     return CredentialFiller(options.secrets, hook=hook, hook_name=options.auth or "")
 
 
-def binder_for(schedule: Schedule, options: ReplayOptions) -> Binder | None:
-    """The run's correlation `Binder`, or None when the schedule has nothing to carry."""
+def binder_for(recording: Recording, options: ReplayOptions) -> Binder | None:
+    """The run's correlation `Binder`, or None when the recording has nothing to carry.
+
+    Rules come from the recording as recorded (a warp bends when things happen, not
+    which values the client took from the server), and are kept for the last few
+    recordings: bisect and explore replay one recording many times.
+    """
     from ._bind import Binder
     from ._engine.correlation import detect
     from ._protocols import decoder_for
 
-    decode = decoder_for(plan.protocol for plan in schedule.sessions)
-    rules = detect(schedule, options.correlation, decode=decode)
+    key = (id(recording), options.correlation, options.protocol)
+    cached = _RULES.get(key)
+    if cached is None or cached[0] is not recording:
+        schedule = plan_recording(recording, protocol=options.protocol)
+        decode = decoder_for(plan.protocol for plan in schedule.sessions)
+        cached = (recording, detect(schedule, options.correlation, decode=decode), decode)
+        if len(_RULES) >= 8:
+            _RULES.pop(next(iter(_RULES)))
+        _RULES[key] = cached
+    _, rules, decode = cached
     return Binder(rules, decode=decode) if rules else None
+
+
+_RULES: dict[tuple[Any, ...], tuple[Recording, Any, Any]] = {}
+"""id(recording), options → (the recording itself, its rules, the decoder)."""
 
 
 def plan_recording(recording: Recording, *, warp: Warp | None = None,

@@ -4,10 +4,13 @@ for every file in its folder). Pure: TOML text in, a checked `Sidecar` out.
 ```toml
 target = "asgi:scripts/racy_chat.py:app"     # or ws://... / wss://...
 pacing = "causal"                            # or "absolute"
-seed = 0
+seed = 0                                     # also seeds the app's random/uuid4 (asgi:)
+epoch = "2025-01-01T00:00:00Z"               # asgi: the app's wall clock at t=0 (or Unix s)
 timeout = "30s"
 ignore_paths = ["$.id", "$.ts"]              # JSON paths the oracle ignores
 unordered = false
+ignore_handshake = false                     # true: another subprotocol/extension is fine
+max_message_size = 67108864                  # bytes the live client takes per message
 protocol = "socketio"                        # default: detected from each handshake
 jwt_secret_env = "CHAT_JWT_SECRET"           # or jwt_secret = "..." / jwt_key_file = "k.pem"
 warps = ["", "scale=0.1"]                    # shorthand: each must pass
@@ -79,10 +82,15 @@ class Sidecar:
     timeout_ns: int = 30_000_000_000
     ignore_paths: tuple[str, ...] = ()
     unordered: bool = False
+    ignore_handshake: bool = False
+    max_message_size: int | None = None
     protocol: str | None = None
     jwt_secret: str | None = None
     jwt_secret_env: str | None = None
     jwt_key_file: str | None = None
+    epoch: int | None = None
+    """Unix ns of the in-process app's wall clock at t=0 (None: the recording's own)."""
+    real_random: bool = False
     correlate: tuple[str, ...] = ()
     no_correlate: tuple[str, ...] = ()
     secrets: tuple[tuple[str, str], ...] = ()
@@ -105,8 +113,9 @@ class Sidecar:
 
 
 _SCALARS = {"target": str, "pacing": str, "seed": int, "timeout": str, "unordered": bool,
+            "ignore_handshake": bool, "max_message_size": int,
             "protocol": str, "jwt_secret": str, "jwt_secret_env": str, "jwt_key_file": str,
-            "auth": str}
+            "auth": str, "real_random": bool}
 _PATH_LISTS = ("ignore_paths", "correlate", "no_correlate")
 _CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}
@@ -124,6 +133,8 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
         if key in _SCALARS:
             _expect_type(path, key, value, _SCALARS[key])
             changes.update(_scalar(path, key, value))
+        elif key == "epoch":
+            changes["epoch"] = sidecar_epoch(path, value)
         elif key in _PATH_LISTS:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise SidecarError(path, key, "expected a list of JSON paths like \"$.id\"")
@@ -139,7 +150,8 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
                 raise SidecarError(path, key, "expected [[cases]] tables")
             changes["cases"] = tuple(_case(path, i, c) for i, c in enumerate(value))
         else:
-            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "secrets", "warps", "cases"]))
+            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "epoch", "secrets", "warps",
+                                      "cases"]))
             raise SidecarError(path, key, f"unknown key (known keys: {known})")
     if "warps" in data and "cases" in data:
         changes["cases"] = (*(Case(warp=w) for w in data["warps"]),
@@ -157,6 +169,19 @@ def read_sidecar(path: str | os.PathLike[str], *, base: Sidecar | None = None) -
         return parse_sidecar(file.read(), path=path, base=base)
 
 
+def sidecar_epoch(path: str, value: Any) -> int:
+    """The ``epoch`` key (or the fixture's ``epoch=``): ISO 8601 text or Unix seconds."""
+    from ._options import parse_epoch
+
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SidecarError(path, "epoch", f"expected ISO 8601 text or Unix seconds, "
+                           f"got {value!r}")
+    try:
+        return parse_epoch(str(value))
+    except ValueError as bad:
+        raise SidecarError(path, "epoch", str(bad)) from None
+
+
 def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
     if key == "pacing" and value not in ("causal", "absolute"):
         raise SidecarError(path, key, f"expected \"causal\" or \"absolute\", got {value!r}")
@@ -165,6 +190,8 @@ def _scalar(path: str, key: str, value: Any) -> dict[str, Any]:
             return {"timeout_ns": parse_duration(value)}
         except ValueError as bad:
             raise SidecarError(path, key, str(bad)) from None
+    if key == "max_message_size" and value < 1:
+        raise SidecarError(path, key, f"expected a positive number of bytes, got {value!r}")
     return {key: value}
 
 

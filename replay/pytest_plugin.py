@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ._sidecar import Case, Sidecar, SidecarError, read_sidecar
+from ._sidecar import Case, Sidecar, SidecarError, read_sidecar, sidecar_epoch
 
 FOLDER_SIDECAR = "wsreplay.toml"
 
@@ -169,26 +169,30 @@ class CorpusCase(pytest.Item):
 
 
 def _diff(result: Any, sidecar: Sidecar) -> str:
+    from corpus import scrub
+
     from ._engine.diff import render_diff
 
     # The same oracle options as the verdict, or the diff would flag ignored fields.
-    return render_diff(result.schedule, result.transcript, result.verdict,
-                       options=_oracle_options(sidecar))
+    return scrub(render_diff(result.schedule, result.transcript, result.verdict,
+                             options=_oracle_options(sidecar)))
 
 
 def transcript_json(result: Any) -> dict[str, Any]:
     """A replay's verdict and transcript as JSON (for CI artifacts)."""
+    from corpus import scrub_value
+
     from .cli.run import event_json
 
     findings = {v.session: v for v in result.verdict.sessions}
-    return {"clock": result.transcript.clock, "verdict": str(result.verdict.kind),
+    return scrub_value({"clock": result.transcript.clock, "verdict": str(result.verdict.kind),
             "sessions": [{"session": s.session,
                           "verdict": str(findings[s.session].kind) if s.session in findings
                           else "pass",
                           "findings": [str(f) for f in findings[s.session].findings]
                           if s.session in findings else [],
                           "events": [event_json(e) for e in s.events]}
-                         for s in result.transcript.sessions]}
+                         for s in result.transcript.sessions]})
 
 
 def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
@@ -197,6 +201,7 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
     Built by `wsreplay run`'s own parser and printer, so the two cannot drift apart.
     """
     from .cli._app import build_parser
+    from .cli.run import format_epoch
     from .cli.run import reproduce_command as run_command
 
     where = os.path.relpath(path)
@@ -206,10 +211,18 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
         argv += ["--warp", case.warp]
     if sidecar.timeout_ns != Sidecar().timeout_ns:
         argv += ["--timeout", f"{sidecar.timeout_ns / 1e9:g}"]
+    if sidecar.epoch is not None:
+        argv += ["--epoch", format_epoch(sidecar.epoch)]
+    if sidecar.real_random:
+        argv.append("--real-random")
     for ignored in sidecar.ignore_paths:
         argv += ["--ignore-path", ignored]
     if sidecar.unordered:
         argv.append("--unordered")
+    if sidecar.ignore_handshake:
+        argv.append("--ignore-handshake")
+    if sidecar.max_message_size is not None:
+        argv += ["--max-message-size", str(sidecar.max_message_size)]
     if sidecar.jwt_key_file is not None:
         argv += ["--jwt-key", sidecar.jwt_key_file]
     elif sidecar.jwt_secret is not None or sidecar.jwt_secret_env is not None:
@@ -269,7 +282,8 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
 
     return ReplayOptions(warp=Warp.parse(case.warp), pacing=sidecar.pacing, seed=sidecar.seed,
                          timeout=sidecar.timeout_ns / 1e9, oracle=_oracle_options(sidecar),
-                         key=_signing_key(sidecar),
+                         key=_signing_key(sidecar), max_message_size=sidecar.max_message_size,
+                         epoch=sidecar.epoch, real_random=sidecar.real_random,
                          correlation=CorrelationOptions(correlate=sidecar.correlate,
                                                         off=sidecar.no_correlate),
                          secrets=tuple(SecretSource(k, env) for k, env in sidecar.secrets),
@@ -279,7 +293,8 @@ def _replay_options(sidecar: Sidecar, case: Case) -> Any:
 def _oracle_options(sidecar: Sidecar) -> Any:
     from ._engine.oracle import OracleOptions
 
-    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered)
+    return OracleOptions(ignore_paths=sidecar.ignore_paths, unordered=sidecar.unordered,
+                         ignore_handshake=sidecar.ignore_handshake)
 
 
 def _signing_key(sidecar: Sidecar) -> Any:
@@ -330,6 +345,8 @@ class Replayer:
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:
+        if options.get("epoch") is not None:  # ISO 8601 or Unix seconds, as in a sidecar
+            options = {**options, "epoch": sidecar_epoch("wsreplay fixture", options["epoch"])}
         sidecar = replace(load_sidecar(file), **options)
         if not sidecar.target:
             raise SidecarError(str(file), "target", "no target: pass target=... or set it "

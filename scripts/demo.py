@@ -52,10 +52,10 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 KEY = SigningKey.secret(racy_chat.DEFAULT_SECRET)
 ORACLE = OracleOptions(ignore_paths=("$.id", "$.ts"))
 MS = 1_000_000
-# One Unix time for the replay's t=0, given to the token minter and to the server's clock:
-# the cross-user race turns on whether two tokens expire in the same second, and pinning
-# both clocks makes that (like everything else in virtual time) the same on every run.
-ORIGIN = 1_800_000_000.25
+# The wall clock at the replay's t=0 (the in-process app's `time.time()` and the token
+# minter read it): the cross-user race turns on whether two tokens expire in the same
+# second, and a pinned epoch makes that the same on every run.
+EPOCH = 1_800_000_000_250_000_000
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class Outcome:
 def outcome(sample: Path, warp: str, app: object) -> Outcome:
     result = replay_recording(read_recording(sample), AsgiTarget(app, loop="trio"),
                               ReplayOptions(warp=Warp.parse(warp) if warp else None,
-                                            key=KEY, oracle=ORACLE, unix_origin=ORIGIN))
+                                            key=KEY, oracle=ORACLE, epoch=EPOCH))
     found = sorted(result.verdict.findings, key=lambda f: _TELLING.get(str(f.kind), 9))
     return Outcome(str(result.verdict.kind), str(found[0]) if found else "")
 
@@ -139,11 +139,10 @@ def replay_races(reports: Path) -> list[dict[str, str]]:
     for column in ("race", "sample", "warp", "defective\nrecorded", "defective\nwarped",
                    "fixed\nwarped"):
         table.add_column(column, no_wrap=True)
-    fixed = racy_chat.make_app(racy_chat.Settings(broken=frozenset(), epoch=ORIGIN))
+    fixed = racy_chat.make_app(racy_chat.Settings(broken=frozenset()))
     rows, notes = [], []
     for race in RACES:
-        broken = racy_chat.make_app(racy_chat.Settings(broken=frozenset({race.broken}),
-                                                       epoch=ORIGIN))
+        broken = racy_chat.make_app(racy_chat.Settings(broken=frozenset({race.broken})))
         sample = SAMPLES_DIR / f"{race.sample}.wsr"
         got = [outcome(sample, "", broken), outcome(sample, race.warp, broken),
                outcome(sample, race.warp, fixed)]
@@ -164,12 +163,12 @@ def replay_races(reports: Path) -> list[dict[str, str]]:
 def bisect_accept(reports: Path) -> dict[str, object]:
     """Race 1's threshold: the server's pre-accept latency at which events start failing."""
     sample = read_recording(SAMPLES_DIR / "accept.wsr")
-    base = racy_chat.Settings(broken=frozenset({"accept"}), epoch=ORIGIN)
+    base = racy_chat.Settings(broken=frozenset({"accept"}))
 
     def fails(latency_ns: int) -> bool:
         app = racy_chat.make_app(replace(base, accept_latency=latency_ns / 1e9))
         result = replay_recording(sample, AsgiTarget(app, loop="trio"),
-                                  ReplayOptions(key=KEY, oracle=ORACLE, unix_origin=ORIGIN))
+                                  ReplayOptions(key=KEY, oracle=ORACLE, epoch=EPOCH))
         return not result.verdict.passed
 
     result = bisect(fails, lo=0, hi=300 * MS, resolution=MS // 10)

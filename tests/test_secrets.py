@@ -181,3 +181,41 @@ def test_redacting_a_copy_of_a_sample_changes_nothing_and_leaves_nothing(tmp_pat
     assert main(["redact", str(source), "-o", str(tmp_path / "again.wsr")]) == 0
     assert corpus_secrets(tmp_path / "again.wsr") == []
     assert msgpack  # the corpus is msgpack: the byte scan reads its UTF-8 strings as written
+
+
+def test_an_unreachable_target_never_shows_the_reminted_token_it_would_have_sent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from capture.testing import free_port
+    from corpus import Close, Closer, CorpusWriter, Handshake, new_header
+
+    placeholder_jwt = SIGNED.rsplit(".", 1)[0] + ".wsreplay-redacted"
+    recording = tmp_path / "url-token.wsr"
+    writer = CorpusWriter(recording, new_header(epoch_ns=0, redaction={"version": 2}))
+    writer.write(Handshake(session=0, t=0, url=f"ws://h/ws?room=1&token={placeholder_jwt}",
+                           request_headers=(), status=101, t_response=1),
+                 Close(0, 2, Closer.CLIENT, 1000, ""))
+    writer.close()
+    report = tmp_path / "report.json"
+    target = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    code = main(["run", str(recording), "--target", target, *KEYS, "--report", str(report)])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "cannot reach" in err and "token=eyJ" in err and ".wsreplay-redacted" in err
+    assert find_secrets(err, planted=(racy.DEFAULT_SECRET,)) == []
+    assert find_secrets(report.read_text(), planted=(racy.DEFAULT_SECRET,)) == []
+    assert main(["run", str(recording), "--target", target, *KEYS, "--json"]) == 3
+    out = capsys.readouterr()
+    assert "cannot reach" in out.out
+    assert find_secrets(out.out + out.err, planted=(racy.DEFAULT_SECRET,)) == []
+
+
+def test_the_output_edge_scrubs_query_secrets_tokens_and_cookies() -> None:
+    from corpus import scrub
+    from replay._engine.transcript import Connected
+    from replay.cli.run import event_json
+
+    line = f"cannot reach ws://h:1/ws?api_key=k-123&token={SIGNED}&room=2: refused"
+    assert scrub(line) == ("cannot reach ws://h:1/ws?api_key=wsreplay-redacted:query:api_key"
+                           f"&token={SIGNED.rsplit('.', 1)[0]}.wsreplay-redacted&room=2: refused")
+    event = Connected(t=0, headers=(("Set-Cookie", "sid=fresh-S3CRET"),))
+    assert "fresh-S3CRET" not in json.dumps(event_json(event))

@@ -18,8 +18,9 @@ each place it was seen as a `Use`. Explicit paths (``$.thread_id``) make every v
 that path a rule, distinctive or not, used or not (an unused one still reads back as its
 recorded value, so a fresh id is not a divergence).
 
-Decoding goes through one function, `decode_json` by default: a protocol profile
-(socket.io, graphql-ws) passes its own `Decoder` and everything else stays the same.
+Decoding goes through one function: `decode_json` by default, or the schedule's protocol
+profiles (socket.io, graphql-ws) through `replay._protocols.decoder_for`; values are
+replaced in the frame's text, so encoded frames (``42["msg",{…}]``) keep their framing.
 Pure: no I/O, no clock.
 """
 
@@ -56,7 +57,7 @@ _WORD = re.compile(r"[a-z]+(?:[_-][a-z]+)*|[A-Z][a-z]+|[A-Z]+(?:_[A-Z]+)*")
 
 
 def decode_json(payload: str | bytes) -> object | None:
-    """A text payload's JSON object or array (the oracle's own reading), else None."""
+    """A text payload's JSON object or array (the json profile's reading), else None."""
     return _json(payload) if isinstance(payload, str) else None
 
 
@@ -236,6 +237,12 @@ class _Walk:
     client_known: set[str] = field(default_factory=set)
     uses: dict[str, list[Use]] = field(default_factory=dict)
     ranks: dict[tuple[int, PathKey], int] = field(default_factory=dict)
+    correlate: list[tuple[Step, ...]] = field(default_factory=list)
+    off: list[tuple[Step, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.correlate = [_compile_path(p) for p in self.options.correlate]
+        self.off = [_compile_path(p) for p in self.options.off if p != OFF_ALL]
 
     def server(self, session: int, message: int, payload: str | bytes) -> None:
         doc = self.decode(payload)
@@ -247,9 +254,9 @@ class _Walk:
             key = str(value)
             if key in self.first or key in self.client_known:
                 continue
-            explicit = any(_matches(_compile_path(p), path) for p in self.options.correlate)
-            if not explicit and not (self.options.automatic and distinctive(value) and not any(
-                    p != OFF_ALL and _matches(_compile_path(p), path) for p in self.options.off)):
+            explicit = bool(self.correlate) and any(_matches(c, path) for c in self.correlate)
+            if not explicit and (not self.options.automatic or not distinctive(value) or any(
+                    _matches(off, path) for off in self.off)):
                 continue
             self.first[key] = Correlation(value, Source(session, message, path, rank),
                                           explicit=explicit)

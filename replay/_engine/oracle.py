@@ -44,6 +44,7 @@ from replay._protocols.registry import DEFAULT as DEFAULT_PROFILE
 from .schedule import ClosePlan, Expect, Schedule, SessionPlan
 from .transcript import (
     AppError,
+    ClientRefused,
     Closed,
     Connected,
     Event,
@@ -72,6 +73,8 @@ class OracleOptions:
     """Compare server messages as a multiset: arrival order does not matter."""
     ignore_extra: bool = False
     """Server messages beyond the recorded ones (extra or duplicated) are not findings."""
+    ignore_handshake: bool = False
+    """A negotiated subprotocol or extension other than recorded is not a finding."""
 
     def __post_init__(self) -> None:
         if isinstance(self.ignore_paths, str) or not all(
@@ -79,7 +82,7 @@ class OracleOptions:
             raise ReplayError("ignore_paths: expected a tuple of JSON paths like '$.id'")
         for path in self.ignore_paths:
             _compile_path(path)  # a bad path is reported now, not at the first message
-        for name in ("unordered", "ignore_extra"):
+        for name in ("unordered", "ignore_extra", "ignore_handshake"):
             if type(getattr(self, name)) is not bool:
                 raise ReplayError(f"{name}: expected true or false, got {getattr(self, name)!r}")
 
@@ -174,9 +177,17 @@ Key = tuple[str, str | bytes]
 """("json", canonical text) | ("text", text) | ("binary", bytes): equal keys match."""
 
 
+_REDACTED = "wsreplay-redacted"
+_PLACEHOLDER_KIND = re.compile(r"wsreplay-redacted:[A-Za-z0-9_.:-]*[A-Za-z0-9_]")
+
+
 def _decoded(payload: str | bytes, profile: Profile,
              paths: Sequence[str]) -> object:
     """`payload` decoded by `profile`, with what `paths` select removed from a structure."""
+    if isinstance(payload, str) and _REDACTED in payload:
+        # A recorded secret and the one a replay filled in (read back as its placeholder)
+        # are both "a secret was here": the kind the capture gave it does not count.
+        payload = _PLACEHOLDER_KIND.sub(_REDACTED, payload)
     doc = profile.decode(payload)
     if isinstance(doc, str | bytes):
         return doc
@@ -520,6 +531,20 @@ def _message_findings(plan: SessionPlan, received: Sequence[Received],
                       got=pair.got, t=got.t if got is not None else None)
 
 
+def _handshake_changes(plan: SessionPlan, connected: Connected) -> Iterator[str]:
+    """How the replay's 101 differs from the recorded one: subprotocol, extensions."""
+    recorded = plan.handshake
+    if recorded is None:
+        return
+    if connected.subprotocol != recorded.subprotocol:
+        yield f"subprotocol {recorded.subprotocol or 'none'} → {connected.subprotocol or 'none'}"
+    # None: the target does not negotiate extensions (in-process), so they cannot differ.
+    if connected.extensions is not None and \
+            sorted(connected.extensions) != sorted(recorded.extensions):
+        yield (f"extensions {', '.join(recorded.extensions) or 'none'} → "
+               f"{', '.join(connected.extensions) or 'none'}")
+
+
 def _stuck_kind(clock: str) -> FindingKind:
     # Under a virtual clock nothing is slow, only blocked: "stuck". On the real clock the
     # runner's deadline passed, which may be a slow server: "timeout".
@@ -538,8 +563,15 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
     connected = next((e for e in events if type(e) is Connected), None)
     closed = next((e for e in events if type(e) is Closed), None)
     received = data_received(events)
+    refused = next((e for e in events if type(e) is ClientRefused), None)
     ended: str | None = None  # how a crash ended the connection, if abnormally
 
+    if plan.proxy_error is not None:
+        # Whatever the target does now, there is nothing recorded to compare it with.
+        return SessionVerdict(sid, (Finding(
+            FindingKind.NO_SERVER_ANSWER, sid,
+            f"the recording holds no server answer for this session: the proxy answered "
+            f"the upgrade itself with HTTP {plan.expect_status} ({plan.proxy_error})"),))
     if unreachable is not None:
         findings.append(Finding(FindingKind.UNREACHABLE, sid, unreachable.error,
                                 t=unreachable.t))
@@ -555,6 +587,15 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
                                 f"handshake accepted (101); recorded a rejection with HTTP "
                                 f"{plan.expect_status}", t=connected.t))
     elif connected is not None:
+        if not options.ignore_handshake:
+            findings.extend(Finding(FindingKind.HANDSHAKE_CHANGED, sid, change, t=connected.t)
+                            for change in _handshake_changes(plan, connected))
+        if refused is not None:
+            # The replay's own limit cut the session short: what follows is not the
+            # server's doing, so it is the one finding.
+            findings.append(Finding(FindingKind.CLIENT_REFUSED, sid, refused.reason,
+                                    t=refused.t))
+            return SessionVerdict(sid, tuple(findings))
         findings.extend(_message_findings(plan, received, options))
         # A hang or a crash explains how the session ended (no close, a 1011, the runner
         # giving up): one fault, one finding.
@@ -571,11 +612,15 @@ def judge_session(plan: SessionPlan, events: Sequence[Event], *, clock: str = "r
     elif not stuck and not any(type(e) is AppError for e in events):
         findings.append(Finding(stuck_kind, sid, "the handshake never completed"))
 
+    # A crash before the accept reads differently from one after it, on its own line too.
+    refused = (f"before the accept (handshake refused with HTTP {rejected.status})"
+               if rejected is not None else None)
     for n, error in enumerate(e for e in events if type(e) is AppError):
         explains = ended is not None and n == 0
+        how = ended if explains else refused if n == 0 else None
         findings.append(Finding(FindingKind.APP_ERROR, sid,
                                 f"{error.type}: {error.message}"
-                                + (f"; {ended}" if explains else ""), t=error.t,
+                                + (f"; {how}" if how else ""), t=error.t,
                                 also=(FindingKind.ABNORMAL_CLOSE,) if explains else ()))
     findings.extend(Finding(FindingKind.UNBOUND, sid,
                             f"{e.where} used {e.path} = {e.value!r} from session {e.source}, "

@@ -48,6 +48,17 @@ from .network import NetworkModel
 
 Pacing = Literal["causal", "absolute"]
 
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
+"""The least the replay client accepts per server message (bytes; text: characters)."""
+
+
+def message_size_limit(recording: Recording) -> int:
+    """How large a server message the replay client takes: at least 16 MiB, and at least
+    twice the largest message in the recording, so a server that sends a little more than
+    it did is judged, not refused."""
+    largest = max((len(m.payload) for s in recording.sessions for m in s.messages), default=0)
+    return max(DEFAULT_MAX_MESSAGE_SIZE, 2 * largest)
+
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
@@ -98,6 +109,15 @@ class ClosePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class HandshakeExpect:
+    """What the recorded server agreed to in its 101: judged against the replay's."""
+
+    subprotocol: str | None = None
+    extensions: tuple[str, ...] = ()
+    """Names of the negotiated extensions (``permessage-deflate``), in the server's order."""
+
+
+@dataclass(frozen=True, slots=True)
 class SessionPlan:
     """One recorded session, ready to replay."""
 
@@ -115,6 +135,11 @@ class SessionPlan:
     sends: tuple[Send, ...] = ()
     expects: tuple[Expect, ...] = ()
     close: ClosePlan | None = None
+    handshake: HandshakeExpect | None = None
+    """The recorded subprotocol and extensions; None: not judged (hand-made plans)."""
+    proxy_error: str | None = None
+    """Set when the recorded answer to the upgrade came from the proxy, not the server
+    (upstream unreachable, TLS failure): the proxy's text. Such a session is not judged."""
     protocol: Profile = DEFAULT
     """How this session's frames decode and which are control messages."""
     http: tuple[HttpExchange, ...] = ()
@@ -129,6 +154,9 @@ class Schedule:
     token_expiry: int | None = None
     """Re-minted JWTs expire this many ns after their session's connect starts (may be
     negative: already expired); None keeps each token's recorded lifetime."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """The largest server message the replay client takes (live targets); a larger one is
+    refused by the client (``client-refused``), never blamed on the server."""
 
 
 # Which recorded messages the replay reproduces. The replay stands in for the client *and*
@@ -142,6 +170,13 @@ def _server_got(message: Message) -> bool:
 
 def _server_sent(message: Message) -> bool:
     return message.direction is Direction.SERVER_TO_CLIENT and not message.injected
+
+
+def extension_names(headers: Headers) -> tuple[str, ...]:
+    """The extension names in the ``Sec-WebSocket-Extensions`` headers of `headers`."""
+    return tuple(element.split(";")[0].strip().lower()
+                 for name, value in headers if name.lower() == "sec-websocket-extensions"
+                 for element in value.split(",") if element.split(";")[0].strip())
 
 
 def _offered_subprotocols(handshake: Handshake) -> tuple[str, ...]:
@@ -175,6 +210,9 @@ def _plan(session: Session, *, start: int, pacing: Pacing,
         subprotocols=_offered_subprotocols(handshake),
         expect_status=handshake.status,
         handshake_time=max(0, handshake.t_response - handshake.t),
+        handshake=HandshakeExpect(handshake.subprotocol,
+                                  extension_names(handshake.response_headers)),
+        proxy_error=handshake.proxy_error,
         protocol=profile,
         http=tuple(step for step in handshake.http if profile.redo(step)),
     )
@@ -230,4 +268,5 @@ def build_schedule(recording: Recording, *, pacing: Pacing = "causal",
                              protocol=protocol)
                        for session in recording.sessions),
         pacing=pacing,
+        max_message_size=message_size_limit(recording),
     )

@@ -19,6 +19,13 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    late: int = 0
+    """The runner's connect lateness: ns from the planned connect (the session's start) to
+    calling the target's connect (re-mints, auth hooks and a --concurrency wait included).
+    Always 0 in virtual time; live, it shortens every offset that counts from t=0."""
+    extensions: tuple[str, ...] | None = None
+    """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
+    target does not negotiate them (in-process): then they are not judged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,14 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientRefused:
+    """The replay's own client refused a server message (too big) and closed with 1009."""
+
+    t: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AppError:
     """The application under test raised (in-process targets only)."""
 
@@ -122,8 +137,8 @@ class Unbound:
     where: str
 
 
-Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | AppError | Stuck
-         | Carried | Unbound)
+Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
+         | AppError | Stuck | Carried | Unbound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +153,26 @@ class Transcript:
     sessions: tuple[SessionTranscript, ...]
     clock: str = "real"
     """``real`` or ``virtual``: what the times mean."""
+    epoch: int | None = None
+    """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""
+
+
+def describe_ending(events: tuple[Event, ...] | list[Event]) -> str:
+    """How a session ended, in a few words for a summary line: a refused handshake reads
+    differently from a close after the accept, with the close code and reason. (The app's
+    exception text is its finding's.)"""
+    parts: list[str] = []
+    for event in events:
+        if type(event) is Rejected:
+            body = event.body[:60].decode("utf-8", "replace").strip()
+            parts.append(f"handshake refused with HTTP {event.status}"
+                         + (f" {body!r}" if body else ""))
+        elif type(event) is Unreachable:
+            parts.append("unreachable")
+        elif type(event) is Closed:
+            how = f"with {event.code}" if event.code is not None else "without a close frame"
+            reason = f" {event.reason!r}" if event.reason else ""
+            parts.append(f"accepted, then closed by {event.by} {how}{reason}")
+    if not parts and any(type(e) is Connected for e in events):
+        parts.append("accepted, never closed")
+    return "; ".join(parts)

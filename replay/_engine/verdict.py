@@ -42,6 +42,9 @@ class FindingKind(enum.StrEnum):
     TIMEOUT = "timeout"
     STUCK = "stuck"
     APP_ERROR = "app-error"
+    HANDSHAKE_CHANGED = "handshake-changed"  # subprotocol or extensions not as recorded
+    CLIENT_REFUSED = "client-refused"  # the replay's own client refused a message (size)
+    NO_SERVER_ANSWER = "no-server-answer"  # the recording holds the proxy's error instead
     UNBOUND = "unbound"  # a server-assigned value the recording used was not sent this time
 
     @property

@@ -56,14 +56,17 @@ _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<unit>ns|us|ms|s)\Z")
 
 
 def format_duration(ns: int) -> str:
-    """Canonical text of a duration: the largest unit that shows it exactly (``0`` is 0ms)."""
+    """Canonical text of a duration, exact and readable: the largest unit that keeps it at
+    least 1, with as many decimals as it needs (``228.553728ms``, ``1.5s``, ``10us``;
+    ``0`` is ``0ms``). `parse_duration` reads it back to the same nanoseconds."""
     if ns == 0:
         return "0ms"
-    sign, magnitude = ("-" if ns < 0 else ""), abs(ns)
-    for unit in ("s", "ms", "us"):
-        if magnitude % _UNITS[unit] == 0:
-            return f"{sign}{magnitude // _UNITS[unit]}{unit}"
-    return f"{sign}{magnitude}ns"
+    sign, magnitude = ("-" if ns < 0 else ""), abs(int(ns))
+    unit = next((u for u in ("s", "ms", "us") if magnitude >= _UNITS[u]), "ns")
+    whole, part = divmod(magnitude, _UNITS[unit])
+    digits = len(str(_UNITS[unit])) - 1
+    fraction = f"{part:0{digits}d}".rstrip("0") if digits else ""
+    return f"{sign}{whole}{'.' + fraction if fraction else ''}{unit}"
 
 
 def parse_duration(text: str) -> int:

@@ -556,6 +556,9 @@ def render_report(report: LoadReport) -> str:
         lines.append(failure.diff or f"  {o.detail}")
     passed = report.counts.get(VerdictKind.PASS.value, 0)
     lines.append("")
+    unfinished = {name: report.counts.get(name, 0) for name in (CUT, NOT_STARTED)}
+    stopped = ", ".join(f"{n} {name}" for name, n in unfinished.items() if n)
     lines.append(f"{passed} of {sessions} sessions passed"
-                 + (f", {report.failed} failed" if report.failed else ""))
+                 + (f", {report.failed} failed" if report.failed else "")
+                 + (f"; {stopped} by --duration (not counted as failures)" if stopped else ""))
     return "\n".join(lines)

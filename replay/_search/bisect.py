@@ -347,15 +347,8 @@ UNITS = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us"), (1, "ns"))
 
 
 def format_ns(ns: int) -> str:
-    """A duration, exactly, in the largest unit that keeps it ≥ 1: ``36.914062ms``, ``0``.
+    """A duration as warps write it (`format_duration`: ``36.914062ms``), but ``0`` bare:
+    no unit reads better than an arbitrary one on an axis or a range."""
+    from replay._engine.warp import format_duration
 
-    Unlike the warp's canonical `format_duration` (``36914062ns``) it reads at a glance,
-    and `parse_duration` still reads it back to the same nanoseconds.
-    """
-    if ns == 0:
-        return "0"  # as warps write it; no unit reads better than an arbitrary one
-    sign, magnitude = ("-" if ns < 0 else ""), abs(int(ns))
-    scale, unit = next(((s, u) for s, u in UNITS if magnitude >= s), (1, "ns"))
-    whole, part = divmod(magnitude, scale)
-    fraction = f"{part:0{len(str(scale)) - 1}d}".rstrip("0") if scale > 1 else ""
-    return f"{sign}{whole}{'.' + fraction if fraction else ''}{unit}"
+    return "0" if ns == 0 else format_duration(ns)

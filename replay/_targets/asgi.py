@@ -54,7 +54,9 @@ and `replay._targets.aio` removes the memory-address orders anyio's asyncio back
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -79,7 +81,8 @@ from replay._engine.transcript import AppError
 from replay._errors import ConnectionClosed, HandshakeRejected, TargetError
 
 from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
-from .virtual import now_ns, run_virtual
+from .clocks import AppClocks
+from .virtual import run_virtual
 
 T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
@@ -259,31 +262,49 @@ def _str_headers(raw: object) -> Headers:
                  for k, v in (raw or ()))  # type: ignore[attr-defined]
 
 
-def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
-           extra_headers: Headers = ()) -> Message:
+def handshake_headers(request: ConnectRequest, ordinal: int,
+                      extra_headers: Headers = ()) -> tuple[list[tuple[bytes, bytes]],
+                                                            tuple[str, ...]]:
+    """The upgrade request's headers as uvicorn and hypercorn hand them to an app (lower-case
+    names, wire order: Host, the WebSocket ones, then the recorded rest with ``--header``
+    overrides), and the subprotocols offered. Apps such as python-socketio check them.
+
+    Host is the recorded one (Origin checks compare the two), or the URL's; the
+    Sec-WebSocket-Key is fresh per connection yet the same on every run (determinism).
+    """
     from .live import forwarded_headers  # one rule for what a replay sends, live or not
 
+    overrides = {k.lower(): v for k, v in extra_headers}
+    recorded = {k.lower(): v for k, v in request.headers}
+    url = urlsplit(request.url)
+    host = overrides.get("host") or recorded.get("host") or url.netloc or "testserver"
+    subprotocols = request.subprotocols
+    if "sec-websocket-protocol" in overrides:
+        subprotocols = tuple(p.strip() for p in overrides["sec-websocket-protocol"].split(",")
+                             if p.strip())
+    key = base64.b64encode(hashlib.sha256(f"wsreplay {ordinal}".encode()).digest()[:16])
+    headers = [(b"host", _latin1(host)), (b"upgrade", b"websocket"),
+               (b"connection", b"Upgrade"), (b"sec-websocket-key", key),
+               (b"sec-websocket-version", b"13")]
+    if subprotocols:
+        headers.append((b"sec-websocket-protocol", _latin1(", ".join(subprotocols))))
+    offered = overrides.get("sec-websocket-extensions", recorded.get("sec-websocket-extensions"))
+    if offered:
+        headers.append((b"sec-websocket-extensions", _latin1(offered)))
+    rest = tuple((k, v) for k, v in extra_headers if k.lower() not in (
+        "host", "sec-websocket-protocol", "sec-websocket-extensions"))
+    headers += [(k.lower().encode("latin-1"), _latin1(v))
+                for k, v in forwarded_headers(request.headers, rest)]
+    return headers, subprotocols
+
+
+def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
+           extra_headers: Headers = ()) -> Message:
     url = urlsplit(request.url)
     secure = url.scheme in ("wss", "https")
     host = url.hostname or "testserver"
     port = url.port or (443 if secure else 80)
-    headers = [(k.lower().encode("latin-1"), _latin1(v))
-               for k, v in forwarded_headers(request.headers, extra_headers)]
-    names = {k for k, _ in headers}
-    if b"host" not in names:
-        # The recorded Host when there is one: an app that checks Origin against Host
-        # (Socket.IO, strawberry) judges the request as it judged the recorded one.
-        recorded = next((v for k, v in request.headers if k.lower() == "host"), None)
-        headers.insert(0, (b"host", _latin1(
-            recorded or (host if url.port is None else f"{host}:{port}"))))
-    for name, value in ((b"connection", b"Upgrade"), (b"upgrade", b"websocket"),
-                        (b"sec-websocket-version", b"13")):
-        # What uvicorn and hypercorn hand an app with every websocket scope: Engine.IO
-        # refuses an upgrade whose scope lacks "upgrade: websocket".
-        if name not in names:
-            headers.append((name, value))
-    if request.subprotocols and b"sec-websocket-protocol" not in names:
-        headers.append((b"sec-websocket-protocol", _latin1(", ".join(request.subprotocols))))
+    headers, subprotocols = handshake_headers(request, ordinal, extra_headers)
     path = url.path or "/"
     return {
         "type": "websocket",
@@ -297,7 +318,7 @@ def _scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
         "raw_path": path.encode("latin-1", "replace"),
         "query_string": url.query.encode("latin-1", "replace"),
         "headers": headers,
-        "subprotocols": list(request.subprotocols),
+        "subprotocols": list(subprotocols),
         "state": dict(state),
         "extensions": {"websocket.http.response": {}},
     }
@@ -360,6 +381,8 @@ class AsgiConnection:
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        if self._client == "closed" and self._closed is not None:
+            raise self._closed  # close() already took the answer: this one comes too late
         # A close that reaches a client already closing answers its close (whatever the
         # s2c latency makes arrive first): the client closed, as on a real socket.
         by_server = self._client != "closing"
@@ -538,12 +561,17 @@ class AsgiTarget(Target):
     def describe(self) -> str:
         return f"asgi:{self._name}"
 
-    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+            clocks: AppClocks | Literal["real"] | None = None) -> T:
         """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
-        the network model's own seed, the latency jitter."""
+        the network model's own seed, the latency jitter. The app's clocks and randomness
+        follow the run as `clocks` says (default: `DEFAULT_EPOCH_NS`, randomness from
+        `seed`; ``"real"``: the app reads the real clocks, as before issue 20 — for
+        benchmarks; see `replay._targets.clocks`)."""
         self._run_seed = seed
         try:
-            return run_virtual(async_fn, seed=seed)
+            return run_virtual(async_fn, seed=seed, clocks=None if clocks == "real" else (
+                clocks or AppClocks(seed=seed)))
         finally:
             self._run_seed = 0
 
@@ -610,7 +638,8 @@ class AsgiTarget(Target):
                           "scheme": "https" if ws["scheme"] == "wss" else "http"}
         for key in ("subprotocols", "extensions"):
             scope.pop(key, None)
-        upgrade = {b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-protocol"}
+        upgrade = {b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-key",
+                   b"sec-websocket-protocol", b"sec-websocket-extensions"}
         scope["headers"] = [(k, v) for k, v in ws["headers"] if k not in upgrade]
         if request.body:
             scope["headers"].append((b"content-length", str(len(request.body)).encode()))
@@ -649,7 +678,7 @@ class AsgiTarget(Target):
                             b"".join(body))
 
     def _t(self) -> int:
-        return now_ns() - round(self._origin * _NS)
+        return round((trio.current_time() - self._origin) * _NS)
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         assert self._nursery is not None

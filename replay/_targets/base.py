@@ -18,11 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, Self, TypeVar
 
 from corpus import Headers
 from replay._engine.network import NetworkModel
+from replay._engine.schedule import DEFAULT_MAX_MESSAGE_SIZE
 from replay._engine.transcript import Event
+
+if TYPE_CHECKING:
+    from replay._engine.schedule import Schedule
+
+    from .clocks import AppClocks
 
 T = TypeVar("T")
 
@@ -37,6 +43,9 @@ class ConnectRequest:
     """Request headers to send (hop-by-hop and WebSocket-key headers already removed)."""
     subprotocols: tuple[str, ...] = ()
     network: NetworkModel = NetworkModel()
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """The largest server message to take; a larger one closes with 1009 and raises
+    `ConnectionClosed` with `refused` set (live targets; in-process ones have no frames)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,8 @@ class Connection(Protocol):
 
     subprotocol: str | None
     response_headers: Headers
+    # Optional: ``extensions: tuple[str, ...]``, the negotiated WebSocket extensions, on
+    # targets that negotiate them (live). Without it they are not judged.
 
     async def send(self, payload: str | bytes) -> None:
         """Send a text (`str`) or binary (`bytes`) message."""
@@ -108,13 +119,20 @@ class Target:
                           f"the recording has before its upgrade ({request.method} "
                           f"{request.url})")
 
+    def warm_up(self, schedule: Schedule) -> None:
+        """Import now whatever `connect()` will need for `schedule`: the runner calls this
+        before t=0, since on the real clock an import at the first connect makes it late."""
+
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
+    def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+            clocks: AppClocks | None = None) -> T:
+        """Run `async_fn` on this target's loop. `clocks` is for targets on a virtual clock
+        (what the app's own clocks read); a target on the real clock ignores it."""
         import trio
 
         return trio.run(async_fn)

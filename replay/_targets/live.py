@@ -1,10 +1,10 @@
-"""Live targets: a real server over ``ws://`` or ``wss://``, via trio-websocket, real clock.
+"""Live targets: a real server over ``ws://`` or ``wss://`` (wsproto, see `wire`), real clock.
 
 The target URL supplies scheme, host and port; each session keeps its recorded path and
 query (unless the target URL names a path of its own). The recorded request headers are
 sent minus those that belong to one hop or to the WebSocket handshake itself (the client
-library writes its own), with ``--header`` overrides on top; the recorded subprotocols are
-offered as recorded.
+writes its own), with ``--header`` overrides on top; the recorded subprotocols and
+permessage-deflate offer are offered as recorded.
 
 Connections live in a nursery the target opens for the run (`async with target:`): the
 WebSocket's reader task needs one, and a `Connection` outlives the `connect()` call.
@@ -18,14 +18,15 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import trio
-import trio_websocket
 
-from corpus import Headers
+from corpus import Headers, scrub
 from replay._engine.network import NetworkModel
-from replay._errors import ConnectionClosed, HandshakeRejected, TargetError, TargetUnreachable
+from replay._engine.schedule import Schedule
+from replay._errors import ConnectionClosed, TargetError, TargetUnreachable
 
 from .base import ConnectRequest, HttpRequest, HttpResponse, Report
 from .nursery import NurseryTarget
+from .wire import CloseInfo, WireClient, WireClosed, deflate_offer, extension_offers
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds for TCP connect + TLS + the upgrade's answer before the target is unreachable."""
@@ -68,13 +69,59 @@ def same_origin(recorded: Headers, sent: Headers, host: str, *,
     return tuple(out)
 
 
+HANDSHAKE_OWNED = frozenset({
+    "connection", "upgrade", "sec-websocket-key", "sec-websocket-version",
+    "sec-websocket-accept", "content-length", "transfer-encoding", "te", "trailer",
+    "keep-alive", "proxy-connection",
+})
+"""Headers the replay client writes itself: a ``--header`` for one would break the upgrade."""
+
+CLIENT_WRITTEN = frozenset({"host", "sec-websocket-protocol", "sec-websocket-extensions"})
+"""Headers the client writes from the recording, or from a ``--header`` that replaces them."""
+
+_TOKEN_SEPARATORS = frozenset(" \t\"(),/;<=>?@[\\]{}")
+
+
 def parse_header_option(text: str) -> tuple[str, str]:
-    """``--header 'Name: value'`` → ("Name", "value"); the name must be a token."""
+    """``--header 'Name: value'`` → ("Name", "value"), refusing what would break the upgrade:
+    a bad name or value, a header the handshake owns, an extension offer the replay client
+    cannot make (only permessage-deflate), a malformed subprotocol list."""
     name, sep, value = text.partition(":")
-    name = name.strip()
-    if not sep or not name or any(c in name for c in " \t\"(),/;<=>?@[\\]{}"):
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c in _TOKEN_SEPARATORS or not 32 < ord(c) < 127
+                                  for c in name):
         raise TargetError(f"--header {text!r}: expected 'Name: value'")
-    return name, value.strip()
+    if any(c in "\r\n\0" for c in value) or not _latin1(value):
+        raise TargetError(f"--header {text!r}: the value must be one line of Latin-1 text")
+    lower = name.lower()
+    if lower in HANDSHAKE_OWNED:
+        raise TargetError(f"--header {text!r}: {name} belongs to the WebSocket handshake, "
+                          "which the replay writes itself")
+    if lower == "sec-websocket-extensions":
+        offers = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = sorted({o.split(";")[0].strip() for o in offers} - {"permessage-deflate"})
+        if unknown:
+            raise TargetError(f"--header {text!r}: the replay client can offer "
+                              f"permessage-deflate only, not {', '.join(unknown)}")
+        try:
+            for offer in offers:
+                deflate_offer(offer)  # bad parameters are refused now, not at connect
+        except TargetError as bad:
+            raise TargetError(f"--header {text!r}: {bad}") from None
+    if lower == "sec-websocket-protocol":
+        protocols = [p.strip() for p in value.split(",")]
+        if not all(p and not any(c in _TOKEN_SEPARATORS for c in p) for p in protocols):
+            raise TargetError(f"--header {text!r}: expected subprotocol names separated "
+                              "by commas")
+    return name, value
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class LiveTarget(NurseryTarget):
@@ -96,7 +143,8 @@ class LiveTarget(NurseryTarget):
         self.host = parts.hostname
         self.path = parts.path if parts.path not in ("", "/") else None
         self.query = parts.query or None
-        self.extra_headers = tuple(extra_headers)
+        # Checked here too, for callers that do not come through the CLI.
+        self.extra_headers = tuple(parse_header_option(f"{k}: {v}") for k, v in extra_headers)
         self.connect_timeout = connect_timeout
         # A bad --ca is reported even for ws://, where it would otherwise go unnoticed.
         context = _ssl_context(ca_file, insecure) if ca_file or parts.scheme == "wss" else None
@@ -114,6 +162,10 @@ class LiveTarget(NurseryTarget):
 
     def _host_header(self) -> str:
         return self.host if self.port in (80, 443) else f"{self.host}:{self.port}"
+
+    def warm_up(self, schedule: Schedule) -> None:
+        if any(plan.http for plan in schedule.sessions):
+            import httpx  # noqa: F401  (before t=0: an import at the first connect is lateness)
 
     async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
         """One HTTP request to the target's host (httpx on Trio, through anyio)."""
@@ -145,32 +197,38 @@ class LiveTarget(NurseryTarget):
                     task_status: trio.TaskStatus[_LiveConnection]) -> None:
         """Open one connection, hand it to `connect()`, keep it until it is released."""
         resource = self.resource(request.url)
-        where = f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}"
+        # Errors name the request with its secrets as placeholders: the resource may carry a
+        # re-minted token or a filled-in credential, valid for a while.
+        where = scrub(f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{resource}")
+        # --header overrides of Host and the offers (checked by `parse_header_option`)
+        # replace what the recording had; the client writes those itself, once.
+        offered = {name.lower(): value for name, value in self.extra_headers}
+        headers = forwarded_headers(request.headers, tuple(
+            (k, v) for k, v in self.extra_headers if k.lower() not in CLIENT_WRITTEN))
+        host = offered.get("host") or self._host_header()
+        headers = same_origin(request.headers, headers, host, keep=self.extra_headers)
+        protocols = list(request.subprotocols)
+        if "sec-websocket-protocol" in offered:
+            protocols = [p.strip() for p in offered["sec-websocket-protocol"].split(",")
+                         if p.strip()]
+        extensions, _ = extension_offers(
+            [("sec-websocket-extensions", offered["sec-websocket-extensions"])]
+            if "sec-websocket-extensions" in offered else request.headers)
         stream = await self._open_stream(where)
-        host_header = self._host_header()
-        sent = same_origin(request.headers, forwarded_headers(request.headers,
-                                                              self.extra_headers),
-                           host_header, keep=self.extra_headers)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in sent]
         try:
+            client = WireClient(stream, max_message_size=request.max_message_size)
+            with trio.move_on_after(self.connect_timeout) as waited:
+                await client.handshake(host=host, target=resource, subprotocols=protocols,
+                                       extensions=extensions, headers=headers, where=where)
+            if waited.cancelled_caught:
+                raise TargetUnreachable(f"{where}: no answer to the WebSocket upgrade "
+                                        f"within {self.connect_timeout:g} s")
             async with trio.open_nursery() as nursery:
-                with trio.move_on_after(self.connect_timeout) as waited:
-                    ws = await trio_websocket.wrap_client_stream(
-                        nursery, stream, host_header, resource,
-                        subprotocols=list(request.subprotocols), extra_headers=headers)
-                if waited.cancelled_caught:
-                    raise TargetUnreachable(f"{where}: no answer to the WebSocket upgrade "
-                                            f"within {self.connect_timeout:g} s")
-                connection = _LiveConnection(ws, request.network, nursery)
+                nursery.start_soon(client.reader)
+                connection = _LiveConnection(client, request.network, nursery)
                 task_status.started(connection)
                 await connection.released.wait()
-        except* trio_websocket.ConnectionRejected as group:
-            rejected = group.exceptions[0]
-            assert isinstance(rejected, trio_websocket.ConnectionRejected)
-            raise HandshakeRejected(rejected.status_code, headers=_decode(rejected.headers),
-                                    body=rejected.body or b"") from None
-        except* TargetUnreachable as group:
-            raise group.exceptions[0] from None
+                nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(stream)
@@ -199,17 +257,17 @@ class LiveTarget(NurseryTarget):
 
 
 class _LiveConnection:
-    """A trio-websocket connection behind the `Connection` protocol.
+    """A `WireClient` behind the `Connection` protocol.
 
     With message latencies in the network model, deliveries pass through a timed queue per
     direction (a live network can only be made slower): order is kept, as TCP keeps it.
     """
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, network: NetworkModel,
-                 nursery: trio.Nursery) -> None:
+    def __init__(self, ws: WireClient, network: NetworkModel, nursery: trio.Nursery) -> None:
         self._ws = ws
         self.subprotocol: str | None = ws.subprotocol
-        self.response_headers: Headers = _decode(ws.handshake_headers)
+        self.response_headers: Headers = ws.response_headers
+        self.extensions: tuple[str, ...] = ws.extensions
         self.released = trio.Event()
         self._client_closed = False
         self._random = random.Random(network.seed)
@@ -240,16 +298,16 @@ class _LiveConnection:
             await trio.lowlevel.checkpoint()
             return
         try:
-            await self._ws.send_message(payload)
-        except trio_websocket.ConnectionClosed as closed:
-            raise self._closed(closed.reason) from None
+            await self._ws.send(payload)
+        except WireClosed as closed:
+            raise self._closed(closed.info) from None
 
     async def receive(self) -> str | bytes:
         if self._inbox is None:
             try:
                 return await self._ws.get_message()
-            except trio_websocket.ConnectionClosed as closed:
-                raise self._closed(closed.reason) from None
+            except WireClosed as closed:
+                raise self._closed(closed.info) from None
         try:
             due, payload = await self._inbox.receive()
         except trio.EndOfChannel:
@@ -265,20 +323,17 @@ class _LiveConnection:
         if self._outbox is not None:
             self._outbox.close()  # what is still queued is lost, as on a closing socket
         try:
-            with trio.move_on_after(DEFAULT_CONNECT_TIMEOUT):
-                await self._ws.aclose(code, reason or None)
+            await self._ws.aclose(code, reason, wait=DEFAULT_CONNECT_TIMEOUT)
         finally:
             self.released.set()
 
     def waiting_for(self) -> str:
         return ""  # a remote server does not say
 
-    def _closed(self, reason: trio_websocket.CloseReason | None) -> ConnectionClosed:
-        code = reason.code if reason is not None else None
-        if code == 1006:  # trio-websocket's name for "the TCP connection just went away"
-            code = None
-        return ConnectionClosed(code, (reason.reason or "") if reason else "",
-                                by_server=not self._client_closed)
+    def _closed(self, info: CloseInfo | None) -> ConnectionClosed:
+        info = info or CloseInfo(None)
+        return ConnectionClosed(info.code, info.reason, refused=info.refused,
+                                by_server=not (self._client_closed or info.by_client))
 
     async def _delay_inbound(self, channel: trio.MemorySendChannel[
             tuple[float, str | bytes | None]], latency: int) -> None:
@@ -286,7 +341,7 @@ class _LiveConnection:
             while True:
                 try:
                     payload = await self._ws.get_message()
-                except trio_websocket.ConnectionClosed:
+                except WireClosed:
                     channel.send_nowait((self._due("in", latency), None))
                     return
                 channel.send_nowait((self._due("in", latency), payload))
@@ -296,13 +351,9 @@ class _LiveConnection:
         async for due, payload in channel:
             await trio.sleep_until(due + latency / 1e9)
             try:
-                await self._ws.send_message(payload)
-            except trio_websocket.ConnectionClosed:
+                await self._ws.send(payload)
+            except WireClosed:
                 return
-
-
-def _decode(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
-    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)
 
 
 def _ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import trio
 import trio.testing
+
+from .clocks import MONOTONIC_T0, AppClocks, app_clocks
 
 _FLAG = "_ALLOW_DETERMINISTIC_SCHEDULING"
 _RANDOM = "_r"
@@ -76,12 +78,27 @@ def seeded_scheduling(seed: int) -> Iterator[None]:
         getattr(run, _RANDOM).setstate(saved_state)
 
 
-def run_virtual[T](async_fn: Callable[[], Awaitable[T]], *, seed: int = 0) -> T:
-    """`trio.run(async_fn)` on a virtual clock starting at 0, same-instant order by `seed`."""
-    with seeded_scheduling(seed):
-        return trio.run(async_fn, clock=trio.testing.MockClock(autojump_threshold=0))
+def run_virtual[T](async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
+                   clocks: AppClocks | None = None) -> T:
+    """`trio.run(async_fn)` on a virtual clock, same-instant order by `seed`.
+
+    Trio time starts at `MONOTONIC_T0`. With `clocks`, the app's own clock reads and
+    randomness follow the run too (see `replay._targets.clocks`)."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    clock.jump(MONOTONIC_T0)
+    saved, _T0[0] = _T0[0], MONOTONIC_T0
+    try:
+        with seeded_scheduling(seed), (app_clocks(clocks, clock)
+                                       if clocks is not None else nullcontext()):
+            return trio.run(async_fn, clock=clock)
+    finally:
+        _T0[0] = saved
+
+
+_T0 = [0.0]
+"""Trio time at t=0 of the virtual run in progress (0 outside `run_virtual`)."""
 
 
 def now_ns() -> int:
-    """The current Trio time in integer nanoseconds (virtual runs start at 0)."""
-    return round(trio.current_time() * 1_000_000_000)
+    """The current Trio time in integer nanoseconds from the virtual run's t=0."""
+    return round((trio.current_time() - _T0[0]) * 1_000_000_000)

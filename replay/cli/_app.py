@@ -146,8 +146,23 @@ def is_interrupt(error: BaseException) -> bool:
 
 
 def fail(error: object, code: int = EXIT_USAGE) -> int:
-    print(f"wsreplay: error: {error}", file=sys.stderr)
+    from corpus import scrub
+
+    print(f"wsreplay: error: {one_line(scrub(str(error)))}", file=sys.stderr)
     return code
+
+
+_LONG_WORD = re.compile(r"\S{121,}")
+MAX_LINE = 1000
+
+
+def one_line(text: str) -> str:
+    """An error as one readable line: line breaks shown as spaces, any value longer than
+    120 characters cut to its ends (a 1 MB warp is not echoed back), and the line capped."""
+    text = " ".join(text.split("\n")) if "\n" in text else text
+    text = _LONG_WORD.sub(lambda m: f"{m[0][:60]}…[{len(m[0]):,} characters]…{m[0][-20:]}",
+                          text)
+    return text if len(text) <= MAX_LINE else text[:MAX_LINE - 1] + "…"
 
 
 def _version() -> str:

@@ -7,6 +7,7 @@ sharded across processes (`--workers`) or a Dask cluster (`--cluster`); one merg
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -160,6 +161,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     from replay._targets.live import parse_header_option
     from replay._targets.open import open_target
 
+    from .run import carried_options
+
     # Safety first: an unbounded load never starts.
     if args.sessions is None and args.duration is None:
         raise UsageError("load: refusing an unbounded load: give --sessions N and/or "
@@ -173,7 +176,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     copies = copy_count(starts, sessions=args.sessions, duration=args.duration)
     identity = Identity.parse(args.identity) if args.identity else None
     warp = Warp.parse(args.warp) if args.warp else None
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
+                            ignore_handshake=args.ignore_handshake)
     headers = tuple(parse_header_option(h) for h in args.header)
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
@@ -195,6 +199,9 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
                   for path in args.files]
     sources = [(os.path.basename(path), plan_recording(r, warp=warp, pacing=args.pacing))
                for path, r in recordings]
+    if args.max_message_size is not None:
+        sources = [(label, dataclasses.replace(schedule, max_message_size=args.max_message_size))
+                   for label, schedule in sources]
     tokens = sum(len(find_tokens(text)) for _, schedule in sources
                  for plan in schedule.sessions for _, text in plan_texts(plan))
     if identity is not None and not tokens:
@@ -212,7 +219,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         key=material, allow_alg_change=args.jwt_allow_alg_change,
         recorded_epochs=tuple(r.header.epoch_ns for _, r in recordings),
         options=options, timeout=args.timeout or DEFAULT_TIMEOUT,
-        concurrency=args.concurrency, duration=args.duration, max_diffs=args.failures)
+        concurrency=args.concurrency, duration=args.duration, max_diffs=args.failures,
+        **carried_options(args))
     settings = {"sessions": args.sessions, "duration_s": args.duration / 1e9
                 if args.duration else None, "starts": str(starts),
                 "identity": str(identity) if identity else None, "warp": args.warp,

@@ -24,6 +24,7 @@ from ._app import (
     EXIT_UNREACHABLE,
     UsageError,
     is_interrupt,
+    parse_size,
     record_limit,
 )
 
@@ -103,11 +104,25 @@ def add_replay_options(parser: argparse.ArgumentParser) -> None:
                              "loop (default auto: asyncio, as uvicorn/hypercorn run apps, "
                              "unless the app's module imports trio)")
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed for jitter and same-instant ordering (default 0)")
+                        help="seed for jitter, same-instant ordering and (asgi:) the app's "
+                             "random/uuid4 draws (default 0)")
+    parser.add_argument("--epoch", type=_epoch, default=None, metavar="WHEN",
+                        help="asgi: targets: the app's wall clock at t=0, ISO 8601 "
+                             "(2025-01-01T00:00:00Z) or Unix seconds (default: the "
+                             "recording's own start, so a run never depends on today)")
+    parser.add_argument("--real-random", action="store_true",
+                        help="asgi: targets: leave the app's random and uuid4 draws truly "
+                             "random (default: seeded by --seed)")
     parser.add_argument("--ignore-path", action="append", default=[], metavar="JSONPATH",
                         help="JSON path whose value never counts, e.g. '$.id' (repeatable)")
     parser.add_argument("--unordered", action="store_true",
                         help="compare server messages as a multiset (order does not count)")
+    parser.add_argument("--ignore-handshake", action="store_true",
+                        help="a negotiated subprotocol or extension other than recorded is "
+                             "not a finding")
+    parser.add_argument("--max-message-size", type=parse_size, default=None, metavar="SIZE",
+                        help="largest server message the live client takes, e.g. 64MiB "
+                             "(default: 16MiB or twice the recording's largest message)")
     parser.add_argument("--protocol", metavar="NAME|MODULE:CLASS", default=None,
                         help="application protocol of every session: json, raw, socketio, "
                              "graphql-ws, a registered name or module:Class (default auto: "
@@ -130,23 +145,23 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
     each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
-    from replay._credentials import SecretSource
-    from replay._engine.correlation import CorrelationOptions
     from replay._engine.oracle import OracleOptions
     from replay._options import DEFAULT_TIMEOUT, ReplayOptions
     from replay._targets.live import parse_header_option
     from replay._targets.open import open_target
 
-    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered)
-    correlation = CorrelationOptions(correlate=tuple(args.correlate),
-                                     off=tuple(args.no_correlate))
-    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
+                            ignore_handshake=args.ignore_handshake)
+    carried = carried_options(args)
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
         raise UsageError("--ca and --insecure: verify with a CA bundle or not at all, not both")
-    if args.loop and not args.target.startswith("asgi:"):
-        raise UsageError(f"--loop: only for asgi: targets, not {args.target!r}")
+    for flag, given in (("--loop", args.loop), ("--epoch", args.epoch is not None),
+                        ("--real-random", args.real_random)):
+        if given and not args.target.startswith("asgi:"):
+            raise UsageError(f"{flag}: only for asgi: targets (a live server reads its own "
+                             f"clock and randomness), not {args.target!r}")
     if args.protocol is not None and args.protocol != "auto":
         from replay._protocols import resolve_protocol
 
@@ -156,8 +171,27 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
-                                 concurrency=args.concurrency, correlation=correlation,
-                                 secrets=secrets, auth=args.auth, protocol=args.protocol)
+                                 concurrency=args.concurrency, **carried, protocol=args.protocol,
+                                 max_message_size=args.max_message_size,
+                                 epoch=args.epoch, real_random=args.real_random)
+
+
+def carried_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Correlation and credential sources (`ReplayOptions` / `LoadSpec` fields), checked:
+    a variable that is not set or a hook that does not import is refused now."""
+    from replay._credentials import SecretSource, load_hook
+    from replay._engine.correlation import CorrelationOptions
+
+    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        load_hook(args.auth)
+    return {"correlation": CorrelationOptions(correlate=tuple(args.correlate),
+                                              off=tuple(args.no_correlate)),
+            "secrets": secrets, "auth": args.auth}
 
 
 def _positive_int(text: str) -> int:
@@ -168,6 +202,24 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
     return value
+
+
+def format_epoch(ns: int) -> str:
+    """Unix ns as ISO 8601 UTC to the nanosecond, which `--epoch` reads back exactly."""
+    import datetime as dt
+
+    seconds, rest = divmod(ns, 1_000_000_000)
+    whole = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{rest:09d}Z" if rest else f"{whole}Z"
+
+
+def _epoch(text: str) -> int:
+    from replay._options import parse_epoch
+
+    try:
+        return parse_epoch(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def _seconds(text: str) -> float:
@@ -240,7 +292,11 @@ def run(args: argparse.Namespace) -> int:
     code = EXIT_INTERRUPTED if interrupted else _exit_code(runs)
     if args.timeline and runs:
         _draw(runs, recordings, args.timeline)
-    document = _document(runs, args, code)
+    from corpus import scrub_value
+
+    # Received payloads, headers and error texts may hold what the server or the re-mint
+    # produced (fresh tokens, cookies): every output carries placeholders instead.
+    document = scrub_value(_document(runs, args, code))
     if args.report:
         with open(args.report, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=2, ensure_ascii=False)
@@ -418,6 +474,13 @@ def _exit_code(runs: Sequence[_Run]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def connect_lateness(events: Sequence[Any]) -> int | None:
+    """How late the runner began the session's connect (ns), or None if it never opened."""
+    from replay._engine.transcript import Connected
+
+    return next((e.late for e in events if type(e) is Connected), None)
+
+
 def lateness(events: Sequence[Any]) -> dict[str, int] | None:
     """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
     from replay._engine.transcript import Sent
@@ -460,10 +523,18 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
         words += ["--concurrency", str(args.concurrency)]
     if args.seed:
         words += ["--seed", str(args.seed)]
+    if getattr(args, "epoch", None) is not None:
+        words += ["--epoch", format_epoch(args.epoch)]
+    if getattr(args, "real_random", False):
+        words.append("--real-random")
     for ignored in args.ignore_path:
         words += ["--ignore-path", ignored]
     if args.unordered:
         words.append("--unordered")
+    if args.ignore_handshake:
+        words.append("--ignore-handshake")
+    if args.max_message_size:
+        words += ["--max-message-size", str(args.max_message_size)]
     for jsonpath in getattr(args, "correlate", ()):
         words += ["--correlate", jsonpath]
     for jsonpath in getattr(args, "no_correlate", ()):
@@ -479,8 +550,10 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 
 
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
+    from corpus import scrub
     from replay._engine.diff import render_diff
     from replay._engine.oracle import control_counts
+    from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
     for run in runs:
@@ -492,12 +565,19 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
-            timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
+            connect = connect_lateness(events.get(verdict.session, ()))
+            timing = "  [" + ", ".join(
+                ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
+                + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
+            timing = "" if timing == "  []" else timing
             controls = control_counts(events.get(verdict.session, ()))
             if controls:  # answered or skipped by the protocol profile, not judged
                 timing += "  [control: " + ", ".join(f"{n} {name}" for name, n
                                                      in controls.items()) + "]"
-            print(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}")
+            ended = describe_ending(events.get(verdict.session, ())) if worst else ""
+            how = f"  [{ended}]" if ended else ""
+            print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
+                        f"{how}"))
     for line in carried_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
@@ -506,8 +586,8 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
         print()
         print(f"── {run.path}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
               + f" against {target}")
-        print(render_diff(result.schedule, result.transcript, result.verdict,
-                          options=_options(args)))
+        print(scrub(render_diff(result.schedule, result.transcript, result.verdict,
+                                options=_options(args))))
     if failed:
         print()
         print("reproduce with:")
@@ -576,8 +656,11 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "file": run.path,
         "repeat": run.repeat,
         "clock": result.transcript.clock,
+        "epoch": (format_epoch(result.transcript.epoch)
+                  if result.transcript.epoch is not None else None),
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
+        "carried": carried_lines([run]),
         "sessions": [{
             "session": v.session,
             # a session Ctrl-C cut short has no verdict, only its events
@@ -588,6 +671,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "lateness_ns": lateness(events.get(v.session, ())),
             "protocol": protocols.get(v.session),
             "control": control_counts(events.get(v.session, ())),
+            "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }
@@ -598,14 +682,21 @@ def event_json(event: Any) -> dict[str, Any]:
     import base64
     import dataclasses
 
+    from corpus import scrub
+    from corpus._redact import default_redactor, utf8_text
+
     out: dict[str, Any] = {"kind": type(event).__name__.lower()}
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
         name = "t_ns" if field.name == "t" else field.name
         if isinstance(value, bytes):
+            # UTF-8 text in a binary frame can carry a token like a text frame does.
+            text = utf8_text(value)
+            if text is not None:
+                value = scrub(text).encode()
             out[name + "_b64"] = base64.b64encode(value).decode()
-        elif field.name == "headers":
-            out[name] = [list(pair) for pair in value]
+        elif field.name == "headers":  # a server's Set-Cookie is as secret as a recorded one
+            out[name] = [list(pair) for pair in default_redactor().headers(value)]
         elif hasattr(value, "value"):  # enums (Closer)
             out[name] = value.value
         else:

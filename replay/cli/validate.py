@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ._app import record_limit
 
@@ -22,11 +23,14 @@ def run(args: argparse.Namespace) -> int:
 
     bad = 0
     for path in args.files:
-        problems = validate(path, **record_limit(args))
+        notes: list[Any] = []
+        problems = validate(path, notes=notes, **record_limit(args))
         for problem in problems:
             print(problem)
         if problems:
             bad += 1
         elif not args.quiet:
             print(f"{path}: ok")
+        for note in notes:  # valid, but not all of it is the server's doing
+            print(f"{note.path}: note: {note.message}")
     return 1 if bad else 0

@@ -109,6 +109,7 @@ def test_an_upgrade_the_proxy_could_not_deliver_is_recorded_as_its_502(tmp_path:
     (path,) = tmp_path.glob("*.wsr")
     (session,) = read_recording(path).sessions
     assert (session.handshake.status, session.handshake.t_response) == (502, 2 * 10**9)
+    assert session.handshake.proxy_error == "Connection refused"  # mitmproxy's, not a server's
     assert session.handshake.response_headers == ()
     assert session.close is None
 

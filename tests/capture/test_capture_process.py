@@ -273,4 +273,5 @@ async def test_an_unreachable_server_is_recorded_as_the_502_the_client_got(
     assert rejected.value.status_code == 502
     (session,) = read_recording(path).sessions
     assert session.handshake.status == 502
+    assert "Connect call failed" in (session.handshake.proxy_error or "")  # mitmproxy's text
     assert session.messages == ()

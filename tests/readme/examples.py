@@ -8,6 +8,9 @@ one scratch workspace, unless an HTML comment on the line before the block says 
     <!-- example: background -->       every command starts in the background (a server);
                                       the run waits for the port it names to listen
     <!-- example: stop -->             first stop (Ctrl-C) every background command
+    <!-- example: stop=8080 -->        first stop the background command on that port
+
+``export NAME=VALUE`` lines set NAME for every later command, as in the reader's shell.
 
 Comment lines straight after a command (no blank line between) are what it prints: each
 must appear in its output, ``…`` matching anything. A comment before a command, or at the
@@ -54,7 +57,8 @@ class Example:
     exit: int = 0
     env: tuple[tuple[str, str], ...] = ()
     background: bool = False
-    stop: bool = False
+    stop: tuple[int, ...] | bool = False
+    """Before the block: stop every background command (True) or those on these ports."""
     timeout: float = 120.0
     raw: str = field(default="", repr=False)
 
@@ -108,6 +112,8 @@ def _annotation(line: int, body: str) -> dict[str, object]:
         key, eq, value = word.partition("=")
         if key in ("background", "stop") and not eq:
             options[key] = True
+        elif key == "stop" and all(part.isdigit() for part in value.split(",")):
+            options["stop"] = tuple(int(part) for part in value.split(","))
         elif key == "skip" and value:
             options["skip"] = value
         elif key == "exit" and value.isdigit():
@@ -120,7 +126,7 @@ def _annotation(line: int, body: str) -> dict[str, object]:
         else:
             raise ReadmeFormatError(
                 f"README.md:{line}: example annotation {word!r}: expected skip=\"why\", "
-                "exit=N, env=\"NAME=value\", timeout=SECONDS, background or stop")
+                "exit=N, env=\"NAME=value\", timeout=SECONDS, background, stop or stop=PORT")
     if env:
         options["env"] = tuple(env)
     return options

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -49,7 +50,6 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.skip(reason="WIP (issue 19): README annotations land after the round's other issues")
 def test_the_readme_examples_run_as_written(workspace: Path) -> None:
     walk = _Walk(workspace)
     try:
@@ -69,6 +69,8 @@ class _Walk:
         self.ports = {port: _free_port() for port in PORT_NAMES}
         self.background: list[tuple[Command, subprocess.Popen[bytes], Path]] = []
         self.failures: list[str] = []
+        self.exported: dict[str, str] = {}
+        """What ``export`` lines set, as a reader's shell keeps it."""
 
     def substitute(self, text: str) -> str:
         for readme_port, port in self.ports.items():
@@ -79,15 +81,22 @@ class _Walk:
         env = {**os.environ, "PATH": f"{self.workspace / '.venv' / 'bin'}:{os.environ['PATH']}",
                "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "100"}
         env.pop("VIRTUAL_ENV", None)
+        env.update(self.exported)
         env.update((name, self.substitute(value)) for name, value in example.env)
         return env
 
     def run(self, example: Example) -> None:
-        if example.stop:
+        if example.stop is True:
             self.stop_background()
+        elif example.stop:
+            self.stop_background({self.ports.get(port, port) for port in example.stop})
         for command in example.commands:
             text = self.substitute(command.text)
-            if example.background:
+            words = shlex.split(text, comments=True)
+            if len(words) == 2 and words[0] == "export" and _ASSIGNMENT.fullmatch(words[1]):
+                name, _, value = words[1].partition("=")
+                self.exported[name] = value
+            elif example.background:
                 self.start(command, text, example)
             else:
                 self.check(command, text, example)
@@ -132,19 +141,25 @@ class _Walk:
         self.failures.append(f"README.md:{command.line}: {command.text}\n  {why}\n"
                              + "\n".join(f"  | {line}" for line in tail.splitlines()))
 
-    def stop_background(self) -> None:
-        """Ctrl-C every background command (mitmdump writes its trailer), newest first."""
-        for _, proc, _ in reversed(self.background):
+    def stop_background(self, ports: set[int] | None = None) -> None:
+        """Ctrl-C background commands (mitmdump writes its trailer), newest first: every one,
+        or those listening on `ports`."""
+        chosen = [(c, p, log) for c, p, log in self.background
+                  if ports is None or _listen_port(self.substitute(c.text)) in ports]
+        for _, proc, _ in reversed(chosen):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
-        for command, proc, log in reversed(self.background):
+        for command, proc, log in reversed(chosen):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 self.fail(command, "did not stop on Ctrl-C", log.read_text(errors="replace"))
-        self.background.clear()
+        self.background = [entry for entry in self.background if entry not in chosen]
+
+
+_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*=.*")
 
 
 def _listen_port(command: str) -> int | None:

@@ -90,3 +90,28 @@ async def stutter(scope, receive, send) -> None:
         replies = ["a", "a", "b"] if message["text"] == "go" else ["c"]
         for text in replies:
             await send({"type": "websocket.send", "text": text})
+
+
+async def refuses(scope, receive, send) -> None:
+    """Checks the token before the accept and refuses the handshake (403)."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.close", "code": 4001, "reason": "Signature has expired"})
+
+
+async def expires(scope, receive, send) -> None:
+    """Accepts, then finds the token expired on the first message: close 4001."""
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
+    await send({"type": "websocket.close", "code": 4001, "reason": "Signature has expired"})
+
+
+async def crashes_before_accept(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    await receive()
+    raise LookupError("no such room")

@@ -34,6 +34,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, Session, new_header
+from replay._credentials import Identity
 
 MS = 1_000_000
 EPOCH = 1_764_000_000 * 10**9
@@ -224,9 +225,9 @@ def guarded_recording(host: str = "guarded.example") -> Recording:
     steps = [(2, S2C, _dump({"type": "hello", "user": "alice"})),
              (10, C2S, "ping"),
              (12, S2C, _dump({"type": "echo", "text": "ping",
-                              "token": "wsreplay-redacted:authorization"}))]
+                              "token": "wsreplay-redacted:json:token"}))]
     return Recording(header=new_header(epoch_ns=EPOCH), sessions=(_session(
-        1, 0, f"ws://{host}/guarded?api_key=wsreplay-redacted:api_key&room=1", steps,
+        1, 0, f"ws://{host}/guarded?api_key=wsreplay-redacted:query:api_key&room=1", steps,
         headers),))
 
 
@@ -279,3 +280,23 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def login_hook(identity: Identity) -> dict[str, dict[str, str]]:
+    """An auth hook: log in over HTTP as the recorded user (the JWT's ``sub``) at the
+    server in $LOGIN_URL and connect with the token it issues."""
+    import os
+    import urllib.request
+
+    user = identity.claims["sub"]
+    request = urllib.request.Request(
+        os.environ["LOGIN_URL"], method="POST",
+        data=json.dumps({"user": user, "password": f"pw-{user}"}).encode(),
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        token = json.load(response)["token"]
+    return {"headers": {"Authorization": f"Bearer {token}"}}
+
+
+def failing_hook(identity: Identity) -> dict[str, dict[str, str]]:
+    raise RuntimeError(f"login refused for session {identity.session}")

@@ -4,6 +4,7 @@ key, with the recorded claims, on the replay's clock — and never reach a trans
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import jwt
@@ -99,11 +100,31 @@ def test_a_token_without_iat_keeps_its_lifetime_from_the_recorded_session_start(
 def test_token_expiry_sets_exp_relative_to_connect_even_in_the_past() -> None:
     token = placeholder({"sub": "u", "iat": 1, "exp": 100})
     plan = session(1, headers=(("Authorization", token),))
-    for expiry_ns, exp in ((50_000_000, ORIGIN + 2.05), (-1_000_000_000, int(ORIGIN) + 1)):
+    # exp is whole seconds, as verifiers read it (PyJWT truncates a fractional one, which
+    # expired tokens up to 1 s early), rounded up: the token lives at least what was asked
+    for expiry_ns, exp, lifetime in ((50_000_000, int(ORIGIN) + 3, 1_000_000_000),
+                                     (-1_000_000_000, int(ORIGIN) + 1, -1_000_000_000),
+                                     (1_000_000_000, int(ORIGIN) + 3, 1_000_000_000)):
         minter = TokenMinter(SigningKey.secret(SECRET), token_expiry=expiry_ns,
                              unix_origin=ORIGIN)
         fresh_plan, _ = minter(plan, 2_000_000_000)
         assert _claims(fresh_plan.headers[0][1])["exp"] == exp
+        assert minter.lifetimes == {1: lifetime}
+
+
+def test_the_expiry_phase_puts_exp_on_a_whole_second_after_the_first_token_connect() -> None:
+    from replay._auth import place_expiry_phase
+    from replay._engine.schedule import Schedule
+
+    token = placeholder({"sub": "u", "iat": 1, "exp": 100})
+    plain = session(1)
+    signed = dataclasses.replace(session(2, headers=(("Authorization", token),)),
+                                 start=1_230_000_000)
+    schedule = Schedule(sessions=(plain, signed), token_expiry=150_000_000)
+    epoch = place_expiry_phase(1_700_000_000_900_000_000, schedule)
+    assert epoch // 10**9 == 1_700_000_000  # only the phase within the second moves
+    assert (epoch + 1_230_000_000 + 150_000_000) % 10**9 == 0
+    assert place_expiry_phase(5, dataclasses.replace(schedule, token_expiry=None)) == 5
 
 
 def test_each_session_gets_its_own_token_at_its_own_connect() -> None:

@@ -124,6 +124,7 @@ def test_json_and_report_describe_every_session(start_server, echo_file, tmp_pat
     assert session["findings"][0]["kind"] == "abnormal-close"
     assert [e["kind"] for e in session["events"]][:2] == ["connected", "sent"]
     assert session["lateness_ns"]["p99"] >= 0
+    assert session["connect_lateness_ns"] == session["events"][0]["late"] >= 0
     assert document["runs"][0]["reproduce"].startswith("wsreplay run ")
 
 

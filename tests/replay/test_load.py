@@ -207,6 +207,9 @@ def test_a_duration_cuts_the_load_and_cut_sessions_are_not_failures(server, tmp_
                           "--identity", "sub=user-{n}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert report["stopped"] == "duration"
+    # exit 0 with none passed reads as a contradiction unless the summary says why
+    assert "0 of 10 sessions passed; 10 cut by --duration (not counted as failures)" \
+        in result.stdout
     assert report["counts"] == {"cut": 10}
     assert report["messages"]["received"] == 10  # every copy got its "joined"
 

@@ -64,7 +64,7 @@ def gaps(schedule: Schedule) -> list[int]:
     ("jitter=5ms", (Jitter(5 * MS, 0),)),
     ("accept=120ms", (Network("accept", 120 * MS),)),
     ("handshake=3ms", (Network("handshake", 3 * MS),)),
-    ("latency.c2s=1500us", (Network("latency.c2s", 1_500_000),)),
+    ("latency.c2s=1.5ms", (Network("latency.c2s", 1_500_000),)),
     ("latency.s2c=7ns", (Network("latency.s2c", 7),)),
     ("latency.jitter=2ms,seed=3", (NetworkJitter(2 * MS, 3),)),
     ("exp=-5s", (Expiry(-5 * 10**9),)),
@@ -86,7 +86,7 @@ def test_canonical_text_parses_to_these_ops_and_prints_back_unchanged(text: str,
     ("session[1].send[3]=5ms", "session[1].send[3].gap=5ms"),
     ("send[0].gap=*0.25", "send[0].gap*=0.25"),
     ("scale=1.0", "scale=1"),
-    ("latency.s2c=1.5ms", "latency.s2c=1500us"),
+    ("latency.s2c=1500us", "latency.s2c=1.5ms"),
     ("accept=0.12s", "accept=120ms"),
     ("jitter=5ms,seed=0", "jitter=5ms"),
 ])
@@ -233,12 +233,20 @@ def test_an_unknown_trailing_knob_is_reported_where_it_starts(warp: Warp) -> Non
 
 
 @pytest.mark.parametrize(("ns", "text"), [(0, "0ms"), (1, "1ns"), (1_000, "1us"),
-                                          (1_500_000, "1500us"), (2 * 10**9, "2s"),
-                                          (-5 * MS, "-5ms")])
+                                          (1_500_000, "1.5ms"), (228_553_728, "228.553728ms"),
+                                          (2 * 10**9, "2s"), (-5 * MS, "-5ms")])
 def test_durations_print_in_the_largest_exact_unit(ns: int, text: str) -> None:
     assert format_duration(ns) == text
     if ns >= 0:
         assert parse_duration(text) == ns
+
+
+@given(st.integers(min_value=0, max_value=10**15))
+def test_every_duration_reads_back_exactly_and_never_as_a_bare_nanosecond_count(ns: int) -> None:
+    text = format_duration(ns)
+    assert parse_duration(text) == ns
+    whole = text.rstrip("nsmu").split(".")[0]
+    assert int(whole) < 1000 or (text.endswith("s") and not text.endswith(("ms", "us", "ns")))
 
 
 # --- applying ---------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ target. Then, for every race, on the in-process target under MockClock:
 - against the app with only that race broken, the recorded timing stays clean and the
   named warp fires the race with the expected verdict, for every seed tried.
 
-Token re-minting runs on a pinned Unix origin, so expiry seconds (the cross-user cache
-key) do not depend on when the test runs.
+The app's wall clock and the token minter both read the replay's virtual wall clock from a
+pinned epoch, so expiry seconds (the cross-user cache key) do not depend on when the test
+runs, and ``exp=200ms`` lands exactly 200 ms after the connect.
 """
 
 from __future__ import annotations
@@ -25,19 +26,18 @@ from typing import Any
 import pytest
 
 from corpus import Recording, read_recording
-from replay import OracleOptions, Warp
-from replay._auth import SigningKey, TokenMinter
+from replay import OracleOptions, ReplayOptions, Warp
+from replay._auth import SigningKey
 from replay._engine.verdict import FindingKind, Verdict, VerdictKind
 from replay._errors import ConnectionClosed, HandshakeRejected
-from replay._facade import judge_transcript, plan_recording
-from replay._runner import run_sync
+from replay._facade import replay_recording
 from replay._targets.asgi import AsgiTarget
 from replay._targets.base import ConnectRequest
 
 from .test_racy_chat import NOT_ACCEPTED, chat_client, racy
 
-ORIGIN = 1_800_000_000.25
-"""Unix time of the replay's t=0, for the token minter and the app's clock alike."""
+EPOCH = 1_800_000_000_250_000_000
+"""Unix ns of the replay's t=0: the app's wall clock, which the token minter reads too."""
 URL = "ws://racy.test/ws"
 KEY = SigningKey.secret(racy.DEFAULT_SECRET)
 ORACLE = OracleOptions(ignore_paths=("$.id", "$.ts"))
@@ -107,13 +107,11 @@ def recording(scenario: str, folder: Path) -> Recording:
 
 
 def replay(rec: Recording, *, broken: frozenset[str], warp: str, seed: int = 0) -> Verdict:
-    app = racy.make_app(racy.Settings(broken=broken, epoch=ORIGIN))
+    app = racy.make_app(racy.Settings(broken=broken))  # its clock: time.time(), virtual
     target = AsgiTarget(app, loop="trio")
-    schedule = plan_recording(rec, warp=Warp.parse(warp) if warp else None)
-    minter = TokenMinter(KEY, token_expiry=schedule.token_expiry,
-                         recorded_epoch=rec.header.epoch_ns, unix_origin=ORIGIN)
-    transcript = run_sync(schedule, target, seed=seed, rewrite=minter)
-    return judge_transcript(schedule, transcript, ORACLE)
+    options = ReplayOptions(warp=Warp.parse(warp) if warp else None, key=KEY, oracle=ORACLE,
+                            seed=seed, epoch=EPOCH)
+    return replay_recording(rec, target, options).verdict
 
 
 def describe(verdict: Verdict) -> str:

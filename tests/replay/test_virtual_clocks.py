@@ -1,0 +1,167 @@
+"""In-process replays run the app's clocks and randomness on virtual time (issue 20).
+
+The apps (`clock_apps`) are ordinary asyncio Starlette code: PyJWT reading its own
+``datetime.now()``, a TTL cache on ``time.monotonic()``, ``uuid4()``, ``random``, a worker
+thread. Recordings are written with `corpus`; replays go through the facade, the CLI as
+installed, and bisect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from corpus import Closer, write_recording
+from replay import OracleOptions, ReplayOptions, Warp, replay_recording
+from replay._auth import SigningKey
+from replay._engine.transcript import Closed, Received, Sent
+from replay._search.bisect import bisect
+from replay._targets.asgi import AsgiTarget
+
+from . import clock_apps
+from .builders import EPOCH, MS, recording, session_records
+from .test_cli_corpus import wsreplay
+
+KEY = SigningKey.secret(clock_apps.SECRET)
+APPS = Path(__file__).with_name("clock_apps.py")
+
+
+@functools.cache
+def jwt_recording():  # type: ignore[no-untyped-def]
+    """alice connects, is ready after the re-check, asks for her profile twice (a store
+    fetch, then a cache hit 80 ms later) and leaves."""
+    ready = '{"type":"ready","user":"alice"}'
+    store = '{"type":"profile","user":"alice","source":"store"}'
+    cache = '{"type":"profile","user":"alice","source":"cache"}'
+    return recording(session_records(
+        1, [(152, "<", ready), (200, ">", "profile"), (220, "<", store),
+            (300, ">", "profile"), (300, "<", cache)],
+        url=f"ws://svc.example/ws?token={clock_apps.token()}", handshake_ms=2,
+        close=(400, Closer.CLIENT, 1000)))
+
+
+def replay_jwt(warp: str = "", **options):  # type: ignore[no-untyped-def]
+    return replay_recording(jwt_recording(), AsgiTarget(clock_apps.jwt_app, loop="asyncio"),
+                            ReplayOptions(warp=Warp.parse(warp) if warp else None, key=KEY,
+                                          **options))
+
+
+def test_the_clean_recording_passes_at_recorded_timing() -> None:
+    result = replay_jwt()
+    assert result.verdict.passed, result.verdict
+    assert result.transcript.epoch == EPOCH  # the recording's own start: never today
+
+
+@pytest.mark.parametrize(("exp", "fires"), [("100ms", True), ("150ms", True),
+                                            ("150000001ns", False), ("200ms", False)])
+def test_the_expiry_between_the_two_checks_fires_below_the_recheck_only(exp, fires) -> None:
+    result = replay_jwt(f"exp={exp}")
+    closes = [e for s in result.transcript.sessions for e in s.events if isinstance(e, Closed)]
+    if fires:
+        assert not result.verdict.passed
+        assert [(c.code, c.reason) for c in closes] == [(4401, "token expired")]
+    else:
+        assert result.verdict.passed, result.verdict
+
+
+def test_bisect_exp_is_exact_repeatable_and_the_apps_own_number(tmp_path: Path) -> None:
+    path = tmp_path / "jwt.wsr"
+    write_recording(path, jwt_recording())
+    argv = ("bisect", str(path), "--target", f"asgi:{APPS}:jwt_app", "--knob", "exp",
+            "--range", "0ms..300ms", "--resolution", "1ns", "--json",
+            "--jwt-secret", clock_apps.SECRET)
+    runs = [wsreplay(*argv) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    found = json.loads(runs[0].stdout)
+    # The app's own number: its re-check, counted from the connect, on its own clock.
+    clock_apps.SEEN.clear()
+    result = replay_jwt("exp=10s")
+    [(_, recheck_ns)] = [s for s in clock_apps.SEEN if s[0] == "recheck"]
+    app_threshold = recheck_ns - result.transcript.epoch  # session 1 connects at t=0
+    assert app_threshold == 150 * MS
+    # exp=150ms expires at the re-check (fails), 1 ns more passes: exact to the nanosecond
+    [flip] = found["result"]["flips"]
+    assert (flip["below"], flip["above"]) == (app_threshold, app_threshold + 1), found
+
+
+def test_a_ttl_cache_race_bisects_to_the_ttl() -> None:
+    """Causal pacing: the second ask goes `gap` after the first answer, which is when the
+    profile was cached; it is stale from exactly PROFILE_TTL on."""
+    record = jwt_recording()
+    target = AsgiTarget(clock_apps.jwt_app, loop="asyncio")
+
+    def fails(gap: int) -> bool:
+        options = ReplayOptions(warp=Warp.parse(f"send[1].gap={gap}ns"), key=KEY)
+        return not replay_recording(record, target, options).verdict.passed
+
+    result = bisect(fails, lo=0, hi=1_000 * MS, resolution=1)
+    ttl = round(clock_apps.PROFILE_TTL * 1e9)
+    [flip] = result.flips
+    # To the nanosecond; which side of it the TTL lands on is the app's float arithmetic
+    # (monotonic() - fetched >= 0.5 in binary floating point).
+    assert flip.width == 1 and ttl in (flip.below, flip.above), result
+    assert bisect(fails, lo=0, hi=1_000 * MS, resolution=1) == result
+
+
+def log_recording():  # type: ignore[no-untyped-def]
+    return recording(session_records(1, [(10, ">", "a"), (11, "<", "{}"), (510, ">", "b"),
+                                         (511, "<", "{}")], url="ws://svc.example/log",
+                                     close=(600, Closer.CLIENT, 1000)))
+
+
+def replay_log(**options):  # type: ignore[no-untyped-def]
+    result = replay_recording(log_recording(), AsgiTarget(clock_apps.log_app, loop="asyncio"),
+                              ReplayOptions(oracle=OracleOptions(unordered=True), **options))
+    return result, [json.loads(e.payload) for s in result.transcript.sessions
+                    for e in s.events if isinstance(e, Received)]
+
+
+def test_the_apps_clocks_read_virtual_time_from_the_epoch_in_threads_too() -> None:
+    """datetime.now() and friends read epoch + replay time; a worker thread reads the same
+    instant (virtual time waits for the thread)."""
+    epoch = 1_750_000_000_000_000_000  # 2025-06-15T15:06:40Z
+    result, seen = replay_log(epoch=epoch)
+    sent = [e.t for s in result.transcript.sessions for e in s.events if isinstance(e, Sent)]
+    assert sent == [8 * MS, 507 * MS]  # causal: 499 ms after the first answer
+    for item, at in zip(seen, sent, strict=True):
+        wall = epoch + at
+        assert item["time_ns"] == item["thread_time_ns"] == wall
+        assert dt.datetime.fromisoformat(item["utc"]) == dt.datetime.fromtimestamp(
+            wall / 1e9, dt.UTC)
+        assert item["now"] == dt.datetime.fromtimestamp(wall / 1e9).isoformat()
+        assert item["today"] == "2025-06-15"
+    assert seen[1]["monotonic"] - seen[0]["monotonic"] == pytest.approx(0.499, abs=1e-9)
+    assert time.time() > 1_780_000_000  # and the real clock is back once the replay ends
+
+
+def test_uuid4_and_random_follow_the_seed_unless_real_random() -> None:
+    first, again, other = (replay_log(seed=s) for s in (0, 0, 1))
+    assert first[0].transcript == again[0].transcript  # byte-identical, ids and all
+    ids = [item["id"] for item in first[1]]
+    assert len(set(ids)) == 2
+    assert {item["id"] for item in other[1]}.isdisjoint(ids)
+    real = replay_log(seed=0, real_random=True)[1]
+    assert {item["id"] for item in real}.isdisjoint(ids)
+
+
+def test_the_clean_recording_replays_clean_100_times_byte_identically_in_any_process(
+        tmp_path: Path) -> None:
+    path = tmp_path / "jwt.wsr"
+    write_recording(path, jwt_recording())
+    results = [replay_jwt() for _ in range(100)]
+    assert all(r.verdict.passed for r in results)
+    assert all(r.transcript == results[0].transcript for r in results)
+    argv = ("run", str(path), "--target", f"asgi:{APPS}:jwt_app", "--json",
+            "--jwt-secret", clock_apps.SECRET)
+    outputs = []
+    for phase in (0.1, 0.6):  # start at two different times of the real second
+        time.sleep((phase - time.time() % 1) % 1)
+        outputs.append(wsreplay(*argv).stdout)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0])["runs"][0]["epoch"] == "2023-11-14T22:13:20Z"
