@@ -225,6 +225,7 @@ def _epoch(text: str) -> int:
 def _seconds(text: str) -> float:
     from replay._engine.warp import parse_duration
 
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         value = float(text)
     except ValueError:
@@ -232,10 +233,16 @@ def _seconds(text: str) -> float:
             value = parse_duration(text) / 1e9
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected seconds (10, 0.5) or a duration (500ms), got {text!r}") from None
+                f"expected seconds (10, 0.5) or a duration (500ms), got {shown!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {shown!r}")
+    if not value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_TIMEOUT_S:,} seconds "
+                                         f"(a week), got {shown!r}")
     return value
+
+
+MAX_TIMEOUT_S = 7 * 86400
 
 
 @dataclass
