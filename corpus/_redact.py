@@ -388,8 +388,11 @@ class Redactor:
                              request_headers=self.headers(step.request_headers),
                              response_headers=self.headers(step.response_headers))
                      for step in handshake.http)
+        # The proxy's error text can quote the request (a URL with its token): scrub it too.
+        proxy_error = None if handshake.proxy_error is None else self.text(handshake.proxy_error)
         return replace(handshake, url=self.url(handshake.url), request_headers=request_headers,
-                       response_headers=response_headers, subprotocol=subprotocol, http=http)
+                       response_headers=response_headers, subprotocol=subprotocol, http=http,
+                       proxy_error=proxy_error)
 
     def headers(self, headers: Headers, chosen: dict[str, str] | None = None) -> Headers:
         chosen = {} if chosen is None else chosen

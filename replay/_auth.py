@@ -48,6 +48,8 @@ PLACEHOLDER_SIGNATURE = "wsreplay-redacted"
 TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 ENV_SECRET = "WSREPLAY_JWT_SECRET"
+ENV_KEY_FILE = "WSREPLAY_JWT_KEY_FILE"
+"""Path of a private key PEM, used when no secret or key is given (after `ENV_SECRET`)."""
 _NS = 1_000_000_000
 
 _FAMILIES = {"HS": "an HMAC secret (--jwt-secret)", "RS": "an RSA private key",
@@ -326,7 +328,8 @@ def _unchanged(payload: str | bytes) -> str | bytes:
 
 def signing_key(*, secret: str | None = None, key_file: str | None = None,
                 env: dict[str, str] | None = None) -> SigningKey | None:
-    """The key the user gave: `secret`, `key_file`, or the environment's secret; or None."""
+    """The key the user gave: `secret`, `key_file`, or the environment's (`ENV_SECRET`, then
+    `ENV_KEY_FILE`); or None."""
     if secret is not None and key_file is not None:
         raise AuthError("--jwt-secret and --jwt-key: give one key, not both")
     if key_file is not None:
@@ -334,4 +337,7 @@ def signing_key(*, secret: str | None = None, key_file: str | None = None,
     if secret is not None:
         return SigningKey.secret(secret)
     from_env = (env or {}).get(ENV_SECRET)
-    return SigningKey.secret(from_env, source=f"${ENV_SECRET}") if from_env else None
+    if from_env:
+        return SigningKey.secret(from_env, source=f"${ENV_SECRET}")
+    path = (env or {}).get(ENV_KEY_FILE)
+    return SigningKey.from_pem_file(path) if path else None

@@ -28,13 +28,14 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ._auth import find_tokens, plan_texts
+from ._engine.correlation import handshake_texts
 from ._engine.schedule import Schedule, SessionPlan
 from ._errors import AuthError
 
@@ -139,22 +140,14 @@ def load_hook(spec: str) -> AuthHook:
 
 def identity(plan: SessionPlan) -> Identity:
     claims: Mapping[str, Any] = {}
-    for _, text in plan_texts(dataclasses.replace(plan, sends=())):
+    for _, text in handshake_texts(plan):
         tokens = find_tokens(text)
         if tokens:
             claims = tokens[0].claims
             break
-    kinds = tuple(dict.fromkeys(m.group(1) for _, text in _handshake(plan)
+    kinds = tuple(dict.fromkeys(m.group(1) for _, text in handshake_texts(plan)
                                 for m in PLACEHOLDER.finditer(text)))
     return Identity(plan.session, plan.url, plan.headers, plan.subprotocols, claims, kinds)
-
-
-def _handshake(plan: SessionPlan) -> Iterator[tuple[str, str]]:
-    yield "url", plan.url
-    for name, value in plan.headers:
-        yield f"header {name}", value
-    for protocol in plan.subprotocols:
-        yield "subprotocol", protocol
 
 
 def unfilled(schedule: Schedule, sources: Sequence[SecretSource]) -> list[tuple[int, str, str]]:
@@ -180,6 +173,9 @@ class CredentialFiller:
                             f"is not set (or empty)")
         self._values = {s.kind: env[s.env] for s in sources}
         self.hook, self.hook_name = hook, hook_name
+        self.blocking = hook is not None
+        """A hook may block (an HTTP login): the runner calls it off the event loop on the
+        real clock, so other sessions keep their timing meanwhile."""
 
     def __repr__(self) -> str:  # never show a secret
         hook = f", {self.hook_name}" if self.hook else ""
@@ -312,16 +308,17 @@ def _fill_plan(plan: SessionPlan, values: Mapping[str, str]) -> tuple[SessionPla
                                sends=sends), used
 
 
-def chain(*rewrites: Any) -> Any:
+class _Chain:
     """Rewrites applied one after the other at connect; their restores in reverse order."""
-    present = [r for r in rewrites if r is not None]
-    if len(present) <= 1:
-        return present[0] if present else None
 
-    def rewrite(plan: SessionPlan, at: int) -> tuple[SessionPlan,
-                                                     Callable[[str | bytes], str | bytes]]:
+    def __init__(self, rewrites: Sequence[Any]) -> None:
+        self.rewrites = rewrites
+        self.blocking = any(getattr(r, "blocking", False) for r in rewrites)
+
+    def __call__(self, plan: SessionPlan, at: int) -> tuple[SessionPlan,
+                                                            Callable[[str | bytes], str | bytes]]:
         restores = []
-        for one in present:
+        for one in self.rewrites:
             plan, restore = one(plan, at)
             restores.append(restore)
 
@@ -332,5 +329,11 @@ def chain(*rewrites: Any) -> Any:
 
         return plan, restore_all
 
-    return rewrite
+
+def chain(*rewrites: Any) -> Any:
+    """One `SessionRewrite` of several (None ones left out); None if none is left."""
+    present = [r for r in rewrites if r is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    return _Chain(present)
 

@@ -37,7 +37,7 @@ import itertools
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import trio
 
@@ -119,6 +119,9 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
         raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
     run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
                binder=binder, cap=trio.Semaphore(concurrency) if concurrency else None)
+    warm_up = getattr(target, "warm_up", None)  # before t=0: live, imports are lateness
+    if warm_up is not None:
+        warm_up(schedule)
     async with target, trio.open_nursery() as nursery:
         run.t0 = trio.current_time()
         nursery.start_soon(run.watchdog)
@@ -135,7 +138,8 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
 def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: float = DEFAULT_TIMEOUT,
              concurrency: int | None = None, on_event: OnEvent | None = None,
              rewrite: SessionRewrite | None = None,
-             binder: Binder | None = None, clocks: AppClocks | None = None) -> Transcript:
+             binder: Binder | None = None,
+             clocks: AppClocks | Literal["real"] | None = None) -> Transcript:
     """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
     (virtual targets) is what the app's own clock reads and randomness follow."""
     extra = {"clocks": clocks} if clocks is not None else {}
@@ -343,7 +347,12 @@ class _Run:
             plan = await log.binding.connect(plan)
         if self.rewrite is not None:
             try:
-                plan, log.restore = self.rewrite(plan, log.connect_at)
+                if getattr(self.rewrite, "blocking", False) and self.target.clock == "real":
+                    log.waiting = "the auth hook (--auth) to return"
+                    plan, log.restore = await trio.to_thread.run_sync(
+                        self.rewrite, plan, log.connect_at)
+                else:
+                    plan, log.restore = self.rewrite(plan, log.connect_at)
             except AuthError as error:  # e.g. an auth hook that failed: this session only
                 log.add(Unreachable(t=self.now(), error=str(error)))
                 return
@@ -358,6 +367,7 @@ class _Run:
                                  network=self.schedule.network.for_session(plan.handshake_time),
                                  max_message_size=self.schedule.max_message_size)
         log.waiting = "the handshake response"
+        late = self.now() - log.plan.start
         try:
             connection = await self.target.connect(request, log.report)
         except HandshakeRejected as rejected:
@@ -370,7 +380,7 @@ class _Run:
         log.connection = connection
         t = self.now()
         log.add(Connected(t=t, subprotocol=connection.subprotocol,
-                          headers=connection.response_headers,
+                          headers=connection.response_headers, late=late,
                           extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
         async with trio.open_nursery() as nursery:

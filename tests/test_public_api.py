@@ -61,7 +61,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "build_schedule", "Schedule", "SessionPlan", "Send", "Expect", "ClosePlan", "Anchor",
         "Warp", "format_duration", "parse_duration", "judge", "judge_session",
         "OracleOptions", "render_diff", "render_session", "render_timeline", "timeline",
-        "Verdict", "SessionVerdict", "Finding", "FindingKind", "VerdictKind",
+        "Verdict", "SessionVerdict", "Finding", "FindingKind", "FindingSelector", "VerdictKind",
         "bisect", "Bisection", "BisectError", "BisectKind", "BisectResult", "Flip", "Probe",
         "Segment", "Side", "probe_bound", "noisy_bisect", "NoisyResult", "NoisyThreshold",
         "ProbabilisticBisection", "explore", "Discovery", "Exhausted", "plot_bisect",

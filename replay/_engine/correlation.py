@@ -237,6 +237,12 @@ class _Walk:
     client_known: set[str] = field(default_factory=set)
     uses: dict[str, list[Use]] = field(default_factory=dict)
     ranks: dict[tuple[int, PathKey], int] = field(default_factory=dict)
+    correlate: list[tuple[Step, ...]] = field(default_factory=list)
+    off: list[tuple[Step, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.correlate = [_compile_path(p) for p in self.options.correlate]
+        self.off = [_compile_path(p) for p in self.options.off if p != OFF_ALL]
 
     def server(self, session: int, message: int, payload: str | bytes) -> None:
         doc = self.decode(payload)
@@ -248,9 +254,9 @@ class _Walk:
             key = str(value)
             if key in self.first or key in self.client_known:
                 continue
-            explicit = any(_matches(_compile_path(p), path) for p in self.options.correlate)
-            if not explicit and not (self.options.automatic and distinctive(value) and not any(
-                    p != OFF_ALL and _matches(_compile_path(p), path) for p in self.options.off)):
+            explicit = bool(self.correlate) and any(_matches(c, path) for c in self.correlate)
+            if not explicit and (not self.options.automatic or not distinctive(value) or any(
+                    _matches(off, path) for off in self.off)):
                 continue
             self.first[key] = Correlation(value, Source(session, message, path, rank),
                                           explicit=explicit)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from replay._auth import PLACEHOLDER_SIGNATURE, TOKEN, decode_token
+from replay._engine.correlation import Correlation, CorrelationOptions, Decoder
 from replay._engine.schedule import Expect, Schedule, Send, SessionPlan
 from replay._engine.warp import format_duration, parse_duration
 from replay._errors import ReplayError
@@ -337,6 +338,30 @@ class Load:
     def __post_init__(self) -> None:
         if len(self.origins) != len(self.schedule.sessions):
             raise LoadError("Load.origins: expected one origin per session of the schedule")
+
+
+def correlations(load: Load, options: CorrelationOptions | None = None, *,
+                 decode: Decoder | None = None) -> tuple[Correlation, ...]:
+    """The correlation rules of every copy: found once per recording (in its first copy,
+    by recorded session ids), then renumbered into each copy's sessions, so a copy binds
+    the values its own server sessions assign and never another copy's."""
+    from replay._engine.correlation import decode_json, detect
+
+    by_copy: dict[int, list[tuple[Origin, SessionPlan]]] = {}
+    for origin, plan in zip(load.origins, load.schedule.sessions, strict=True):
+        by_copy.setdefault(origin.copy, []).append((origin, plan))
+    found: dict[int, tuple[Correlation, ...]] = {}  # source → rules in recorded ids
+    rules: list[Correlation] = []
+    for members in by_copy.values():
+        source = members[0][0].source
+        if source not in found:
+            plans = tuple(replace(plan, session=origin.recorded) for origin, plan in members)
+            found[source] = detect(replace(load.schedule, sessions=plans),
+                                   options or CorrelationOptions(),
+                                   decode=decode or decode_json)
+        ids = {origin.recorded: origin.session for origin, _ in members}
+        rules.extend(rule.renumbered(ids) for rule in found[source])
+    return tuple(rules)
 
 
 def fan_out(sources: Sequence[tuple[str, Schedule]], *, copies: int,

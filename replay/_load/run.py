@@ -33,12 +33,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from replay._credentials import SecretSource, chain
+from replay._engine.correlation import CorrelationOptions
 from replay._engine.oracle import OracleOptions
 from replay._engine.schedule import SessionPlan
 from replay._options import DEFAULT_TIMEOUT
 from replay._targets.clocks import real_time
 
-from .fanout import Load, Origin, shard
+from .fanout import Load, Origin, correlations, shard
 from .stats import LoadReport, ShardCollector, ShardResult, merge
 
 TICK = 0.25
@@ -95,6 +97,12 @@ class LoadSpec:
     duration: int | None = None
     """Hard stop, ns after the shard's start: sessions still running are cut."""
     max_diffs: int = 5
+    correlation: CorrelationOptions = field(default_factory=CorrelationOptions)
+    """Server-assigned values each copy carries (see `replay._engine.correlation`)."""
+    secrets: tuple[SecretSource, ...] = ()
+    """Credential placeholders filled from these environment variables (in each worker)."""
+    auth: str | None = None
+    """``module:function`` auth hook, called per session (see `replay._credentials`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,25 @@ def token_rewrite(load: Load, spec: LoadSpec) -> _CopyMinter | None:
     return rewrite
 
 
+def load_binder(load: Load, spec: LoadSpec) -> Any:
+    """The shard's correlation `Binder` (None: nothing to carry)."""
+    from replay._bind import Binder
+    from replay._protocols import decoder_for
+
+    decode = decoder_for(plan.protocol for plan in load.schedule.sessions)
+    rules = correlations(load, spec.correlation, decode=decode)
+    return Binder(rules, decode=decode) if rules else None
+
+
+def _credentials(spec: LoadSpec) -> Any:
+    if not spec.secrets and spec.auth is None:
+        return None
+    from replay._credentials import CredentialFiller, load_hook
+
+    hook = load_hook(spec.auth) if spec.auth is not None else None
+    return CredentialFiller(spec.secrets, hook=hook, hook_name=spec.auth or "")
+
+
 def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) -> ShardResult:
     """Run one shard on this thread's own Trio loop; what it gathered, even if stopped.
 
@@ -155,7 +182,8 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
                                max_diffs=spec.max_diffs)
     try:
         target = open_target(spec.target, **dict(spec.target_options))
-        rewrite = token_rewrite(job.load, spec)
+        rewrite = chain(_credentials(spec), token_rewrite(job.load, spec))
+        binder = load_binder(job.load, spec)
     except Exception as error:  # reported with the results, as one line
         return _failed(job, f"{type(error).__name__}: {error}")
     state = _ShardState()
@@ -163,8 +191,8 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     try:
         with _quiet_gc():
             target.run(lambda: _run_shard(job, target=target, rewrite=rewrite,
-                                          collector=collector, state=state, tick=tick,
-                                          sigint=sigint))
+                                          binder=binder, collector=collector, state=state,
+                                          tick=tick, sigint=sigint))
     except KeyboardInterrupt:  # Ctrl-C landed outside the shard's own handling
         state.stopped = "interrupted"
     cpu = time.thread_time() - cpu
@@ -211,8 +239,9 @@ class _ShardState:
     stopped: str | None = None
 
 
-async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: ShardCollector,
-                     state: _ShardState, tick: Tick | None, sigint: bool) -> None:
+async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, binder: Any,
+                     collector: ShardCollector, state: _ShardState, tick: Tick | None,
+                     sigint: bool) -> None:
     import trio
 
     from replay._runner import replay
@@ -248,7 +277,8 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, collector: Sha
             state.t0_unix = real_time()
             state.transcript = await replay(job.load.schedule, target, timeout=spec.timeout,
                                             concurrency=spec.concurrency,
-                                            on_event=collector.on_event, rewrite=rewrite)
+                                            on_event=collector.on_event, rewrite=rewrite,
+                                            binder=binder)
             nursery.cancel_scope.cancel()
     if scope.cancelled_caught and state.stopped is None:
         state.stopped = "duration"

@@ -381,6 +381,8 @@ class AsgiConnection:
         if kind == "message":
             return rest[0]  # type: ignore[no-any-return]
         code, reason = rest
+        if self._client == "closed" and self._closed is not None:
+            raise self._closed  # close() already took the answer: this one comes too late
         # A close that reaches a client already closing answers its close (whatever the
         # s2c latency makes arrive first): the client closed, as on a real socket.
         by_server = self._client != "closing"
@@ -560,14 +562,16 @@ class AsgiTarget(Target):
         return f"asgi:{self._name}"
 
     def run(self, async_fn: Callable[[], Awaitable[T]], *, seed: int = 0,
-            clocks: AppClocks | None = None) -> T:
+            clocks: AppClocks | Literal["real"] | None = None) -> T:
         """Run `async_fn` on virtual time; `seed` picks the same-instant ordering and, with
         the network model's own seed, the latency jitter. The app's clocks and randomness
         follow the run as `clocks` says (default: `DEFAULT_EPOCH_NS`, randomness from
-        `seed`; see `replay._targets.clocks`)."""
+        `seed`; ``"real"``: the app reads the real clocks, as before issue 20 — for
+        benchmarks; see `replay._targets.clocks`)."""
         self._run_seed = seed
         try:
-            return run_virtual(async_fn, seed=seed, clocks=clocks or AppClocks(seed=seed))
+            return run_virtual(async_fn, seed=seed, clocks=None if clocks == "real" else (
+                clocks or AppClocks(seed=seed)))
         finally:
             self._run_seed = 0
 

@@ -10,7 +10,8 @@ from pathlib import Path
 NAME = "explore"
 HELP = "search the warp space for a timing that breaks the replay; write a minimal repro"
 EXIT_CODES = {0: "no failing warp within the budget",
-              1: "a failing warp was found; the minimal repro was written"}
+              1: "a failing warp was found; the minimal repro (stopped early by an error: "
+                 "the best so far) was written"}
 """Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
@@ -23,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most replays to spend, searching and shrinking (default 200)")
     parser.add_argument("--out", default="explored", metavar="DIR",
                         help="where to write the minimal repro (default ./explored)")
+    parser.add_argument("--confirm", type=int, default=5, metavar="N",
+                        help="re-run each repro N times and report how often it fails "
+                             "(default 5; not counted in --budget)")
     from ._app import add_finding_options
 
     add_finding_options(parser)
@@ -32,20 +36,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from corpus import inside, read_recording, safe_name, write_recording
     from replay._facade import plan_recording, replay_recording
-    from replay._search.explore import Discovery, explore
+    from replay._search.explore import Discovery, explore, search_space
 
-    from ._app import UsageError, finding_selector, record_limit
+    from ._app import EXIT_INTERRUPTED, UsageError, finding_selector, is_interrupt, record_limit
     from .run import open_replay
 
     if args.budget < 1:
         raise UsageError(f"--budget: expected at least 1 replay, got {args.budget}")
+    if args.confirm < 1:
+        raise UsageError(f"--confirm: expected at least 1 replay, got {args.confirm}")
     target, options = open_replay(args)
+    virtual = getattr(target, "clock", "real") == "virtual"
+    if args.timeout is None and not virtual:
+        # A warp that stalls a live session would otherwise cost the full 10 s per replay.
+        options = dataclasses.replace(options, timeout=LIVE_TIMEOUT)
     recording = read_recording(args.file, **record_limit(args))
     schedule = plan_recording(recording, pacing=args.pacing)
 
-    def probe(candidate, warp):
+    def probe(candidate, warp, seed=None):
+        changes = {"warp": warp} if seed is None else {"warp": warp, "seed": seed}
         return replay_recording(candidate, target,
-                                dataclasses.replace(options, warp=warp)).verdict
+                                dataclasses.replace(options, **changes)).verdict
 
     baseline = probe(recording, None)
     if not baseline.passed:  # a search needs a passing starting point to bend away from
@@ -54,10 +65,14 @@ def run(args: argparse.Namespace) -> int:
                          f"({baseline.kind}: {first}); explore needs a passing recording "
                          "(missing --jwt-secret or --ignore-path?)")
     show = _Progress(args.budget)
-    selector = finding_selector(args)
-    result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
-                     progress=show, selector=selector)
-    show.done()
+    space = search_space(schedule, tokens=options.key is not None,
+                         seeds=ORDERING_SEEDS if virtual else 0)
+    try:
+        result = explore(recording, schedule, probe, budget=args.budget, seed=args.seed,
+                         progress=show, selector=finding_selector(args), knobs=space,
+                         confirm=args.confirm, interrupted=is_interrupt)
+    finally:
+        show.done()
     if not isinstance(result, Discovery):
         print(f"no failing warp in {result.probes} replays (budget {args.budget}); "
               f"tried e.g. {', '.join(sorted(set(result.tried))[:5]) or 'nothing'}")
@@ -65,26 +80,48 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(Path(args.file).name.removesuffix(".wsr"), fallback="recording")
-    repro = _free_path(inside(out, f"{stem}.explored.wsr"))
-    write_recording(repro, result.recording)
-    sidecar = repro.with_name(repro.name + ".toml")
-    sidecar.write_text(_sidecar_text(args, result), encoding="utf-8")
-    sessions = len(result.recording.sessions)
-    messages = sum(len(s.messages) for s in result.recording.sessions)
-    print(f"found: {result.signature[0]} ({result.signature[1]}) under warp "
-          f"{str(result.warp)!r} after {result.probes} replays")
-    print(f"  minimal repro: {sessions} session(s), {messages} message(s) "
-          f"(from {len(recording.sessions)} and "
-          f"{sum(len(s.messages) for s in recording.sessions)})")
-    for finding in result.verdict.findings[:3]:
-        print(f"  {finding}")
-    print(f"  wrote {repro} and {sidecar.name}")
-    print("reproduce with:")
-    print("  " + _reproduce(args, repro, str(result.warp)))
+    classes = len(result.failures)
+    print(f"found {classes} failure class{'es' if classes > 1 else ''} in {result.probes} "
+          f"replays" + (f" (stopped early: {result.stopped})" if result.stopped else ""))
+    for failure in result.failures:
+        repro = _free_path(inside(out, f"{stem}.explored.wsr"))
+        write_recording(repro, failure.recording)
+        sidecar = repro.with_name(repro.name + ".toml")
+        sidecar.write_text(_sidecar_text(args, failure, options), encoding="utf-8")
+        _print_failure(args, recording, failure, repro, sidecar)
+    if result.stopped == "interrupted":
+        print("wsreplay: interrupted; the best repro so far is written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1
 
 
-def _reproduce(args: argparse.Namespace, repro: Path, warp: str) -> str:
+LIVE_TIMEOUT = 2.0
+"""Seconds without progress before a live session counts as stuck, unless --timeout."""
+ORDERING_SEEDS = 16
+"""In-process: how many same-instant ordering seeds the search may try."""
+
+
+def _print_failure(args: argparse.Namespace, recording, failure, repro: Path,
+                   sidecar: Path) -> None:
+    hits, runs = failure.rate
+    rate = (f"fails {hits}/{runs} re-runs" if hits == runs else
+            f"FLAKY: fails {hits}/{runs} re-runs")
+    seed = f" with --seed {failure.seed}" if failure.seed is not None else ""
+    print(f"found: {failure.signature[0]} ({failure.signature[1]}) under warp "
+          f"{str(failure.warp)!r}{seed}; {rate}")
+    sessions = len(failure.recording.sessions)
+    messages = sum(len(s.messages) for s in failure.recording.sessions)
+    print(f"  minimal repro: {sessions} session(s), {messages} message(s) "
+          f"(from {len(recording.sessions)} and "
+          f"{sum(len(s.messages) for s in recording.sessions)})")
+    for finding in failure.verdict.findings[:3]:
+        print(f"  {finding}")
+    print(f"  wrote {repro} and {sidecar.name}")
+    print("  reproduce with:")
+    print("    " + _reproduce(args, repro, str(failure.warp), failure.seed))
+
+
+def _reproduce(args: argparse.Namespace, repro: Path, warp: str, seed: int | None) -> str:
     import copy
 
     from .run import reproduce_command
@@ -92,35 +129,54 @@ def _reproduce(args: argparse.Namespace, repro: Path, warp: str) -> str:
     # run's own printer, so the command carries every replay option given here.
     as_run = copy.copy(args)
     as_run.warp, as_run.repeat = warp, 1
+    if seed is not None:
+        as_run.seed = seed
     return reproduce_command(as_run, str(repro))
 
 
-def _sidecar_text(args: argparse.Namespace, result) -> str:
-    kind, first = result.signature
-    detail = result.verdict.findings[0].detail if result.verdict.findings else ""
+def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
+    kind, first = failure.signature
+    chosen = [f for f in failure.verdict.findings if str(f.kind) == first]
+    detail = (chosen or list(failure.verdict.findings) or [None])[0]
+    seed = failure.seed if failure.seed is not None else args.seed
+    hits, runs = failure.rate
     lines = [
         f"# Found by: wsreplay explore {args.file} --target {args.target} "
         f"--budget {args.budget} --seed {args.seed}",
+        f"# Failed {hits} of {runs} re-runs"
+        + (" (flaky: it may pass now and then)" if hits < runs else ""),
         f"target = {_toml(args.target)}",
-        f"seed = {args.seed}",
+        f"seed = {seed}",
         f"pacing = {_toml(args.pacing)}",
         *([f"ignore_paths = [{', '.join(_toml(p) for p in args.ignore_path)}]"]
           if args.ignore_path else []),
         *(["unordered = true"] if args.unordered else []),
-        *([f"jwt_key_file = {_toml(str(Path(args.jwt_key).resolve()))}"] if args.jwt_key
-          else ["jwt_secret_env = \"WSREPLAY_JWT_SECRET\"  # the secret is not written here"]
-          if args.jwt_secret else []),
+        *_key_source(options.key),
         "",
         "[[cases]]",
         'id = "explored"',
-        f"warp = {_toml(str(result.warp))}",
+        f"warp = {_toml(str(failure.warp))}",
         'expect = "xfail"  # flip to "pass" once the race is fixed',
         f"finding = {_toml(first)}",
         *([f"match = {_toml(args.match)}"] if args.match else []),
-        f"reason = {_toml(f'{kind}: {detail}'[:200])}",
+        f"reason = {_toml(f'{kind}: {detail.detail if detail else first}'[:200])}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _key_source(key) -> list[str]:
+    """Where the key explore ran with came from (never the secret itself): a key file's
+    path, or the environment variable a secret is read from when the repro runs."""
+    from replay._auth import ENV_SECRET
+
+    if key is None:
+        return []
+    source = key.source
+    if source.startswith("--jwt-key "):
+        path = Path(source.removeprefix("--jwt-key ")).resolve()
+        return [f"jwt_key_file = {_toml(str(path))}"]
+    return [f"jwt_secret_env = {_toml(ENV_SECRET)}  # the secret is not written here"]
 
 
 def _toml(text: str) -> str:

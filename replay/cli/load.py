@@ -161,6 +161,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     from replay._targets.live import parse_header_option
     from replay._targets.open import open_target
 
+    from .run import carried_options
+
     # Safety first: an unbounded load never starts.
     if args.sessions is None and args.duration is None:
         raise UsageError("load: refusing an unbounded load: give --sessions N and/or "
@@ -217,7 +219,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         key=material, allow_alg_change=args.jwt_allow_alg_change,
         recorded_epochs=tuple(r.header.epoch_ns for _, r in recordings),
         options=options, timeout=args.timeout or DEFAULT_TIMEOUT,
-        concurrency=args.concurrency, duration=args.duration, max_diffs=args.failures)
+        concurrency=args.concurrency, duration=args.duration, max_diffs=args.failures,
+        **carried_options(args))
     settings = {"sessions": args.sessions, "duration_s": args.duration / 1e9
                 if args.duration else None, "starts": str(starts),
                 "identity": str(identity) if identity else None, "warp": args.warp,

@@ -145,8 +145,6 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     """The target and the `ReplayOptions` that `add_replay_options` asked for (no warp:
     each command sets its own); every option is checked before anything connects."""
     from replay._auth import signing_key
-    from replay._credentials import SecretSource
-    from replay._engine.correlation import CorrelationOptions
     from replay._engine.oracle import OracleOptions
     from replay._options import DEFAULT_TIMEOUT, ReplayOptions
     from replay._targets.live import parse_header_option
@@ -154,17 +152,7 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
 
     options = OracleOptions(ignore_paths=tuple(args.ignore_path), unordered=args.unordered,
                             ignore_handshake=args.ignore_handshake)
-    correlation = CorrelationOptions(correlate=tuple(args.correlate),
-                                     off=tuple(args.no_correlate))
-    secrets = tuple(SecretSource.parse(text) for text in args.secret)
-    for source in secrets:  # checked now; read again when the run starts
-        if not os.environ.get(source.env):
-            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
-                             f"set (or empty)")
-    if args.auth is not None:
-        from replay._credentials import load_hook
-
-        load_hook(args.auth)  # an import error is reported before anything connects
+    carried = carried_options(args)
     headers = tuple(parse_header_option(h) for h in args.header)
     key = signing_key(secret=args.jwt_secret, key_file=args.jwt_key, env=dict(os.environ))
     if args.insecure and args.ca:
@@ -183,10 +171,27 @@ def open_replay(args: argparse.Namespace) -> tuple[Any, Any]:
     return target, ReplayOptions(pacing=args.pacing, oracle=options, key=key,
                                  allow_alg_change=args.jwt_allow_alg_change, seed=args.seed,
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
-                                 concurrency=args.concurrency, correlation=correlation,
-                                 secrets=secrets, auth=args.auth, protocol=args.protocol,
+                                 concurrency=args.concurrency, **carried, protocol=args.protocol,
                                  max_message_size=args.max_message_size,
                                  epoch=args.epoch, real_random=args.real_random)
+
+
+def carried_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Correlation and credential sources (`ReplayOptions` / `LoadSpec` fields), checked:
+    a variable that is not set or a hook that does not import is refused now."""
+    from replay._credentials import SecretSource, load_hook
+    from replay._engine.correlation import CorrelationOptions
+
+    secrets = tuple(SecretSource.parse(text) for text in args.secret)
+    for source in secrets:  # checked now; read again when the run starts
+        if not os.environ.get(source.env):
+            raise UsageError(f"--secret {source}: environment variable {source.env} is not "
+                             f"set (or empty)")
+    if args.auth is not None:
+        load_hook(args.auth)
+    return {"correlation": CorrelationOptions(correlate=tuple(args.correlate),
+                                              off=tuple(args.no_correlate)),
+            "secrets": secrets, "auth": args.auth}
 
 
 def _positive_int(text: str) -> int:
@@ -469,6 +474,32 @@ def _exit_code(runs: Sequence[_Run]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def token_lifetime_lines(runs: Sequence[_Run]) -> list[str]:
+    """Live runs with ``exp=``: how long after its connect each session's token really
+    expired for the server (exp is whole seconds, rounded up), once per distinct set."""
+    from replay._engine.warp import format_duration
+
+    seen, lines = set(), []
+    for run in runs:
+        transcript = run.result.transcript
+        if transcript.clock != "real" or not transcript.token_lifetimes:
+            continue
+        text = ", ".join(f"session {s}: {format_duration(ns)}"
+                         for s, ns in transcript.token_lifetimes)
+        if text not in seen:
+            seen.add(text)
+            lines.append(f"note: exp= is whole seconds to the server (rounded up): tokens "
+                         f"expired this long after connect: {text}")
+    return lines
+
+
+def connect_lateness(events: Sequence[Any]) -> int | None:
+    """How late the runner began the session's connect (ns), or None if it never opened."""
+    from replay._engine.transcript import Connected
+
+    return next((e.late for e in events if type(e) is Connected), None)
+
+
 def lateness(events: Sequence[Any]) -> dict[str, int] | None:
     """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
     from replay._engine.transcript import Sent
@@ -552,12 +583,18 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
-            timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
+            connect = connect_lateness(events.get(verdict.session, ()))
+            timing = "  [" + ", ".join(
+                ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
+                + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
+            timing = "" if timing == "  []" else timing
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
                         f"{how}"))
     for line in carried_lines(runs):
+        print(line)
+    for line in token_lifetime_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
@@ -634,8 +671,10 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "clock": result.transcript.clock,
         "epoch": (format_epoch(result.transcript.epoch)
                   if result.transcript.epoch is not None else None),
+        "epoch_ns": result.transcript.epoch,
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
+        "carried": carried_lines([run]),
         "sessions": [{
             "session": v.session,
             # a session Ctrl-C cut short has no verdict, only its events
@@ -644,6 +683,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
+            "token_lifetime_ns": dict(result.transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }

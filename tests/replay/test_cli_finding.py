@@ -139,3 +139,22 @@ def test_summary_lines_tell_a_refused_handshake_from_a_close_after_accept(
           "--warp", EARLY])
     out = capsys.readouterr().out.splitlines()
     assert out[0] == line
+
+
+def test_explore_on_a_target_failing_half_the_time_ends_with_a_repro_and_a_rate(
+        recording, tmp_path, capsys):
+    from tests.replay import finding_apps
+
+    finding_apps.half_the_time.rng.seed(3)
+    code = main(["explore", str(recording), "--target",
+                 "asgi:tests.replay.finding_apps:half_the_time", "--budget", "150",
+                 "--confirm", "8", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in captured.out + captured.err
+    (line,) = [line for line in captured.out.splitlines() if line.startswith("found: ")]
+    rate = re.search(r"fails (\d+)/8 re-runs", line)
+    assert rate is not None and 0 < int(rate[1]) < 8, line
+    assert "FLAKY" in line
+    sidecar = next((tmp_path / "out").glob("*.toml")).read_text()
+    assert f"# Failed {rate[1]} of 8 re-runs (flaky" in sidecar

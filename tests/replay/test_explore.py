@@ -7,10 +7,17 @@ import json
 import trio
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, Session, new_header
-from replay import ReplayOptions
+from replay import Finding, FindingKind, ReplayOptions, SessionVerdict, Verdict
 from replay._engine.warp import Warp
 from replay._facade import plan_recording, replay_recording
-from replay._search.explore import Discovery, Exhausted, explore, search_space, session_prefixes
+from replay._search.explore import (
+    Discovery,
+    Exhausted,
+    Knob,
+    explore,
+    search_space,
+    session_prefixes,
+)
 from replay.testing import HandlerTarget, ServerConnection
 
 MS = 1_000_000
@@ -116,3 +123,90 @@ def test_session_prefixes_cut_before_a_client_message_and_close_there() -> None:
     prefixes = session_prefixes(chat(1, 0, sends=3))
     assert [len(p.messages) for p in prefixes] == [2, 4]
     assert all(p.close is not None and p.close.by is Closer.CLIENT for p in prefixes)
+
+
+# --- robustness: flaky targets, several failure classes, stopping early -----------------------
+
+ACCEPT = (Knob("accept", 0, 300 * MS),)
+
+
+def _two_classes(recording: Recording, warp: Warp, *_seed: int):
+    """A stand-in replay: accept above 200ms crashes, above 100ms reorders."""
+    accept = next((op.value for op in warp.ops if getattr(op, "knob", "") == "accept"), 0)
+    if accept > 200 * MS:
+        return Verdict((SessionVerdict(1, (Finding(FindingKind.APP_ERROR, 1, "boom"),)),))
+    if accept > 100 * MS:
+        return Verdict((SessionVerdict(1, (Finding(FindingKind.REORDERED, 1, "ack"),)),))
+    return Verdict((SessionVerdict(1, ()),))
+
+
+def test_each_failure_class_is_reported_with_its_own_minimal_warp() -> None:
+    recording = recording_of(chat(1, 0))
+    found = explore(recording, plan_recording(recording), _two_classes, budget=200, seed=0,
+                    knobs=ACCEPT)
+    assert isinstance(found, Discovery)
+    by_kind = {f.signature[1]: f for f in found.failures}
+    assert set(by_kind) == {"reordered", "app-error"}
+    reorder = by_kind["reordered"].warp.ops[0].value
+    crash = by_kind["app-error"].warp.ops[0].value
+    assert 100 * MS < reorder <= 101 * MS and 200 * MS < crash <= 201 * MS
+    assert all(f.rate == (5, 5) for f in found.failures)
+
+
+def test_a_flaky_failure_gets_a_rate_and_no_traceback() -> None:
+    calls = iter(range(10**6))
+
+    def flaky(recording: Recording, warp: Warp):
+        verdict = _two_classes(recording, warp)
+        return verdict if next(calls) % 2 == 0 else Verdict((SessionVerdict(1, ()),))
+
+    recording = recording_of(chat(1, 0))
+    found = explore(recording, plan_recording(recording), flaky, budget=60, seed=3,
+                    knobs=ACCEPT, confirm=6)
+    assert isinstance(found, Discovery)
+    hits, runs = found.rate
+    assert runs == 6 and 0 < hits < 6
+
+
+def test_ctrl_c_keeps_the_best_repro_found_so_far() -> None:
+    seen = []
+
+    def interrupted_after_a_failure(recording: Recording, warp: Warp):
+        verdict = _two_classes(recording, warp)
+        if seen:
+            raise KeyboardInterrupt
+        if not verdict.passed:
+            seen.append(warp)
+        return verdict
+
+    recording = recording_of(chat(1, 0))
+    found = explore(recording, plan_recording(recording), interrupted_after_a_failure,
+                    budget=200, knobs=ACCEPT)
+    assert isinstance(found, Discovery)
+    assert found.stopped == "interrupted"
+    assert found.warp == seen[0]
+
+
+def test_an_error_after_a_failure_keeps_it_and_says_why_it_stopped() -> None:
+    seen = []
+
+    def breaks(recording: Recording, warp: Warp):
+        if seen:
+            raise ConnectionResetError("target went away")
+        verdict = _two_classes(recording, warp)
+        if not verdict.passed:
+            seen.append(warp)
+        return verdict
+
+    recording = recording_of(chat(1, 0))
+    found = explore(recording, plan_recording(recording), breaks, budget=200, knobs=ACCEPT)
+    assert isinstance(found, Discovery)
+    assert found.stopped == "ConnectionResetError: target went away"
+
+
+def test_the_search_space_has_exp_with_tokens_start_offsets_and_the_ordering_seed() -> None:
+    recording = recording_of(chat(1, 0), chat(2, 0), chat(3, 50 * MS))
+    names = [k.name for k in search_space(plan_recording(recording), tokens=True, seeds=8)]
+    assert {"session[1].start", "session[2].start", "session[3].start", "exp", "seed"} <= set(
+        names)
+    assert "exp" not in [k.name for k in search_space(plan_recording(recording))]

@@ -187,3 +187,27 @@ def test_show_flags_large_messages_and_gaps_the_proxy_likely_stretched(
     assert "the proxy may have stretched it" in soon  # 5 ms after 2 MiB
     assert "proxy" not in small + late
     assert "1 message(s) above 1 MiB, 1 gap(s) the proxy likely stretched" in lines[-1]
+
+
+def test_sidecars_take_the_wire_options() -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    sidecar = parse_sidecar("ignore_handshake = true\nmax_message_size = 67108864\n"
+                            '[[cases]]\nexpect = "xfail"\nfinding = "handshake-changed"\n',
+                            path="s.toml")
+    assert (sidecar.ignore_handshake, sidecar.max_message_size) == (True, 64 * 2**20)
+    assert sidecar.cases[0].finding == "handshake-changed"
+    with pytest.raises(SidecarError, match=r"s.toml: max_message_size: expected a positive"):
+        parse_sidecar("max_message_size = 0\n", path="s.toml")
+
+
+def test_a_proxy_error_text_is_redacted_like_the_rest_of_the_handshake() -> None:
+    from corpus._redact import default_redactor
+
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlX3NpZ25hdHVyZQ"
+    record = Handshake(session=0, t=0, url="wss://x/", request_headers=(), status=502,
+                       t_response=1, proxy_error=f"cannot reach wss://x/?auth={jwt}")
+    redacted = default_redactor().record(record)
+    assert isinstance(redacted, Handshake) and redacted.proxy_error is not None
+    assert "c2lnbmF0dXJl" not in redacted.proxy_error
+    assert redacted.proxy_error.startswith("cannot reach wss://x/?auth=eyJhbGciOiJIUzI1NiJ9.")
