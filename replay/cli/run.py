@@ -225,6 +225,7 @@ def _epoch(text: str) -> int:
 def _seconds(text: str) -> float:
     from replay._engine.warp import parse_duration
 
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         value = float(text)
     except ValueError:
@@ -232,10 +233,16 @@ def _seconds(text: str) -> float:
             value = parse_duration(text) / 1e9
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected seconds (10, 0.5) or a duration (500ms), got {text!r}") from None
+                f"expected seconds (10, 0.5) or a duration (500ms), got {shown!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {shown!r}")
+    if not value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_TIMEOUT_S:,} seconds "
+                                         f"(a week), got {shown!r}")
     return value
+
+
+MAX_TIMEOUT_S = 7 * 86400
 
 
 @dataclass
@@ -571,6 +578,7 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
     from corpus import scrub
     from replay._engine.diff import render_diff
+    from replay._engine.oracle import control_counts
     from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
@@ -588,6 +596,10 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
                 ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
                 + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
             timing = "" if timing == "  []" else timing
+            controls = control_counts(events.get(verdict.session, ()))
+            if controls:  # answered or skipped by the protocol profile, not judged
+                timing += "  [control: " + ", ".join(f"{n} {name}" for name, n
+                                                     in controls.items()) + "]"
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
@@ -663,7 +675,10 @@ def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict
 
 
 def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
+    from replay._engine.oracle import control_counts
+
     result = run.result
+    protocols = {plan.session: plan.protocol.name for plan in result.schedule.sessions}
     events = {s.session: s.events for s in result.transcript.sessions}
     return {
         "file": run.path,
@@ -683,6 +698,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "protocol": protocols.get(v.session),
+            "control": control_counts(events.get(v.session, ())),
             "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
             "token_lifetime_ns": dict(result.transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],
