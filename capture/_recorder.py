@@ -16,11 +16,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mitmproxy import http
 
-from corpus import CorpusWriter, Header, Record, Redactor, new_header
+from corpus import CorpusWriter, Header, Message, Record, Redactor, new_header, placeholder
 
 from . import _records
 
@@ -86,6 +86,18 @@ class _Sink:
             self.writer.flush()
             if self.writer.removed():
                 self._recreate()
+        except OSError as error:
+            self._fail(error)
+
+    def seal(self) -> None:
+        """Trailer written, file left open: what still arrives is appended (see
+        `CorpusWriter.seal`)."""
+        if self.writer is None or self.failed:
+            return
+        try:
+            self.flush()
+            if not self.failed:
+                self.writer.seal()
         except OSError as error:
             self._fail(error)
 
@@ -207,9 +219,9 @@ class Recorder:
         # hook of ours was skipped or flows are replayed through the addon all at once.
         messages = flow.websocket.messages
         for index in range(live.seen, len(messages)):
+            live.seen = index + 1  # counted first: one bad message never holds back the next
             self._write(live, _records.message(messages[index], session=live.session,
                                                epoch_ns=live.epoch_ns))
-        live.seen = len(messages)
 
     @_hook
     def end(self, flow: http.HTTPFlow) -> None:
@@ -220,8 +232,22 @@ class Recorder:
         self._write(live, _records.close(flow, session=live.session, epoch_ns=live.epoch_ns))
         self._finish(flow.id, live)
 
+    def seal(self) -> None:
+        """mitmproxy is shutting down (its `done` hook): every file gets its trailer now,
+        but recording goes on. mitmproxy calls `done` while connections are still relaying,
+        so messages (and closes) can still arrive; each is written where the trailer was,
+        followed by the trailer again, so the file is whole whenever the process ends and
+        holds everything that was exchanged."""
+        try:
+            for live in self._live.values():
+                live.sink.seal()
+            if self._run_sink is not None:
+                self._run_sink.seal()
+        except Exception as error:
+            log.error(f"wsreplay: writing the capture files' trailers failed: {error}")
+
     def done(self) -> None:
-        """mitmproxy is shutting down: write trailers; sessions still open stay open."""
+        """Options changed: write trailers and close; sessions still open stay open."""
         try:
             for live in self._live.values():
                 live.sink.close()
@@ -262,7 +288,19 @@ class Recorder:
     def _write(self, live: _Live, record: Record) -> None:
         record = live.clock.stamp(record)
         redactor = self.settings.redactor
-        live.sink.write(redactor.record(record) if redactor is not None else record)
+        if redactor is not None:
+            try:
+                record = redactor.record(record)
+            except Exception as error:
+                if type(record) is not Message:
+                    raise
+                # Never lose a message to redaction, never write what was not checked.
+                log.warning(f"wsreplay: session {live.session}: a message could not be "
+                            f"redacted ({type(error).__name__}); recorded as a placeholder")
+                record = replace(record, payload=placeholder("payload:unredactable")
+                                 if isinstance(record.payload, str)
+                                 else placeholder("payload:unredactable").encode())
+        live.sink.write(record)
 
     def _header(self, epoch_ns: int) -> Header:
         redactor = self.settings.redactor

@@ -122,9 +122,10 @@ class WsReplay:
             self.recorder.end(flow)
 
     def done(self) -> None:
+        # Not the end of traffic: mitmproxy runs `done` while connections still relay, so
+        # the files get their trailers and recording goes on (see `Recorder.seal`).
         if self.recorder is not None:
-            self.recorder.done()
-            self.recorder = None
+            self.recorder.seal()
 
 
 addons = [WsReplay()]

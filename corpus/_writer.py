@@ -49,6 +49,7 @@ class CorpusWriter:
         self._file: IO[bytes] | None = open(self.path, "w+b" if overwrite else "x+b")  # noqa: SIM115
         self._packer = msgpack.Packer(use_bin_type=True)
         self._messages: dict[int, int] = {}
+        self._sealed_at: int | None = None
         self._append(encode_header(header))
 
     def write(self, *records: Record, flush: bool = True) -> None:
@@ -59,6 +60,11 @@ class CorpusWriter:
         per record; records reach the file whole either way.
         """
         file = self._require_open()
+        sealed = self._sealed_at is not None
+        if self._sealed_at is not None:  # the records go where the trailer was
+            file.seek(self._sealed_at)
+            file.truncate()
+            self._sealed_at = None
         pack = self._packer.pack
         counts = self._messages
         chunks = []
@@ -69,8 +75,24 @@ class CorpusWriter:
                 counts.setdefault(record.session, 0)
             chunks.append(pack(encode(record)))
         file.write(b"".join(chunks))
-        if flush:
+        if sealed:
+            self.seal()
+        elif flush:
             file.flush()
+
+    def seal(self) -> None:
+        """Write the trailer now and stay open: the file is complete as it stands, and a
+        later `write` puts its records where the trailer was and the trailer after them.
+
+        For a capture whose proxy is shutting down while its connections still deliver
+        messages: each one lands in a file that is whole after every write.
+        """
+        file = self._require_open()
+        if self._sealed_at is not None:
+            return
+        file.flush()
+        self._sealed_at = file.tell()
+        self._append(encode_trailer(Trailer(dict(self._messages))))
 
     def flush(self) -> None:
         """Hand everything written so far to the OS."""
@@ -115,7 +137,7 @@ class CorpusWriter:
         if self._file is None:
             return
         try:
-            if complete:
+            if complete and self._sealed_at is None:
                 self._append(encode_trailer(Trailer(dict(self._messages))))
         finally:
             self._file.close()

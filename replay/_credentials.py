@@ -173,6 +173,9 @@ class CredentialFiller:
                             f"is not set (or empty)")
         self._values = {s.kind: env[s.env] for s in sources}
         self.hook, self.hook_name = hook, hook_name
+        self.blocking = hook is not None
+        """A hook may block (an HTTP login): the runner calls it off the event loop on the
+        real clock, so other sessions keep their timing meanwhile."""
 
     def __repr__(self) -> str:  # never show a secret
         hook = f", {self.hook_name}" if self.hook else ""
@@ -305,16 +308,17 @@ def _fill_plan(plan: SessionPlan, values: Mapping[str, str]) -> tuple[SessionPla
                                sends=sends), used
 
 
-def chain(*rewrites: Any) -> Any:
+class _Chain:
     """Rewrites applied one after the other at connect; their restores in reverse order."""
-    present = [r for r in rewrites if r is not None]
-    if len(present) <= 1:
-        return present[0] if present else None
 
-    def rewrite(plan: SessionPlan, at: int) -> tuple[SessionPlan,
-                                                     Callable[[str | bytes], str | bytes]]:
+    def __init__(self, rewrites: Sequence[Any]) -> None:
+        self.rewrites = rewrites
+        self.blocking = any(getattr(r, "blocking", False) for r in rewrites)
+
+    def __call__(self, plan: SessionPlan, at: int) -> tuple[SessionPlan,
+                                                            Callable[[str | bytes], str | bytes]]:
         restores = []
-        for one in present:
+        for one in self.rewrites:
             plan, restore = one(plan, at)
             restores.append(restore)
 
@@ -325,5 +329,11 @@ def chain(*rewrites: Any) -> Any:
 
         return plan, restore_all
 
-    return rewrite
+
+def chain(*rewrites: Any) -> Any:
+    """One `SessionRewrite` of several (None ones left out); None if none is left."""
+    present = [r for r in rewrites if r is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    return _Chain(present)
 

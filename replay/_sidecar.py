@@ -124,12 +124,29 @@ _CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}
 
 
+def _deepest_key(text: str) -> str | None:
+    """The key whose value opens the deep nesting (``key = [[[[…`` on the line where a long
+    run of brackets starts), so the error names where to look."""
+    import re
+
+    run = re.search(r"[\[{]{32}", text)
+    if run is None:
+        return None
+    line = text[text.rfind("\n", 0, run.start()) + 1:run.start()]
+    key, equals, _ = line.partition("=")
+    key = key.strip().strip('"')
+    return key[:60] if equals and key else None
+
+
 def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidecar:
     """Parse sidecar TOML on top of `base` (the folder's sidecar, if any)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as bad:
         raise SidecarError(path, None, f"not valid TOML ({bad})") from None
+    except RecursionError:
+        raise SidecarError(path, _deepest_key(text), "nested too deeply to read (arrays or "
+                           "tables inside each other hundreds of levels deep)") from None
     sidecar = base or Sidecar()
     changes: dict[str, Any] = {"sources": (*sidecar.sources, path)}
     for key, value in data.items():

@@ -19,6 +19,10 @@ class Connected:
     t: int
     subprotocol: str | None = None
     headers: Headers = ()
+    late: int = 0
+    """The runner's connect lateness: ns from the planned connect (the session's start) to
+    calling the target's connect (re-mints, auth hooks and a --concurrency wait included).
+    Always 0 in virtual time; live, it shortens every offset that counts from t=0."""
     extensions: tuple[str, ...] | None = None
     """Names of the negotiated WebSocket extensions (``permessage-deflate``); None when the
     target does not negotiate them (in-process): then they are not judged."""
@@ -151,6 +155,10 @@ class Transcript:
     """``real`` or ``virtual``: what the times mean."""
     epoch: int | None = None
     """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""
+    token_lifetimes: tuple[tuple[int, int], ...] = ()
+    """With the warp's ``exp=``: (session, ns from its connect to its re-minted tokens'
+    whole-second ``exp``), what the server sees. Exact in process (the epoch's phase is
+    placed); live, ``exp`` rounds up to a whole second, so this is D to D + 1 s."""
 
 
 def describe_ending(events: tuple[Event, ...] | list[Event]) -> str:

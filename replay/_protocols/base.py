@@ -138,9 +138,30 @@ def parse_json(text: str) -> object | None:
     if not text.lstrip().startswith(("{", "[")):
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         return None
+    # Deeper documents stay text: the oracle, ignore-paths and correlation walk JSON
+    # recursively, and a hostile payload must not take a traceback with it.
+    return value if _shallow(value, MAX_JSON_DEPTH) else None
+
+
+MAX_JSON_DEPTH = 200
+"""JSON nested deeper than this is compared as plain text."""
+
+
+def _shallow(value: object, limit: int) -> bool:
+    """Is `value` nested at most `limit` deep? Iterative: no recursion limit of its own."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return True
 
 
 def canonical(value: object) -> str:

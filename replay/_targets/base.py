@@ -26,6 +26,8 @@ from replay._engine.schedule import DEFAULT_MAX_MESSAGE_SIZE
 from replay._engine.transcript import Event
 
 if TYPE_CHECKING:
+    from replay._engine.schedule import Schedule
+
     from .clocks import AppClocks
 
 T = TypeVar("T")
@@ -116,6 +118,10 @@ class Target:
         raise TargetError(f"{self.describe()}: this target cannot perform the HTTP steps "
                           f"the recording has before its upgrade ({request.method} "
                           f"{request.url})")
+
+    def warm_up(self, schedule: Schedule) -> None:
+        """Import now whatever `connect()` will need for `schedule`: the runner calls this
+        before t=0, since on the real clock an import at the first connect makes it late."""
 
     async def __aenter__(self) -> Self:
         return self

@@ -21,6 +21,7 @@ import trio
 
 from corpus import Headers, scrub
 from replay._engine.network import NetworkModel
+from replay._engine.schedule import Schedule
 from replay._errors import ConnectionClosed, TargetError, TargetUnreachable
 
 from .base import ConnectRequest, HttpRequest, HttpResponse, Report
@@ -139,6 +140,10 @@ class LiveTarget(NurseryTarget):
         path = self.path or recorded.path or "/"
         query = self.query if self.query is not None else recorded.query
         return path + (f"?{query}" if query else "")
+
+    def warm_up(self, schedule: Schedule) -> None:
+        if any(plan.http for plan in schedule.sessions):
+            import httpx  # noqa: F401  (before t=0: an import at the first connect is lateness)
 
     async def http(self, request: HttpRequest, report: Report) -> HttpResponse:
         """One HTTP request to the target's host (httpx on Trio, through anyio)."""

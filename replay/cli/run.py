@@ -225,6 +225,7 @@ def _epoch(text: str) -> int:
 def _seconds(text: str) -> float:
     from replay._engine.warp import parse_duration
 
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         value = float(text)
     except ValueError:
@@ -232,10 +233,16 @@ def _seconds(text: str) -> float:
             value = parse_duration(text) / 1e9
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected seconds (10, 0.5) or a duration (500ms), got {text!r}") from None
+                f"expected seconds (10, 0.5) or a duration (500ms), got {shown!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {shown!r}")
+    if not value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_TIMEOUT_S:,} seconds "
+                                         f"(a week), got {shown!r}")
     return value
+
+
+MAX_TIMEOUT_S = 7 * 86400
 
 
 @dataclass
@@ -474,6 +481,32 @@ def _exit_code(runs: Sequence[_Run]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def token_lifetime_lines(runs: Sequence[_Run]) -> list[str]:
+    """Live runs with ``exp=``: how long after its connect each session's token really
+    expired for the server (exp is whole seconds, rounded up), once per distinct set."""
+    from replay._engine.warp import format_duration
+
+    seen, lines = set(), []
+    for run in runs:
+        transcript = run.result.transcript
+        if transcript.clock != "real" or not transcript.token_lifetimes:
+            continue
+        text = ", ".join(f"session {s}: {format_duration(ns)}"
+                         for s, ns in transcript.token_lifetimes)
+        if text not in seen:
+            seen.add(text)
+            lines.append(f"note: exp= is whole seconds to the server (rounded up): tokens "
+                         f"expired this long after connect: {text}")
+    return lines
+
+
+def connect_lateness(events: Sequence[Any]) -> int | None:
+    """How late the runner began the session's connect (ns), or None if it never opened."""
+    from replay._engine.transcript import Connected
+
+    return next((e.late for e in events if type(e) is Connected), None)
+
+
 def lateness(events: Sequence[Any]) -> dict[str, int] | None:
     """p50/p99/max of the runner's send lateness (ns) in a session, or None without sends."""
     from replay._engine.transcript import Sent
@@ -557,12 +590,18 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
             first = f"  {worst.kind}: {worst.detail}" if worst is not None else ""
             more = f" (+{len(verdict.findings) - 1} more)" if len(verdict.findings) > 1 else ""
             late = lateness(events.get(verdict.session, ()))
-            timing = f"  [late p99 {late['p99'] / 1e6:.2f} ms]" if late else ""
+            connect = connect_lateness(events.get(verdict.session, ()))
+            timing = "  [" + ", ".join(
+                ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
+                + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
+            timing = "" if timing == "  []" else timing
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
                         f"{how}"))
     for line in carried_lines(runs):
+        print(line)
+    for line in token_lifetime_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
@@ -639,6 +678,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "clock": result.transcript.clock,
         "epoch": (format_epoch(result.transcript.epoch)
                   if result.transcript.epoch is not None else None),
+        "epoch_ns": result.transcript.epoch,
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
         "carried": carried_lines([run]),
@@ -650,6 +690,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
+            "token_lifetime_ns": dict(result.transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }

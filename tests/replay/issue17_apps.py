@@ -296,3 +296,7 @@ def login_hook(identity: Identity) -> dict[str, dict[str, str]]:
     with urllib.request.urlopen(request, timeout=10) as response:
         token = json.load(response)["token"]
     return {"headers": {"Authorization": f"Bearer {token}"}}
+
+
+def failing_hook(identity: Identity) -> dict[str, dict[str, str]]:
+    raise RuntimeError(f"login refused for session {identity.session}")

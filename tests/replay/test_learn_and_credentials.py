@@ -212,3 +212,34 @@ def test_sidecars_name_correlation_paths_and_credential_sources_never_values() -
     assert sidecar.auth == "hooks:login"
     with pytest.raises(SidecarError, match=r"s.toml: secrets.bearer: expected \{env = "):
         parse_sidecar('secrets = {bearer = "the-token-itself"}', path="s.toml")
+
+
+def test_show_lists_the_correlations_and_run_reports_what_it_carried(tmp_path, cli) -> None:
+    file = tmp_path / "threads.wsr"
+    write_recording(file, threads_recording())
+    shown = cli("show", str(file), "--correlations")
+    assert shown.returncode == 0
+    assert '$.thread_id = "th-3f9a1c2b7d4e" from session 1 server message #0 → session 1 ' \
+           'client message 0' in shown.stdout and "session 2 url" in shown.stdout
+    assert "no server-assigned values" in cli("show", str(file), "--correlations",
+                                              "--no-correlate", "all").stdout
+    ran = cli("run", str(file), "--target", "asgi:tests/replay/issue17_apps.py:threads")
+    assert ran.returncode == 0, ran.stdout
+    assert "carried $.thread_id ('th-3f9a1c2b7d4e' as recorded) from session 1 into " \
+           "sessions 1, 2" in ran.stdout
+
+
+def test_a_hook_that_raises_makes_its_session_unreachable_in_one_line() -> None:
+    from replay import FindingKind
+    from replay._facade import replay_recording
+    from replay._options import ReplayOptions
+    from replay._targets.asgi import AsgiTarget
+
+    from .issue17_apps import guarded_app
+
+    result = replay_recording(guarded_recording(), AsgiTarget(guarded_app()),
+                              ReplayOptions(auth="tests.replay.issue17_apps:failing_hook"))
+    [finding] = result.verdict.findings
+    assert finding.kind is FindingKind.UNREACHABLE
+    assert finding.detail == ("--auth tests.replay.issue17_apps:failing_hook, session 1: the "
+                              "hook raised RuntimeError: login refused for session 1")

@@ -116,6 +116,9 @@ async def test_concurrency_cap_holds_later_sessions_until_a_slot_frees(autojump_
     starts = sorted(_of(s.events, Connected)[0].t for s in transcript.sessions)
     assert starts == [0, 0, 100 * MS]
     assert most == 2
+    # The held session connected 100 ms after its planned start: its connect lateness.
+    assert sorted(_of(s.events, Connected)[0].late for s in transcript.sessions) == [
+        0, 0, 100 * MS]
 
 
 async def test_server_close_ends_the_session_and_is_recorded_with_its_code(

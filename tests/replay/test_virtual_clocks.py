@@ -20,6 +20,7 @@ from corpus import Closer, write_recording
 from replay import OracleOptions, ReplayOptions, Warp, replay_recording
 from replay._auth import SigningKey
 from replay._engine.transcript import Closed, Received, Sent
+from replay._engine.warp import parse_duration
 from replay._search.bisect import bisect
 from replay._targets.asgi import AsgiTarget
 
@@ -62,6 +63,8 @@ def test_the_clean_recording_passes_at_recorded_timing() -> None:
 def test_the_expiry_between_the_two_checks_fires_below_the_recheck_only(exp, fires) -> None:
     result = replay_jwt(f"exp={exp}")
     closes = [e for s in result.transcript.sessions for e in s.events if isinstance(e, Closed)]
+    # in process the epoch's phase is placed: exp lands exactly D after the connect
+    assert result.transcript.token_lifetimes == ((1, parse_duration(exp)),)
     if fires:
         assert not result.verdict.passed
         assert [(c.code, c.reason) for c in closes] == [(4401, "token expired")]
