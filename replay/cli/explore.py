@@ -147,7 +147,7 @@ def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
         f"--budget {args.budget} --seed {args.seed}",
         f"# Failed {hits} of {runs} re-runs"
         + (" (flaky: it may pass now and then)" if hits < runs else ""),
-        f"target = {_toml(args.target)}",
+        f"target = {_toml(_target_from(args.target, Path(args.out)))}",
         f"seed = {seed}",
         f"pacing = {_toml(args.pacing)}",
         *([f"ignore_paths = [{', '.join(_toml(p) for p in args.ignore_path)}]"]
@@ -169,6 +169,19 @@ def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _target_from(spec: str, folder: Path) -> str:
+    """The target as the sidecar in `folder` must spell it: an ``asgi:`` file path is read
+    relative to the sidecar's folder, so it is rewritten relative to `folder`."""
+    import os
+
+    where, sep, attr = spec.removeprefix("asgi:").rpartition(":")
+    if not spec.startswith("asgi:") or not sep or not where.endswith(".py") \
+            or not Path(where).is_file():
+        return spec
+    relative = Path(os.path.relpath(Path(where).resolve(), folder.resolve()))
+    return f"asgi:{relative.as_posix()}:{attr}"
 
 
 def _key_source(key) -> list[str]:
