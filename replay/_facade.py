@@ -44,14 +44,22 @@ def replay_recording(recording: Recording, target: Target,
     connects.
     """
     options = options or ReplayOptions()
-    schedule, rewrite = _prepare(recording, options)
+    schedule, rewrite, lifetimes = _prepare(recording, options)
     clocks = app_clocks(recording, schedule, options) if target.clock == "virtual" else None
     transcript = run_sync(schedule, target, seed=options.seed, timeout=options.timeout,
                           concurrency=options.concurrency, on_event=on_event, rewrite=rewrite,
                           binder=binder_for(recording, options), clocks=clocks)
     if clocks is not None:
         transcript = replace(transcript, epoch=clocks.epoch_ns)
+    transcript = _with_token_lifetimes(transcript, lifetimes)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
+
+
+def _with_token_lifetimes(transcript: Transcript, lifetimes: dict[int, int]) -> Transcript:
+    """The transcript with the re-minted tokens' effective lifetimes (``exp=`` only)."""
+    if not lifetimes:
+        return transcript
+    return replace(transcript, token_lifetimes=tuple(sorted(lifetimes.items())))
 
 
 def app_clocks(recording: Recording, schedule: Schedule, options: ReplayOptions) -> AppClocks:
@@ -73,22 +81,25 @@ async def replay_recording_async(recording: Recording, target: Target,
     ``@pytest.mark.trio`` test with ``autojump_clock``); the loop decides same-instant
     ordering, so `options.seed` is not used."""
     options = options or ReplayOptions()
-    schedule, rewrite = _prepare(recording, options)
+    schedule, rewrite, lifetimes = _prepare(recording, options)
     transcript = await replay(schedule, target, timeout=options.timeout,
                               concurrency=options.concurrency, on_event=on_event,
                               rewrite=rewrite, binder=binder_for(recording, options))
+    transcript = _with_token_lifetimes(transcript, lifetimes)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 
 
-def _prepare(recording: Recording,
-             options: ReplayOptions) -> tuple[Schedule, SessionRewrite | None]:
+def _prepare(recording: Recording, options: ReplayOptions) -> tuple[
+        Schedule, SessionRewrite | None, dict[int, int]]:
+    """The schedule, the connect-time rewrite, and where the minter notes each session's
+    effective token lifetime (filled during the run)."""
     schedule = plan_recording(recording, warp=options.warp, pacing=options.pacing,
                               protocol=options.protocol)
     if options.max_message_size is not None:
         schedule = replace(schedule, max_message_size=options.max_message_size)
     filler = credential_filler(options)
     if options.key is None:
-        return schedule, filler
+        return schedule, filler, {}
     from ._auth import TokenMinter
     from ._credentials import chain
 
@@ -97,7 +108,7 @@ def _prepare(recording: Recording,
     minter.check(schedule)  # refuse a key that must not sign before anything connects
     # Credentials first: an auth hook sees the recorded identity (the claims) before the
     # re-mint replaces the tokens.
-    return schedule, chain(filler, minter)
+    return schedule, chain(filler, minter), minter.lifetimes
 
 
 def credential_filler(options: ReplayOptions) -> SessionRewrite | None:

@@ -155,6 +155,10 @@ class Transcript:
     """``real`` or ``virtual``: what the times mean."""
     epoch: int | None = None
     """Virtual clock: Unix ns the app's wall clock read at t=0 (None: the real clock)."""
+    token_lifetimes: tuple[tuple[int, int], ...] = ()
+    """With the warp's ``exp=``: (session, ns from its connect to its re-minted tokens'
+    whole-second ``exp``), what the server sees. Exact in process (the epoch's phase is
+    placed); live, ``exp`` rounds up to a whole second, so this is D to D + 1 s."""
 
 
 def describe_ending(events: tuple[Event, ...] | list[Event]) -> str:

@@ -211,7 +211,8 @@ class WireClient:
                 self._outbox.send_nowait(payload)
         elif isinstance(event, Ping):
             if self._ws.state is ConnectionState.OPEN:
-                await self._write(self._ws.send(event.response()))
+                with contextlib.suppress(WireClosed):  # the reader will see the stream end
+                    await self._write(self._ws.send(event.response()))
         elif isinstance(event, CloseConnection):
             if self.closed is None:  # else: the answer to our own close
                 code = None if event.code == ABNORMAL else int(event.code)
@@ -245,7 +246,9 @@ class WireClient:
         self.closed = CloseInfo(code, reason, by_client=True, refused=refused)
         self._outbox.close()
         if self._ws.state is ConnectionState.OPEN:
-            await self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+            # A stream already gone has closed as far as it ever will: not an error here.
+            with contextlib.suppress(WireClosed):
+                await self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
 
     async def _finish(self, info: CloseInfo) -> None:
         if self.closed is None:

@@ -11,7 +11,7 @@ import importlib
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_DIVERGED = 1  # a verdict other than pass, or validation problems
@@ -44,12 +44,21 @@ _COMMANDS = ("show", "validate", "run", "learn", "bisect", "explore", "load", "r
              "import_")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block), its value cut to a
+    readable length; sub-command parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} "
+                              f"(see {self.prog} --help)\n")
+
+
 class UsageError(Exception):
     """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="wsreplay",
         description="Record WebSocket sessions and replay them on a timeline you control.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(error)
     except BrokenPipeError:  # `wsreplay show FILE | head`
         return EXIT_OK
+    except (RecursionError, OverflowError, MemoryError) as error:
+        # Input shaped to exhaust something (nesting, magnitude) that no check above named:
+        # still an input problem, still one line.
+        return fail(f"cannot process this input: {type(error).__name__}: {error}")
     except OSError as error:  # missing file, permission denied...
         where = f"{error.filename}: " if error.filename else ""
         return fail(f"{where}{error.strerror or error}")

@@ -225,6 +225,7 @@ def _epoch(text: str) -> int:
 def _seconds(text: str) -> float:
     from replay._engine.warp import parse_duration
 
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         value = float(text)
     except ValueError:
@@ -232,10 +233,16 @@ def _seconds(text: str) -> float:
             value = parse_duration(text) / 1e9
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected seconds (10, 0.5) or a duration (500ms), got {text!r}") from None
+                f"expected seconds (10, 0.5) or a duration (500ms), got {shown!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {shown!r}")
+    if not value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_TIMEOUT_S:,} seconds "
+                                         f"(a week), got {shown!r}")
     return value
+
+
+MAX_TIMEOUT_S = 7 * 86400
 
 
 @dataclass
@@ -474,6 +481,25 @@ def _exit_code(runs: Sequence[_Run]) -> int:
     return EXIT_OK if all(r.result.verdict.passed for r in runs) else EXIT_DIVERGED
 
 
+def token_lifetime_lines(runs: Sequence[_Run]) -> list[str]:
+    """Live runs with ``exp=``: how long after its connect each session's token really
+    expired for the server (exp is whole seconds, rounded up), once per distinct set."""
+    from replay._engine.warp import format_duration
+
+    seen, lines = set(), []
+    for run in runs:
+        transcript = run.result.transcript
+        if transcript.clock != "real" or not transcript.token_lifetimes:
+            continue
+        text = ", ".join(f"session {s}: {format_duration(ns)}"
+                         for s, ns in transcript.token_lifetimes)
+        if text not in seen:
+            seen.add(text)
+            lines.append(f"note: exp= is whole seconds to the server (rounded up): tokens "
+                         f"expired this long after connect: {text}")
+    return lines
+
+
 def connect_lateness(events: Sequence[Any]) -> int | None:
     """How late the runner began the session's connect (ns), or None if it never opened."""
     from replay._engine.transcript import Connected
@@ -552,6 +578,7 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
     from corpus import scrub
     from replay._engine.diff import render_diff
+    from replay._engine.oracle import control_counts
     from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
@@ -569,11 +596,17 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
                 ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
                 + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
             timing = "" if timing == "  []" else timing
+            controls = control_counts(events.get(verdict.session, ()))
+            if controls:  # answered or skipped by the protocol profile, not judged
+                timing += "  [control: " + ", ".join(f"{n} {name}" for name, n
+                                                     in controls.items()) + "]"
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
                         f"{how}"))
     for line in carried_lines(runs):
+        print(line)
+    for line in token_lifetime_lines(runs):
         print(line)
     failed = [r for r in runs if not r.result.verdict.passed]
     for run in failed:
@@ -642,7 +675,10 @@ def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict
 
 
 def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
+    from replay._engine.oracle import control_counts
+
     result = run.result
+    protocols = {plan.session: plan.protocol.name for plan in result.schedule.sessions}
     events = {s.session: s.events for s in result.transcript.sessions}
     return {
         "file": run.path,
@@ -650,6 +686,7 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
         "clock": result.transcript.clock,
         "epoch": (format_epoch(result.transcript.epoch)
                   if result.transcript.epoch is not None else None),
+        "epoch_ns": result.transcript.epoch,
         "verdict": "interrupted" if run.interrupted else str(result.verdict.kind),
         "reproduce": reproduce_command(args, run.path),
         "carried": carried_lines([run]),
@@ -661,7 +698,10 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "protocol": protocols.get(v.session),
+            "control": control_counts(events.get(v.session, ())),
             "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
+            "token_lifetime_ns": dict(result.transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],
         } for v in result.verdict.sessions],
     }

@@ -194,6 +194,9 @@ def test_reminted_tokens_pass_a_checking_server_and_stay_out_of_reports(
                        "--warp", "exp=-1s")
     assert expired.returncode == 1
     assert SECRET not in expired.stdout
+    # live, exp is a whole second (rounded up): the note says how long the token really had
+    [note] = [line for line in expired.stdout.splitlines() if line.startswith("note: exp=")]
+    assert "tokens expired this long after connect: session 1: " in note
     assert 'WSREPLAY_JWT_SECRET="$WSREPLAY_JWT_SECRET" wsreplay run' in expired.stdout
 
 

@@ -20,6 +20,7 @@ from corpus import Closer, write_recording
 from replay import OracleOptions, ReplayOptions, Warp, replay_recording
 from replay._auth import SigningKey
 from replay._engine.transcript import Closed, Received, Sent
+from replay._engine.warp import parse_duration
 from replay._search.bisect import bisect
 from replay._targets.asgi import AsgiTarget
 
@@ -62,11 +63,18 @@ def test_the_clean_recording_passes_at_recorded_timing() -> None:
 def test_the_expiry_between_the_two_checks_fires_below_the_recheck_only(exp, fires) -> None:
     result = replay_jwt(f"exp={exp}")
     closes = [e for s in result.transcript.sessions for e in s.events if isinstance(e, Closed)]
+    # in process the epoch's phase is placed: exp lands exactly D after the connect
+    assert result.transcript.token_lifetimes == ((1, parse_duration(exp)),)
     if fires:
         assert not result.verdict.passed
         assert [(c.code, c.reason) for c in closes] == [(4401, "token expired")]
     else:
         assert result.verdict.passed, result.verdict
+
+
+def test_a_later_connect_gets_a_token_issued_on_the_apps_clock() -> None:
+    """iat is minted from the clock PyJWT checks it with, so it is never in the future."""
+    assert replay_jwt("start=+2.7s").verdict.passed
 
 
 def test_bisect_exp_is_exact_repeatable_and_the_apps_own_number(tmp_path: Path) -> None:
@@ -165,3 +173,32 @@ def test_the_clean_recording_replays_clean_100_times_byte_identically_in_any_pro
         outputs.append(wsreplay(*argv).stdout)
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[0])["runs"][0]["epoch"] == "2023-11-14T22:13:20Z"
+
+
+def test_the_fixture_and_a_sidecar_pin_the_epoch(wsreplay, tmp_path: Path) -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    path = tmp_path / "log.wsr"
+    write_recording(path, log_recording())
+    target = f"asgi:{APPS}:log_app"
+    result = wsreplay.run(path, target=target, epoch="2025-06-15T15:06:40Z")
+    assert result.transcript.epoch == 1_750_000_000_000_000_000
+    (tmp_path / "log.wsr.toml").write_text(f'target = "{target}"\nepoch = 1750000000.5\n')
+    assert wsreplay.run(path).transcript.epoch == 1_750_000_000_500_000_000
+    assert parse_sidecar('epoch = "2025-01-01T00:00:00Z"', path="s.toml").epoch == (
+        1_735_689_600_000_000_000)
+    with pytest.raises(SidecarError, match=r"s\.toml: epoch: expected ISO 8601"):
+        parse_sidecar("epoch = true", path="s.toml")
+
+
+def test_epoch_and_real_random_are_refused_for_a_live_target_and_bad_text(tmp_path) -> None:
+    path = tmp_path / "log.wsr"
+    write_recording(path, log_recording())
+    live = wsreplay("run", str(path), "--target", "ws://127.0.0.1:9", "--epoch", "0")
+    assert live.returncode == 2
+    assert live.stderr.strip().splitlines() == [
+        "wsreplay: error: --epoch: only for asgi: targets (a live server reads its own clock "
+        "and randomness), not 'ws://127.0.0.1:9'"]
+    bad = wsreplay("run", str(path), "--target", f"asgi:{APPS}:log_app", "--epoch", "soon")
+    assert bad.returncode == 2
+    assert "--epoch: expected Unix seconds (1735689600) or an ISO 8601 time" in bad.stderr
