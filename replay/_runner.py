@@ -184,7 +184,10 @@ class _SessionLog:
         if self.done:
             return
         self._events.append(event)
-        self.progress_at = max(self.progress_at, event.t)
+        if type(event) is not Received or not event.control:
+            # A heartbeat is not progress: a server that pings while it never sends what
+            # the session waits for is stuck all the same.
+            self.progress_at = max(self.progress_at, event.t)
         if self.run.on_event is not None:
             self.run.on_event(self.plan.session, event)
 

@@ -18,8 +18,9 @@ no clock, no Trio) and immutable, so a schedule can carry it and any process can
   when the server asks; a client-initiated keep-alive stays on the schedule, with its
   recorded rhythm.
 - `redo` and `bind` describe the HTTP steps recorded before the upgrade (Engine.IO's
-  polling open): which to perform again at replay, and which recorded values the new
-  answers replace (a new ``sid``), so the upgrade request uses them.
+  polling open): which to perform again at replay, and which query parameters the new
+  answers set (a new ``sid``) in later steps and in the upgrade request. Parameters, not
+  values: the recorded value may be a redaction placeholder.
 - `volatile_paths`: ignore-paths that always apply to this protocol (session ids the
   server mints), on top of the user's.
 - `detects` says from a recorded handshake whether a session speaks this protocol.
@@ -91,8 +92,8 @@ class Profile:
         return True
 
     def bind(self, exchange: HttpExchange, status: int, body: bytes) -> Mapping[str, str]:
-        """Recorded values the replayed answer (`status`, `body`) to `exchange` replaces,
-        as {recorded: new}; later steps and the upgrade URL use the new ones."""
+        """Query parameters the replayed answer (`status`, `body`) to `exchange` gives new
+        values, as {name: value}; later steps and the upgrade URL carry them."""
         return {}
 
     def __eq__(self, other: object) -> bool:
@@ -171,16 +172,17 @@ def canonical(value: object) -> str:
 
 
 def rebind_url(url: str, bound: Mapping[str, str]) -> str:
-    """`url` with each query value that `bound` maps replaced by its new value."""
+    """`url` with the query parameters `bound` names set to its values (only those the URL
+    has: a parameter is re-bound, never added)."""
     if not bound or "?" not in url:
         return url
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(value in bound for _, value in pairs):
+    if not any(key in bound for key, _ in pairs):
         return url
-    query = urlencode([(key, bound.get(value, value)) for key, value in pairs])
+    query = urlencode([(key, bound.get(key, value)) for key, value in pairs])
     return urlunsplit(parts._replace(query=query))
 
 

@@ -578,6 +578,7 @@ def reproduce_command(args: argparse.Namespace, path: str) -> str:
 def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> None:
     from corpus import scrub
     from replay._engine.diff import render_diff
+    from replay._engine.oracle import control_counts
     from replay._engine.transcript import describe_ending
     from replay._engine.verdict import VerdictKind
 
@@ -595,6 +596,10 @@ def _print_text(runs: Sequence[_Run], args: argparse.Namespace, target: str) -> 
                 ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
                 + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
             timing = "" if timing == "  []" else timing
+            controls = control_counts(events.get(verdict.session, ()))
+            if controls:  # answered or skipped by the protocol profile, not judged
+                timing += "  [control: " + ", ".join(f"{n} {name}" for name, n
+                                                     in controls.items()) + "]"
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"
@@ -670,7 +675,10 @@ def _document(runs: Sequence[_Run], args: argparse.Namespace, code: int) -> dict
 
 
 def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
+    from replay._engine.oracle import control_counts
+
     result = run.result
+    protocols = {plan.session: plan.protocol.name for plan in result.schedule.sessions}
     events = {s.session: s.events for s in result.transcript.sessions}
     return {
         "file": run.path,
@@ -690,6 +698,8 @@ def _run_json(run: _Run, args: argparse.Namespace) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": lateness(events.get(v.session, ())),
+            "protocol": protocols.get(v.session),
+            "control": control_counts(events.get(v.session, ())),
             "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
             "token_lifetime_ns": dict(result.transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],
