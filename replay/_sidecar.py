@@ -96,6 +96,9 @@ class Sidecar:
     secrets: tuple[tuple[str, str], ...] = ()
     """(placeholder kind, environment variable name): names only, never values."""
     auth: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables set while an in-process (``asgi:``) target is imported and
+    run, restored after; a file's sidecar adds to (and overrides) its folder's."""
     cases: tuple[Case, ...] = (Case(),)
     sources: tuple[str, ...] = field(default=())
     """The sidecar files this was read from, folder first."""
@@ -158,6 +161,12 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
             changes[key] = tuple(value)
         elif key == "secrets":
             changes["secrets"] = _secrets(path, value)
+        elif key == "env":
+            if not isinstance(value, dict) or not all(
+                    isinstance(v, str) and k for k, v in value.items()):
+                raise SidecarError(path, key, 'expected a table of strings, e.g. '
+                                   'env = {APP_MODE = "test"}')
+            changes["env"] = tuple({**dict(sidecar.env), **value}.items())
         elif key == "warps":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise SidecarError(path, key, "expected a list of warp strings")
@@ -167,8 +176,8 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
                 raise SidecarError(path, key, "expected [[cases]] tables")
             changes["cases"] = tuple(_case(path, i, c) for i, c in enumerate(value))
         else:
-            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "epoch", "secrets", "warps",
-                                      "cases"]))
+            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "epoch", "secrets", "env",
+                                      "warps", "cases"]))
             raise SidecarError(path, key, f"unknown key (known keys: {known})")
     if "warps" in data and "cases" in data:
         changes["cases"] = (*(Case(warp=w) for w in data["warps"]),

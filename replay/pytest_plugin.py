@@ -11,6 +11,7 @@ Hand-written tests use the ``wsreplay`` fixture (`Replayer`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -205,7 +206,8 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
     from .cli.run import reproduce_command as run_command
 
     where = os.path.relpath(path)
-    argv = ["run", where, "--target", case.target_in(sidecar) or "?", "--pacing", sidecar.pacing,
+    target = resolve_target(case.target_in(sidecar) or "?", sidecar)
+    argv = ["run", where, "--target", target, "--pacing", sidecar.pacing,
             "--seed", str(sidecar.seed)]
     if case.warp:
         argv += ["--warp", case.warp]
@@ -270,8 +272,46 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
     from ._targets.open import open_target
 
     recording = read_recording(path)
-    target = open_target(case.target_in(sidecar) or "")
-    return replay_recording(recording, target, _replay_options(sidecar, case))
+    spec = resolve_target(case.target_in(sidecar) or "", sidecar)
+    with target_environment(spec, sidecar):
+        target = open_target(spec)
+        return replay_recording(recording, target, _replay_options(sidecar, case))
+
+
+def resolve_target(spec: str, sidecar: Sidecar) -> str:
+    """An ``asgi:`` file path relative to the folder of the sidecar that names it (the
+    file's own sidecar first, then the folder's); else as given, from the working
+    directory. Module paths (``asgi:pkg.app:app``) are imported as they are."""
+    if not spec.startswith("asgi:"):
+        return spec
+    where, sep, attr = spec.removeprefix("asgi:").rpartition(":")
+    if not sep or not (where.endswith(".py") or "/" in where or os.sep in where) \
+            or Path(where).is_absolute():
+        return spec
+    for source in reversed(sidecar.sources):
+        candidate = Path(source).parent / where
+        if candidate.is_file():
+            return f"asgi:{candidate}:{attr}"
+    return spec
+
+
+@contextlib.contextmanager
+def target_environment(spec: str, sidecar: Sidecar) -> Iterator[None]:
+    """The sidecar's ``env`` set while an in-process target is imported and run; every
+    variable restored (or removed) after, whatever happens."""
+    if not sidecar.env or not spec.startswith("asgi:"):
+        yield
+        return
+    saved = {name: os.environ.get(name) for name, _ in sidecar.env}
+    os.environ.update(dict(sidecar.env))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _replay_options(sidecar: Sidecar, case: Case) -> Any:
@@ -310,7 +350,8 @@ def _signing_key(sidecar: Sidecar) -> Any:
     key_file = None
     if sidecar.jwt_key_file is not None:  # relative to the sidecar that names it
         key_file = str(Path(where).parent / sidecar.jwt_key_file)
-    return signing_key(secret=secret, key_file=key_file)
+    # No key named here: $WSREPLAY_JWT_SECRET or $WSREPLAY_JWT_KEY_FILE, as on the CLI.
+    return signing_key(secret=secret, key_file=key_file, env=dict(os.environ))
 
 
 @dataclass
@@ -338,10 +379,11 @@ class Replayer:
         from ._targets.open import open_target
 
         sidecar, case = self._plan(Path(file), warp, options)
-        # the running test's loop decides same-instant ordering: the seed is not used
-        return await replay_recording_async(read_recording(file),
-                                            open_target(sidecar.target or ""),
-                                            _replay_options(sidecar, case))
+        spec = resolve_target(sidecar.target or "", sidecar)
+        with target_environment(spec, sidecar):
+            # the running test's loop decides same-instant ordering: the seed is not used
+            return await replay_recording_async(read_recording(file), open_target(spec),
+                                                _replay_options(sidecar, case))
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:

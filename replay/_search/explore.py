@@ -236,7 +236,12 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
                 verdicts[choice] = verdict
         return judged[choice]
 
-    item = st.tuples(st.integers(0, len(space) - 1), st.integers(0, STEPS))
+    # A deviation is drawn as a percent and a fine part: Hypothesis draws small ranges
+    # about evenly (a bare 0..STEPS would cluster near the recording), and shrinks the
+    # percent first, then the fine part, down to one STEPS-th of the span.
+    deviation = st.tuples(st.integers(0, 100), st.integers(0, 99)).map(
+        lambda parts: min(STEPS, parts[0] * 100 + parts[1]))
+    item = st.tuples(st.integers(0, len(space) - 1), deviation)
     candidates = st.lists(item, min_size=1, max_size=3, unique_by=lambda pair: pair[0])
     shrunk: list[tuple[str, str]] = []  # the classes a round of Hypothesis has shrunk
     # Round after round, each aims at a failure class no earlier round shrank, until one
@@ -253,9 +258,9 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
             return found == aim[0]
 
         try:
-            # Generation gets half of what is left, so at least half is left for shrinking.
+            # Generation may take three quarters of what is left; shrinking gets the rest.
             find(candidates, fails, random=random.Random(seed + len(shrunk)),
-                 settings=settings(max_examples=max(1, (budget - counter.count) // 2),
+                 settings=settings(max_examples=max(1, (budget - counter.count) * 3 // 4),
                                    database=None, deadline=None,
                                    phases=[Phase.generate, Phase.shrink],
                                    suppress_health_check=list(HealthCheck)))

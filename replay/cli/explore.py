@@ -135,6 +135,8 @@ def _reproduce(args: argparse.Namespace, repro: Path, warp: str, seed: int | Non
 
 
 def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
+    from .run import format_epoch
+
     kind, first = failure.signature
     chosen = [f for f in failure.verdict.findings if str(f.kind) == first]
     detail = (chosen or list(failure.verdict.findings) or [None])[0]
@@ -145,12 +147,16 @@ def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
         f"--budget {args.budget} --seed {args.seed}",
         f"# Failed {hits} of {runs} re-runs"
         + (" (flaky: it may pass now and then)" if hits < runs else ""),
-        f"target = {_toml(args.target)}",
+        f"target = {_toml(_target_from(args.target, Path(args.out)))}",
         f"seed = {seed}",
         f"pacing = {_toml(args.pacing)}",
         *([f"ignore_paths = [{', '.join(_toml(p) for p in args.ignore_path)}]"]
           if args.ignore_path else []),
         *(["unordered = true"] if args.unordered else []),
+        # the app's wall clock as explored (without --epoch the repro file's own start,
+        # which is what each candidate was replayed with)
+        *([f"epoch = {_toml(format_epoch(args.epoch))}"] if args.epoch is not None else []),
+        *(["real_random = true"] if args.real_random else []),
         *_key_source(options.key),
         "",
         "[[cases]]",
@@ -163,6 +169,19 @@ def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _target_from(spec: str, folder: Path) -> str:
+    """The target as the sidecar in `folder` must spell it: an ``asgi:`` file path is read
+    relative to the sidecar's folder, so it is rewritten relative to `folder`."""
+    import os
+
+    where, sep, attr = spec.removeprefix("asgi:").rpartition(":")
+    if not spec.startswith("asgi:") or not sep or not where.endswith(".py") \
+            or not Path(where).is_file():
+        return spec
+    relative = Path(os.path.relpath(Path(where).resolve(), folder.resolve()))
+    return f"asgi:{relative.as_posix()}:{attr}"
 
 
 def _key_source(key) -> list[str]:

@@ -146,6 +146,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_DIVERGED
 
 
+def _refuse_app_clock_options(args: argparse.Namespace) -> None:
+    for flag, given in (("--epoch", getattr(args, "epoch", None) is not None),
+                        ("--real-random", getattr(args, "real_random", False))):
+        if given:  # the app's clocks are virtual only in process
+            raise UsageError(f"{flag}: only for asgi: targets; a load runs against a live "
+                             f"server, which reads its own clock and randomness")
+
+
 def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The load, the spec every shard runs with, and the settings for the report; every
     option checked before anything connects (`UsageError` & co. otherwise)."""
@@ -184,6 +192,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if not args.target.lower().startswith(("ws://", "wss://")):
         raise UsageError(f"--target {args.target!r}: a load runs against a live server: "
                          f"expected ws://HOST[:PORT] or wss://HOST[:PORT]")
+    _refuse_app_clock_options(args)
     target_options = {"ca_file": args.ca, "insecure": args.insecure or None,
                       "extra_headers": headers or None}
     open_target(args.target, **target_options)  # a malformed URL or CA file says so now
