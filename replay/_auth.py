@@ -7,11 +7,13 @@ query, offered subprotocols and text payloads, and replaced at each session's co
 a token with the same header and claims, signed with the key the user gives, and with
 ``iat``/``nbf``/``exp`` moved to the replay's clock:
 
-- ``iat`` becomes the connect time; ``nbf`` keeps its distance to ``iat``;
+- ``iat`` becomes the connect time on the clock the server reads (in process: the app's
+  virtual wall clock), rounded down to a whole second; ``nbf`` keeps its distance to ``iat``;
 - ``exp`` keeps the token's recorded lifetime (from ``iat``, or from the recorded session
   start when the token has no ``iat``) — or, with the warp's ``exp=…`` knob
   (`Schedule.token_expiry`), is set that long after the connect (negative: already
-  expired), to make a token expire mid-handshake on purpose.
+  expired), rounded up to a whole second, to make a token expire mid-handshake on purpose.
+  In process the epoch's phase is placed so that it lands exactly (`place_expiry_phase`).
 
 Safety rules: ``alg: none`` is refused; a token recorded as RS256/ES256 is never signed
 with an HMAC secret (nor the other way round) unless the user allows it by name. Fresh

@@ -21,7 +21,7 @@ def test_corpus_exports_are_exactly_the_documented_names() -> None:
         "tool_version", "validate", "Problem", "Checker",
         # redaction
         "PLACEHOLDER", "RedactionError", "RedactionPolicy", "Redactor", "is_jwt", "placeholder",
-        "redact_jwt",
+        "redact_jwt", "scrub", "scrub_value",
         # importers
         "NotAHar", "har_to_recording", "read_har",
         # file names from untrusted text

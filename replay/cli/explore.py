@@ -138,6 +138,8 @@ def _reproduce(args: argparse.Namespace, repro: Path, warp: str, seed: int | Non
 
 
 def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
+    from .run import format_epoch
+
     kind, first = failure.signature
     chosen = [f for f in failure.verdict.findings if str(f.kind) == first]
     detail = (chosen or list(failure.verdict.findings) or [None])[0]
@@ -154,6 +156,10 @@ def _sidecar_text(args: argparse.Namespace, failure, options) -> str:
         *([f"ignore_paths = [{', '.join(_toml(p) for p in args.ignore_path)}]"]
           if args.ignore_path else []),
         *(["unordered = true"] if args.unordered else []),
+        # the app's wall clock as explored (without --epoch the repro file's own start,
+        # which is what each candidate was replayed with)
+        *([f"epoch = {_toml(format_epoch(args.epoch))}"] if args.epoch is not None else []),
+        *(["real_random = true"] if args.real_random else []),
         *_key_source(options.key),
         "",
         "[[cases]]",

@@ -72,6 +72,11 @@ def test_the_expiry_between_the_two_checks_fires_below_the_recheck_only(exp, fir
         assert result.verdict.passed, result.verdict
 
 
+def test_a_later_connect_gets_a_token_issued_on_the_apps_clock() -> None:
+    """iat is minted from the clock PyJWT checks it with, so it is never in the future."""
+    assert replay_jwt("start=+2.7s").verdict.passed
+
+
 def test_bisect_exp_is_exact_repeatable_and_the_apps_own_number(tmp_path: Path) -> None:
     path = tmp_path / "jwt.wsr"
     write_recording(path, jwt_recording())
