@@ -1,5 +1,7 @@
 """wsreplay's replay side: schedules, warps, targets, the runner, the oracle and the CLI."""
 
+from ._engine.correlation import Correlation as Correlation
+from ._engine.correlation import CorrelationOptions as CorrelationOptions
 from ._engine.diff import render_diff as render_diff
 from ._engine.diff import render_session as render_session
 from ._engine.diff import render_timeline as render_timeline
@@ -16,6 +18,7 @@ from ._engine.schedule import Send as Send
 from ._engine.schedule import SessionPlan as SessionPlan
 from ._engine.schedule import build_schedule as build_schedule
 from ._engine.transcript import AppError as AppError
+from ._engine.transcript import Carried as Carried
 from ._engine.transcript import ClientRefused as ClientRefused
 from ._engine.transcript import Closed as Closed
 from ._engine.transcript import Connected as Connected
@@ -25,6 +28,7 @@ from ._engine.transcript import Sent as Sent
 from ._engine.transcript import SessionTranscript as SessionTranscript
 from ._engine.transcript import Stuck as Stuck
 from ._engine.transcript import Transcript as Transcript
+from ._engine.transcript import Unbound as Unbound
 from ._engine.transcript import Unreachable as Unreachable
 from ._engine.verdict import Finding as Finding
 from ._engine.verdict import FindingKind as FindingKind
@@ -85,6 +89,9 @@ _LAZY = {
     "LiveTarget": "._targets.live", "open_target": "._targets.open",
     "AsgiTarget": "._targets.asgi",
     "SigningKey": "._auth", "TokenMinter": "._auth",
+    # Credentials filled at connect (`--secret`, `--auth`).
+    "SecretSource": "._credentials", "Credentials": "._credentials",
+    "SessionIdentity": "._credentials",
     # Load replay (`wsreplay load`): fan-out is pure; running a load needs Trio (and Dask
     # for a cluster).
     "fan_out": "._load.fanout", "shard": "._load.fanout", "Identity": "._load.fanout",

@@ -200,7 +200,10 @@ class SocketIOProfile(Profile):
         if not isinstance(value, dict):
             return super().describe(frame)
         if "eio" in value:
-            return canonical(value)
+            data = value.get("data")
+            if data is None:
+                return str(value["eio"])
+            return f"{value['eio']} {data if isinstance(data, str) else canonical(data)}"
         head = f"{value['type']} {value['nsp']}"
         if "id" in value:
             head += f" id={value['id']}"

@@ -96,3 +96,39 @@ def test_a_deeply_nested_sidecar_names_its_key(tmp_path: Path) -> None:
     with pytest.raises(SidecarError) as refused:
         load_sidecar(path)
     assert "ignore_paths" in str(refused.value) and "nested too deeply" in str(refused.value)
+
+
+# -- commands refuse what validate rejects, unless --lenient --------------------------------
+
+def _backwards(path: Path) -> Path:
+    writer = CorpusWriter(path, new_header(epoch_ns=0))
+    writer.write(Handshake(session=0, t=0, url="ws://h/ws", request_headers=(), status=101,
+                           t_response=1),
+                 Message(0, 50, Direction.CLIENT_TO_SERVER, "a"),
+                 Message(0, 10, Direction.SERVER_TO_CLIENT, "b"),  # time goes backwards
+                 Close(0, 60, Closer.CLIENT, 1000, ""))
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "{f}", "--target", TARGET], ["redact", "{f}", "-o", "{out}"],
+    ["load", "{f}", "--target", TARGET, "--sessions", "1"],
+    ["bisect", "{f}", "--target", TARGET, "--knob", "accept", "--range", "0ms..10ms"],
+    ["explore", "{f}", "--target", TARGET, "--budget", "1", "--out", "{out}"]])
+def test_commands_refuse_a_file_validate_rejects(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    path = _backwards(tmp_path / "bad.wsr")
+    args = [a.format(f=path, out=tmp_path / "out") for a in argv]
+    line = _one_line(capsys, args)
+    assert str(path) in line and "time goes backwards" in line and "--lenient" in line
+
+
+def test_lenient_warns_and_goes_on_and_show_warns_by_default(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _backwards(tmp_path / "bad.wsr")
+    assert main(["redact", str(path), "-o", str(tmp_path / "out.wsr"), "--lenient"]) == 0
+    assert "warning: " in capsys.readouterr().err
+    assert main(["show", str(path)]) == 0
+    out = capsys.readouterr()
+    assert "time goes backwards" in out.err and "open" in out.out

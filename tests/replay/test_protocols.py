@@ -295,3 +295,32 @@ def test_a_custom_profile_answers_heartbeats_and_decodes_frames(protocol: str,
         [answered] = [e for e in result.transcript.sessions[0].events
                       if isinstance(e, Received) and e.control]
         assert (answered.control, answered.reply) == ("beat", "beat-ack")
+
+
+def test_registered_profiles_resolve_by_name_and_take_part_in_detection(monkeypatch) -> None:
+    from replay._protocols import registry
+
+    class Detecting(Upper):
+        @classmethod
+        def detects(cls, handshake: Handshake) -> bool:
+            return handshake.subprotocol == "upper.v1"
+
+    monkeypatch.setitem(globals(), "Detecting", Detecting)
+    monkeypatch.setattr(registry, "_registered", lambda: {"upper": f"{__name__}:Detecting"})
+    registry.resolve_protocol.cache_clear()
+    try:
+        assert isinstance(resolve_protocol("upper"), Detecting)
+        assert "upper" in registry.names()
+        assert isinstance(detect_protocol(_handshake(subprotocol="upper.v1")), Detecting)
+        assert detect_protocol(_handshake(subprotocol="graphql-ws")) == GQL
+    finally:
+        registry.resolve_protocol.cache_clear()
+
+
+def test_the_sidecar_names_the_protocol() -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    assert parse_sidecar('protocol = "socketio"', path="x.toml").protocol == "socketio"
+    assert parse_sidecar("", path="x.toml").protocol is None
+    with pytest.raises(SidecarError, match="protocol: expected a string"):
+        parse_sidecar("protocol = 1", path="x.toml")

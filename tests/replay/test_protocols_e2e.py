@@ -114,3 +114,26 @@ def test_cli_run_at_1x_replays_the_capture_as_it_is(recorded: Recorded) -> None:
     lines = out.stdout.splitlines()
     assert lines[0].startswith("PASS") and "[control: " in lines[0] and " ping" in lines[0]
     assert lines[1].startswith("PASS")
+
+
+def test_show_prints_decoded_messages_and_names_control_ones(
+        recorded: Recorded, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from replay.cli import main
+
+    assert main(["show", str(recorded.path), "--session", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "protocol socketio" in text
+    assert "http     GET " in text  # the polling open, before the upgrade
+    assert 'event / "news" [{"n":1,"text":"item 1"}]' in text
+    assert "ping (ping)" in text
+    assert main(["show", str(recorded.path), "--json", "--session", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    opened = next(line for line in lines if line["kind"] == "open")
+    assert opened["protocol"] == "graphql-ws"
+    nexts = [line["decoded"] for line in lines
+             if line.get("decoded", {}).get("type") == "next"]
+    assert nexts[0]["payload"] == {"data": {"count": 1}}
+    assert main(["show", str(recorded.path), "--raw", "--session", "0"]) == 0
+    assert '42["news",{"n":1,"text":"item 1"}]' in capsys.readouterr().out
