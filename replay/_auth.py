@@ -165,6 +165,10 @@ def plan_texts(plan: SessionPlan) -> Iterable[tuple[str, str]]:
     for send in plan.sends:
         if isinstance(send.payload, str):
             yield f"client message {send.index}", send.payload
+    for n, step in enumerate(plan.http):  # a protocol's HTTP steps before the upgrade
+        yield f"http step {n} url", step.url
+        for name, value in step.request_headers:
+            yield f"http step {n} header {name}", value
 
 
 def redacted_token_count(schedule: Schedule) -> int:
@@ -260,7 +264,11 @@ class TokenMinter:
             headers=tuple((name, sub(value)) for name, value in plan.headers),
             subprotocols=tuple(sub(p) for p in plan.subprotocols),
             sends=tuple(dataclasses.replace(s, payload=sub(s.payload))
-                        if isinstance(s.payload, str) else s for s in plan.sends))
+                        if isinstance(s.payload, str) else s for s in plan.sends),
+            http=tuple(dataclasses.replace(
+                step, url=sub(step.url),
+                request_headers=tuple((k, sub(v)) for k, v in step.request_headers))
+                for step in plan.http))
         if not fresh:
             return plan, _unchanged
         back = {new: old for old, new in fresh.items()}

@@ -81,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(Path(args.file).name.removesuffix(".wsr"), fallback="recording")
     classes = len(result.failures)
+    why = ("; the budget ran out: a larger --budget may shrink further"
+           if result.stopped == "budget" else
+           f"; stopped early: {result.stopped}" if result.stopped else "")
     print(f"found {classes} failure class{'es' if classes > 1 else ''} in {result.probes} "
-          f"replays" + (f" (stopped early: {result.stopped})" if result.stopped else ""))
+          f"replays{why}")
     for failure in result.failures:
         repro = _free_path(inside(out, f"{stem}.explored.wsr"))
         write_recording(repro, failure.recording)

@@ -413,7 +413,8 @@ def _note_unfilled(recordings: Sequence[tuple[str, Any]], options: Any) -> None:
 
 def _learn_first(recordings: Sequence[tuple[str, Any]], target: Any, options: Any,
                  args: argparse.Namespace) -> Any:
-    """`run --learn`: learn each file's noise (two runs), write it, judge with it."""
+    """`run --learn`: learn each file's noise (two runs), write it, judge with it. A file
+    that does not replay clean even then learns nothing: its findings are not noise."""
     from replay._learn import learn
     from replay._sidecar import add_ignore_paths
 
@@ -421,7 +422,12 @@ def _learn_first(recordings: Sequence[tuple[str, Any]], target: Any, options: An
 
     learned: list[str] = []
     for path, recording in recordings:
-        paths = learn(recording, target, options, runs=2)
+        found = learn(recording, target, options, runs=2)
+        if found.remaining:
+            print(f"learned nothing for {path}: it does not replay clean even with "
+                  f"{len(found.paths)} noisy path(s) ignored", file=sys.stderr)
+            continue
+        paths = list(found.paths)
         written = add_ignore_paths(sidecar_path(path), paths)
         print(f"learned {len(paths)} noisy path(s) for {path}: {', '.join(paths) or '-'}"
               f" (written to {written})", file=sys.stderr)

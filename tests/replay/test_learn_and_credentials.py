@@ -256,3 +256,14 @@ def test_the_pytest_fixture_fills_secrets_a_sidecar_names(tmp_path, monkeypatch,
     for name, value in SECRET_ENV.items():
         monkeypatch.setenv(name, value)
     assert wsreplay.run(file).verdict.passed
+
+
+def test_learn_refuses_a_target_that_is_not_known_good(tmp_path, cli) -> None:
+    # (A defect in values cannot be told from noise: that is why the target must be good.
+    # One that rejects the handshake can.)
+    file = tmp_path / "guarded.wsr"
+    write_recording(file, guarded_recording())
+    result = cli("learn", str(file), "--target", GUARDED, "--runs", "2")
+    assert result.returncode == 1
+    assert "needs a known-good target; nothing written" in result.stderr
+    assert not Path(f"{file}.toml").exists()

@@ -324,3 +324,31 @@ def test_the_sidecar_names_the_protocol() -> None:
     assert parse_sidecar("", path="x.toml").protocol is None
     with pytest.raises(SidecarError, match="protocol: expected a string"):
         parse_sidecar("protocol = 1", path="x.toml")
+
+
+def test_connection_init_and_http_step_tokens_are_reminted() -> None:
+    import base64
+    import dataclasses
+    import json
+
+    import jwt
+
+    from replay import SigningKey, TokenMinter
+
+    def b64(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    recorded = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64({'sub': 'u1'})}.wsreplay-redacted"
+    init = json.dumps({"type": "connection_init", "payload": {"authToken": recorded}})
+    rec = recording(session_records(0, [(0, ">", init), (1, "<", '{"type":"connection_ack"}')]))
+    from replay import build_schedule
+
+    plan = build_schedule(rec).sessions[0]
+    step = HttpExchange(t=0, method="GET", url="http://h/socket.io/?EIO=4&transport=polling",
+                        request_headers=(("Authorization", f"Bearer {recorded}"),),
+                        status=200, t_response=1)
+    plan = dataclasses.replace(plan, http=(step,))
+    fresh, _ = TokenMinter(SigningKey.secret("k" * 32))(plan, 0)
+    token = json.loads(fresh.sends[0].payload)["payload"]["authToken"]
+    assert jwt.decode(token, "k" * 32, algorithms=["HS256"])["sub"] == "u1"
+    assert fresh.http[0].request_headers == (("Authorization", f"Bearer {token}"),)

@@ -26,6 +26,7 @@ from replay import (
     replay_recording,
 )
 from replay._engine.oracle import control_counts
+from replay._engine.transcript import Received
 
 from . import protocol_apps
 
@@ -85,11 +86,10 @@ def test_live_replays_are_clean_at_any_speed(recorded: Recorded, scale: str) -> 
     sio, gql = result.schedule.sessions
     assert (sio.protocol, gql.protocol) == (SocketIOProfile(), GraphQLWSProfile())
     events = result.transcript.sessions[0].events
-    pings = control_counts(events).get("ping", 0)
-    assert pings >= 1
-    if scale == "3":  # a longer session sees more pings than were recorded, all answered
-        recorded_pings = sum(m.payload == "2" for m in recorded.recording.sessions[0].messages)
-        assert pings > recorded_pings
+    assert control_counts(events).get("ping", 0) >= 1
+    # Every server ping was answered when it came, whatever the warp did to the schedule.
+    assert {(e.payload, e.reply) for e in events if isinstance(e, Received) and e.control
+            == "ping"} == {("2", "3")}
 
 
 def test_in_process_replay_is_clean(recorded: Recorded) -> None:
