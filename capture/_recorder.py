@@ -15,16 +15,31 @@ import functools
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from mitmproxy import http
 
-from corpus import CorpusWriter, Header, Message, Record, Redactor, new_header, placeholder
+from corpus import (
+    CorpusWriter,
+    Header,
+    HttpExchange,
+    Message,
+    Record,
+    Redactor,
+    new_header,
+    placeholder,
+)
 
 from . import _records
 
 log = logging.getLogger("wsreplay.capture")
+
+MAX_PENDING = 1024
+"""Engine.IO sessions whose polling steps wait for their upgrade; the oldest beyond this
+are forgotten (clients that never upgrade)."""
 
 PER_RUN = "run"
 PER_CONNECTION = "connection"
@@ -178,6 +193,9 @@ class Recorder:
         self.epoch_ns = time.time_ns() if epoch_ns is None else epoch_ns
         self._run_sink: _Sink | None = None
         self._live: dict[str, _Live] = {}
+        self._pending: OrderedDict[str, list[HttpExchange]] = OrderedDict()
+        """Engine.IO sid → its polling steps so far (absolute times), until its upgrade."""
+        self._origin_hinted = False
 
     def describe(self) -> str:
         settings = self.settings
@@ -195,12 +213,42 @@ class Recorder:
 
     @_hook
     def response(self, flow: http.HTTPFlow) -> None:
-        """Any HTTP response: record the upgrade requests the server refused."""
-        if flow.response is not None and flow.response.status_code != 101 \
-                and _records.is_upgrade(flow):
+        """Any HTTP response: record the upgrade requests the server refused, and keep the
+        Engine.IO polling steps that belong to a later upgrade."""
+        if flow.response is None or flow.response.status_code == 101:
+            return
+        if _records.is_upgrade(flow):
+            self._hint_origin(flow)
             live = self._open(flow)
             if live is not None:
                 self._finish(flow.id, live)
+            return
+        selected = self.settings.flow_filter
+        sid = _records.polling_sid(flow)
+        if sid is not None and (selected is None or selected(flow)):
+            self._pending.setdefault(sid, []).append(_records.http_step(flow))
+            self._pending.move_to_end(sid)
+            while len(self._pending) > MAX_PENDING:
+                self._pending.popitem(last=False)
+
+    def _hint_origin(self, flow: http.HTTPFlow) -> None:
+        """Once per run: a refused upgrade whose Origin no longer matches the Host that
+        reverse mode rewrote is most likely an origin check (Socket.IO's is on by default)."""
+        if self._origin_hinted or self.settings.source.get("mode") != "reverse":
+            return
+        assert flow.response is not None
+        origin = flow.request.headers.get("origin", "")
+        host = flow.request.headers.get("host", "")
+        if flow.response.status_code not in (400, 403) or not origin or not host:
+            return
+        if urlsplit(origin).netloc.lower() == host.lower():
+            return
+        self._origin_hinted = True
+        log.warning(f"wsreplay: the server refused the WebSocket upgrade of "
+                    f"{flow.request.url} with {flow.response.status_code}; its Origin "
+                    f"({origin}) no longer matches the Host mitmproxy's reverse mode sent "
+                    f"upstream ({host}). If the server checks Origin (Socket.IO does by "
+                    "default), restart mitmdump with --set keep_host_header=true")
 
     @_hook
     def error(self, flow: http.HTTPFlow) -> None:
@@ -263,8 +311,10 @@ class Recorder:
         selected = self.settings.flow_filter
         if flow.id in self._live or (selected is not None and not selected(flow)):
             return None
+        sid = _records.upgrade_sid(flow)
+        steps = self._pending.pop(sid, []) if sid is not None else []
         if self.settings.files == PER_CONNECTION:
-            epoch = _records.ns(flow.request.timestamp_start)
+            epoch = min([_records.ns(flow.request.timestamp_start), *(s.t for s in steps)])
             sink = _Sink(self._path(epoch, flow.id[:8]), self._header(epoch))
         else:
             epoch = self.epoch_ns
@@ -274,6 +324,8 @@ class Recorder:
         # Build the open record before the session exists: if the flow cannot be read, no
         # message may later land in a session that has no open record.
         record = _records.handshake(flow, session=sink.next_session, epoch_ns=epoch)
+        if steps:
+            record = replace(record, http=tuple(_records.shift_step(s, epoch) for s in steps))
         live = _Live(sink, sink.next_session, epoch)
         sink.next_session += 1
         self._live[flow.id] = live

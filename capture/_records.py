@@ -6,13 +6,15 @@ same session imported from ``mitmdump -w`` read back the same.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 from mitmproxy.websocket import WebSocketMessage
 
-from corpus import Close, Closer, Direction, Handshake, Headers, Message
+from corpus import Close, Closer, Direction, Handshake, Headers, HttpExchange, Message
 
 R = TypeVar("R", Handshake, Message, Close)
 
@@ -30,6 +32,57 @@ def ns(timestamp: float | None) -> int:
 def is_upgrade(flow: http.HTTPFlow) -> bool:
     """Did the client ask for a WebSocket (whatever the server answered)?"""
     return "websocket" in flow.request.headers.get("upgrade", "").lower()
+
+
+MAX_STEP_BODY = 1 << 20
+"""Largest request or response body kept on an HTTP step (polling bodies are small; a
+larger one is cut, and the step is still redone)."""
+
+
+def polling_sid(flow: http.HTTPFlow) -> str | None:
+    """For an Engine.IO long-polling request (``?EIO=…&transport=polling``): the session
+    id it belongs to (its ``sid`` query value, or for the open request the ``sid`` its
+    answer assigned); None for any other request."""
+    query = parse_qs(urlsplit(flow.request.url).query)
+    if "EIO" not in query or query.get("transport") != ["polling"]:
+        return None
+    if "sid" in query:
+        return query["sid"][0]
+    body = flow.response.content if flow.response is not None else None
+    if body and body[:1] == b"0":
+        try:
+            opened = json.loads(body[1:].split(b"\x1e", 1)[0])
+        except ValueError:
+            return None
+        sid = opened.get("sid") if isinstance(opened, dict) else None
+        return sid if isinstance(sid, str) else None
+    return None
+
+
+def upgrade_sid(flow: http.HTTPFlow) -> str | None:
+    """The Engine.IO ``sid`` an upgrade request carries (the session it upgrades)."""
+    values = parse_qs(urlsplit(flow.request.url).query).get("sid")
+    return values[0] if values else None
+
+
+def http_step(flow: http.HTTPFlow) -> HttpExchange:
+    """A finished HTTP flow as an `HttpExchange` with absolute times (ns since the Unix
+    epoch); `shift_step` makes them relative to a file's epoch."""
+    request, response = flow.request, flow.response
+    assert response is not None
+    t = ns(request.timestamp_start)
+    return HttpExchange(
+        t=t, method=request.method, url=request.url,
+        request_headers=_headers(request.headers),
+        request_body=(request.content or b"")[:MAX_STEP_BODY], status=response.status_code,
+        t_response=max(t, ns(response.timestamp_end or response.timestamp_start)),
+        response_headers=_headers(response.headers),
+        response_body=(response.content or b"")[:MAX_STEP_BODY])
+
+
+def shift_step(step: HttpExchange, epoch_ns: int) -> HttpExchange:
+    return replace(step, t=max(0, step.t - epoch_ns),
+                   t_response=max(0, step.t_response - epoch_ns))
 
 
 UNREACHABLE_STATUS = 502

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -33,19 +32,136 @@ class NotAHar(CorpusError):
     """The file is not a HAR file, or holds no WebSocket entry to import."""
 
 
-def read_har(path: str | os.PathLike[str]) -> Recording:
-    """Read a HAR file's WebSocket entries as a recording (raises `NotAHar` / `CorpusError`)."""
+def read_har(path: str | os.PathLike[str], *,
+             max_entry_bytes: int | None = None) -> Recording:
+    """Read a HAR file's WebSocket entries as a recording (raises `NotAHar` / `CorpusError`).
+
+    Streams the file (ijson): one entry at a time is held, so memory follows the largest
+    entry and the recording, not the file (HAR files carry every HTTP body too). An entry
+    larger than `max_entry_bytes` (default: the reader's record limit) is refused.
+    """
     path = os.fspath(path)
-    with open(path, "rb") as file:
-        raw = file.read()
-    try:
-        document = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise NotAHar("not a HAR file: not UTF-8 text", path=path) from None
-    except json.JSONDecodeError as bad:
-        raise NotAHar(f"not a HAR file: not JSON ({bad.msg} at line {bad.lineno} column "
-                      f"{bad.colno})", path=path) from None
-    return har_to_recording(document, path=path)
+    limit = _default_limit() if max_entry_bytes is None else max_entry_bytes
+    head: dict[str, Any] = {}
+    entries = _stream_entries(path, limit, head)
+    return har_to_recording({"log": {"entries": entries, **head}}, path=path)
+
+
+def _default_limit() -> int:
+    from ._reader import DEFAULT_MAX_RECORD_BYTES
+
+    return DEFAULT_MAX_RECORD_BYTES
+
+
+class _WebSocketEntries(list):
+    """The WebSocket entries of a streamed HAR, with how many entries it had in all (the
+    others are dropped as they stream past)."""
+
+    total = 0
+    indices: list[int]
+
+
+def _stream_entries(path: str, limit: int, head: dict[str, Any]) -> _WebSocketEntries:
+    import ijson
+
+    entries = _WebSocketEntries()
+    entries.indices = []
+    with open(path, "rb") as raw:
+        file = _Counting(raw)
+        raw_head = bytes(raw.peek(4)[:4])
+        if raw_head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise NotAHar("not a HAR file: not UTF-8 text", path=path)
+        if file.peek_bom():
+            file.skip(3)
+        try:
+            found_log = _collect(file, limit, head, entries, path)
+        except ijson.JSONError as bad:
+            reason = _cut(bad.args[0] if bad.args else bad)
+            if "utf8" in reason.lower() or "utf-8" in reason.lower():
+                raise NotAHar("not a HAR file: not UTF-8 text", path=path) from None
+            raise NotAHar(f"not a HAR file: not JSON ({reason})", path=path) from None
+        except UnicodeDecodeError:
+            raise NotAHar("not a HAR file: not UTF-8 text", path=path) from None
+        except (ValueError, OverflowError) as bad:  # a 5,000-digit number
+            raise NotAHar(f"not a HAR file: a value it cannot read ({_cut(str(bad))})",
+                          path=path) from None
+    if not found_log or not head.pop("entries_seen", False):
+        raise NotAHar("not a HAR file: expected a JSON object with log.entries", path=path)
+    return entries
+
+
+def _collect(file: _Counting, limit: int, head: dict[str, Any], entries: _WebSocketEntries,
+             path: str) -> bool:
+    """Build each entry of ``log.entries`` from the event stream, keep the WebSockets;
+    True when the document has a ``log`` object."""
+    import ijson
+
+    found_log = False
+    events = ijson.parse(file, use_float=True)
+    builder: Any = None
+    start = 0
+    for prefix, event, value in events:
+        if builder is not None:
+            builder.event(event, value)
+            if prefix == "log.entries.item" and event in ("end_map", "end_array"):
+                entry, builder = builder.value, None
+                entries.total += 1
+                if file.read_bytes - start > limit:
+                    raise CorpusError(
+                        f"entries[{entries.total - 1}]: larger than the record limit "
+                        f"of {limit:,} bytes (--max-record-size)", path=path)
+                if isinstance(entry, dict) and _is_websocket(entry):
+                    entries.append(entry)
+                    entries.indices.append(entries.total - 1)
+            elif file.read_bytes - start > limit:
+                raise CorpusError(
+                    f"entries[{entries.total}]: larger than the record limit of "
+                    f"{limit:,} bytes (--max-record-size)", path=path)
+            continue
+        if prefix == "log" and event == "start_map":
+            found_log = True
+        elif prefix == "log.entries.item":
+            if event in ("start_map", "start_array"):
+                builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+                start = file.read_bytes
+            else:  # a scalar entry: not a WebSocket
+                entries.total += 1
+        elif prefix == "log.creator" and event == "start_map":
+            head["creator"] = {}
+        elif prefix in ("log.creator.name", "log.creator.version") and \
+                event == "string" and isinstance(head.get("creator"), dict):
+            head["creator"][prefix.rsplit(".", 1)[1]] = value
+        elif prefix == "log.entries" and event == "start_array":
+            head["entries_seen"] = True
+    return found_log
+
+
+def _cut(reason: object) -> str:
+    """The first line of a parser's message, as text, at most 120 characters."""
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    text = str(reason).strip().splitlines()[0] if str(reason).strip() else "unreadable"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class _Counting:
+    """A binary file that counts what was read (the size of the entry being built)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.read_bytes = 0
+
+    def peek_bom(self) -> bool:
+        return bool(self.file.peek(3)[:3] == b"\xef\xbb\xbf")
+
+    def skip(self, n: int) -> None:
+        self.file.read(n)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.read_bytes += len(data)
+        return bytes(data)
 
 
 def har_to_recording(document: object, *, path: str | None = None) -> Recording:
@@ -54,9 +170,12 @@ def har_to_recording(document: object, *, path: str | None = None) -> Recording:
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
         raise NotAHar("not a HAR file: expected a JSON object with log.entries", path=path)
-    sockets = [(i, e) for i, e in enumerate(entries) if isinstance(e, dict) and _is_websocket(e)]
+    indices = getattr(entries, "indices", range(len(entries)))
+    sockets = [(indices[i], e) for i, e in enumerate(entries)
+               if isinstance(e, dict) and _is_websocket(e)]
     if not sockets:
-        raise NotAHar(f"HAR file has no WebSocket entries (none of its {len(entries)} entries "
+        total = getattr(entries, "total", len(entries))
+        raise NotAHar(f"HAR file has no WebSocket entries (none of its {total} entries "
                       "has _webSocketMessages); export it with the WebSocket messages included",
                       path=path)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ._errors import RecordError
 
@@ -180,6 +181,11 @@ class Handshake:
         _check_time("open", "t_response", self.t_response)
         if not isinstance(self.url, str):
             raise RecordError(f"open.url: expected a string, got {self.url!r}")
+        try:
+            urlsplit(self.url).port  # noqa: B018 - raises for a port beyond 65535
+        except ValueError as bad:
+            shown = self.url if len(self.url) <= 80 else self.url[:77] + "..."
+            raise RecordError(f"open.url: {bad} in {shown!r}") from None
         if type(self.status) is not int or not 100 <= self.status <= 599:
             raise RecordError(f"open.status: expected an HTTP status 100-599, got {self.status!r}")
         _check_headers("open", "request_headers", self.request_headers)

@@ -2,6 +2,8 @@
 
 import typing as _typing
 
+from ._engine.correlation import Correlation as Correlation
+from ._engine.correlation import CorrelationOptions as CorrelationOptions
 from ._engine.diff import render_diff as render_diff
 from ._engine.diff import render_session as render_session
 from ._engine.diff import render_timeline as render_timeline
@@ -18,6 +20,7 @@ from ._engine.schedule import Send as Send
 from ._engine.schedule import SessionPlan as SessionPlan
 from ._engine.schedule import build_schedule as build_schedule
 from ._engine.transcript import AppError as AppError
+from ._engine.transcript import Carried as Carried
 from ._engine.transcript import ClientRefused as ClientRefused
 from ._engine.transcript import Closed as Closed
 from ._engine.transcript import Connected as Connected
@@ -27,6 +30,7 @@ from ._engine.transcript import Sent as Sent
 from ._engine.transcript import SessionTranscript as SessionTranscript
 from ._engine.transcript import Stuck as Stuck
 from ._engine.transcript import Transcript as Transcript
+from ._engine.transcript import Unbound as Unbound
 from ._engine.transcript import Unreachable as Unreachable
 from ._engine.verdict import Finding as Finding
 from ._engine.verdict import FindingKind as FindingKind
@@ -85,6 +89,9 @@ from ._targets.base import Target as Target
 if _typing.TYPE_CHECKING:
     from ._auth import SigningKey as SigningKey
     from ._auth import TokenMinter as TokenMinter
+    from ._credentials import Credentials as Credentials
+    from ._credentials import SecretSource as SecretSource
+    from ._credentials import SessionIdentity as SessionIdentity
     from ._facade import Result as Result
     from ._facade import replay_recording as replay_recording
     from ._facade import replay_recording_async as replay_recording_async
@@ -110,7 +117,13 @@ _LAZY = {
     "replay_recording_async": "._facade", "Result": "._facade", "DEFAULT_TIMEOUT": "._options",
     "ReplayOptions": "._options", "LiveTarget": "._targets.live",
     "open_target": "._targets.open", "AsgiTarget": "._targets.asgi", "SigningKey": "._auth",
-    "TokenMinter": "._auth", "fan_out": "._load.fanout", "shard": "._load.fanout",
+    "TokenMinter": "._auth",
+    # Credentials filled at connect (`--secret`, `--auth`).
+    "SecretSource": "._credentials", "Credentials": "._credentials",
+    "SessionIdentity": "._credentials",
+    # Load replay (`wsreplay load`): fan-out is pure; running a load needs Trio (and Dask
+    # for a cluster).
+    "fan_out": "._load.fanout", "shard": "._load.fanout",
     "Identity": "._load.fanout", "Ramp": "._load.fanout", "Rate": "._load.fanout",
     "Load": "._load.fanout", "run_load": "._load.run", "LoadSpec": "._load.run",
     "LoadReport": "._load.stats",

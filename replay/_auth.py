@@ -7,11 +7,13 @@ query, offered subprotocols and text payloads, and replaced at each session's co
 a token with the same header and claims, signed with the key the user gives, and with
 ``iat``/``nbf``/``exp`` moved to the replay's clock:
 
-- ``iat`` becomes the connect time; ``nbf`` keeps its distance to ``iat``;
+- ``iat`` becomes the connect time on the clock the server reads (in process: the app's
+  virtual wall clock), rounded down to a whole second; ``nbf`` keeps its distance to ``iat``;
 - ``exp`` keeps the token's recorded lifetime (from ``iat``, or from the recorded session
   start when the token has no ``iat``) — or, with the warp's ``exp=…`` knob
   (`Schedule.token_expiry`), is set that long after the connect (negative: already
-  expired), to make a token expire mid-handshake on purpose.
+  expired), rounded up to a whole second, to make a token expire mid-handshake on purpose.
+  In process the epoch's phase is placed so that it lands exactly (`place_expiry_phase`).
 
 Safety rules: ``alg: none`` is refused; a token recorded as RS256/ES256 is never signed
 with an HMAC secret (nor the other way round) unless the user allows it by name. Fresh
@@ -45,7 +47,10 @@ PLACEHOLDER_SIGNATURE = "wsreplay-redacted"
 
 # header.claims.signature, each base64url; the header is a JSON object with "alg", so it
 # starts with '{"' → 'eyJ'. Candidates are decoded before anything is replaced.
-TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Starts only where a base64url run starts (after ".", "=", a quote, "jwt."...): without the
+# look-behind, every "eyJ" inside a long run restarts a scan to the run's end (quadratic on
+# a file of repeated "eyJ"); with it, one pass.
+TOKEN = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 ENV_SECRET = "WSREPLAY_JWT_SECRET"
 ENV_KEY_FILE = "WSREPLAY_JWT_KEY_FILE"
@@ -183,6 +188,10 @@ def plan_texts(plan: SessionPlan) -> Iterable[tuple[str, str]]:
     for send in plan.sends:
         if isinstance(send.payload, str):
             yield f"client message {send.index}", send.payload
+    for n, step in enumerate(plan.http):  # a protocol's HTTP steps before the upgrade
+        yield f"http step {n} url", step.url
+        for name, value in step.request_headers:
+            yield f"http step {n} header {name}", value
 
 
 def redacted_token_count(schedule: Schedule) -> int:
@@ -278,7 +287,11 @@ class TokenMinter:
             headers=tuple((name, sub(value)) for name, value in plan.headers),
             subprotocols=tuple(sub(p) for p in plan.subprotocols),
             sends=tuple(dataclasses.replace(s, payload=sub(s.payload))
-                        if isinstance(s.payload, str) else s for s in plan.sends))
+                        if isinstance(s.payload, str) else s for s in plan.sends),
+            http=tuple(dataclasses.replace(
+                step, url=sub(step.url),
+                request_headers=tuple((k, sub(v)) for k, v in step.request_headers))
+                for step in plan.http))
         if not fresh:
             return plan, _unchanged
         back = {new: old for old, new in fresh.items()}

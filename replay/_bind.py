@@ -26,6 +26,8 @@ import trio
 from ._engine.correlation import (
     Correlation,
     Decoder,
+    PathKey,
+    Substitution,
     decode_json,
     distinctive,
     json_text,
@@ -51,13 +53,19 @@ class Binder:
         self.decode = decode
         self.live: dict[int, str | int] = {}
         """Rule index → the value the server sent this run."""
-        self.back: dict[str, str] = {}
+        self.back = Substitution()
         """Fresh text → recorded text, for received payloads (distinctive values only)."""
         self._bound: dict[int, trio.Event] = {}
         self._ended: dict[int, trio.Event] = {}
-        self.sourced: dict[int, list[int]] = {}
+        self.sourced: dict[int, dict[PathKey, dict[int, list[int]]]] = {}
+        """Session → path → rank → the rules that message binds (one lookup per path)."""
+        self.unbound: dict[int, int] = {}
+        """Session → how many of the rules it sources are still unbound."""
         for index, rule in enumerate(self.rules):
-            self.sourced.setdefault(rule.source.session, []).append(index)
+            source = rule.source
+            ranks = self.sourced.setdefault(source.session, {}).setdefault(source.path, {})
+            ranks.setdefault(source.rank, []).append(index)
+            self.unbound[source.session] = self.unbound.get(source.session, 0) + 1
         self.used: dict[tuple[int, int | None], list[int]] = {}
         for index, rule in enumerate(self.rules):
             for use in rule.uses:
@@ -70,9 +78,10 @@ class Binder:
 
     def bind(self, index: int, value: str | int) -> None:
         self.live[index] = value
-        recorded = self.rules[index].value
-        if str(value) != str(recorded) and distinctive(value):
-            self.back[str(value)] = str(recorded)
+        rule = self.rules[index]
+        self.unbound[rule.source.session] -= 1
+        if str(value) != str(rule.value) and distinctive(value):
+            self.back.add(str(value), str(rule.value))
         self._event(self._bound, index).set()
 
     def ended(self, session: int) -> None:
@@ -105,7 +114,7 @@ class SessionBinding:
     def __init__(self, binder: Binder, session: int, report: Report, waiting: Waiting) -> None:
         self.binder, self.session = binder, session
         self.report, self.waiting = report, waiting
-        self._seen: dict[tuple[str | int, ...], int] = {}
+        self._seen: dict[PathKey, int] = {}
         self._noted: set[int] = set()
 
     async def connect(self, plan: SessionPlan) -> SessionPlan:
@@ -161,28 +170,34 @@ class SessionBinding:
         binder = self.binder
         if isinstance(payload, bytes):
             return payload
-        pending = [i for i in binder.sourced.get(self.session, ()) if i not in binder.live]
-        if pending:
+        if binder.unbound.get(self.session):
             doc = binder.decode(payload)
             if doc is not None:
-                paths = {binder.rules[i].source.path for i in pending}
-                carried = {p: self._seen.get(p, 0) for p in paths
-                           if value_at(doc, p) is not None}
-                for path, count in carried.items():
-                    self._seen[path] = count + 1
-                for index in pending:
-                    rule = binder.rules[index]
-                    if carried.get(rule.source.path) != rule.source.rank:
-                        continue
-                    live = value_at(doc, rule.source.path)
-                    if isinstance(live, str | int) and not isinstance(live, bool):
-                        binder.bind(index, live)
-                        if not distinctive(live) and live != rule.value:
-                            # Too plain to replace by text: put the recorded value back
-                            # at its path, in this message only.
-                            payload = json.dumps(set_at(doc, rule.source.path, rule.value),
-                                                 ensure_ascii=False, separators=(",", ":"))
-        return substitute(payload, binder.back) if binder.back else payload
+                payload = self._bind(payload, doc)
+        return binder.back.apply(payload) if binder.back else payload
+
+    def _bind(self, payload: str, doc: object) -> str:
+        """Bind the rules this message is the source of (the `rank`-th message of the
+        session carrying their path)."""
+        binder = self.binder
+        for path, by_rank in binder.sourced[self.session].items():
+            live = value_at(doc, path)
+            if live is None:
+                continue
+            rank = self._seen.get(path, 0)
+            self._seen[path] = rank + 1
+            for index in by_rank.get(rank, ()):
+                rule = binder.rules[index]
+                if index in binder.live or not isinstance(live, str | int) or \
+                        isinstance(live, bool):
+                    continue
+                binder.bind(index, live)
+                if not distinctive(live) and live != rule.value:
+                    # Too plain to replace by text: put the recorded value back at its
+                    # path, in this message only.
+                    doc = set_at(doc, path, rule.value)
+                    payload = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        return payload
 
     def ended(self) -> None:
         self.binder.ended(self.session)

@@ -11,7 +11,7 @@ redaction named it). A replay fills them from values the user supplies *by sourc
   ``header:NAME``, ``subprotocol``, or any placeholder kind by its exact name
   (``api_key`` fills every ``wsreplay-redacted:api_key``).
 - an auth hook (``--auth module:function``, sidecar ``auth``): called once per session
-  with that session's `Identity` (as recorded: URL, headers, subprotocols, the claims of
+  with that session's `SessionIdentity` (as recorded: URL, headers, subprotocols, the claims of
   any JWT it carried); returns `Credentials` — headers to set, query parameters to set,
   subprotocols to offer — for instance after logging in over HTTP.
 
@@ -78,7 +78,7 @@ class SecretSource:
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
+class SessionIdentity:
     """What a recorded session says about who it was, for an auth hook."""
 
     session: int
@@ -103,7 +103,7 @@ class Credentials:
     """Offer these instead of the recorded subprotocols."""
 
 
-AuthHook = Callable[[Identity], Credentials | Mapping[str, Any]]
+AuthHook = Callable[[SessionIdentity], Credentials | Mapping[str, Any]]
 
 
 def load_hook(spec: str) -> AuthHook:
@@ -138,7 +138,7 @@ def load_hook(spec: str) -> AuthHook:
     return hook
 
 
-def identity(plan: SessionPlan) -> Identity:
+def identity(plan: SessionPlan) -> SessionIdentity:
     claims: Mapping[str, Any] = {}
     for _, text in handshake_texts(plan):
         tokens = find_tokens(text)
@@ -147,7 +147,7 @@ def identity(plan: SessionPlan) -> Identity:
             break
     kinds = tuple(dict.fromkeys(m.group(1) for _, text in handshake_texts(plan)
                                 for m in PLACEHOLDER.finditer(text)))
-    return Identity(plan.session, plan.url, plan.headers, plan.subprotocols, claims, kinds)
+    return SessionIdentity(plan.session, plan.url, plan.headers, plan.subprotocols, claims, kinds)
 
 
 def unfilled(schedule: Schedule, sources: Sequence[SecretSource]) -> list[tuple[int, str, str]]:

@@ -11,6 +11,7 @@ Shape (version 1)::
                "sessions": [{"session": 1, "verdict": "diverged",
                              "findings": [{"kind", "detail", "expected", "got", "t_ns"}],
                              "lateness_ns": {"p50", "p99", "max"} | null,
+                             "protocol": "json", "control": {"ping": 3},
                              "connect_lateness_ns": ... | null,
                              "token_lifetime_ns": ... | null,
                              "events": [{"kind": "sent", "t_ns": ..., ...}]}]}]}
@@ -80,8 +81,11 @@ def replay_document(runs: Sequence[RunReport], *, target: str, options: ReplayOp
 
 
 def run_json(run: RunReport) -> dict[str, Any]:
+    from ._engine.oracle import control_counts
+
     result = run.result
     transcript = result.transcript
+    protocols = {plan.session: plan.protocol.name for plan in result.schedule.sessions}
     events = {s.session: s.events for s in transcript.sessions}
     return {
         "file": run.file,
@@ -100,6 +104,8 @@ def run_json(run: RunReport) -> dict[str, Any]:
             "findings": [{"kind": str(f.kind), "detail": f.detail, "expected": f.expected,
                           "got": f.got, "t_ns": f.t} for f in v.findings],
             "lateness_ns": send_lateness(events.get(v.session, ())),
+            "protocol": protocols.get(v.session),
+            "control": control_counts(events.get(v.session, ())),
             "connect_lateness_ns": connect_lateness(events.get(v.session, ())),
             "token_lifetime_ns": dict(transcript.token_lifetimes).get(v.session),
             "events": [event_json(e) for e in events.get(v.session, ())],

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._engine.correlation import PathKey, decode_json, render_path
 from ._engine.oracle import DEFAULT_OPTIONS, OracleOptions, align
 from ._engine.transcript import Received
+from ._engine.verdict import Finding
 
 if TYPE_CHECKING:
     from corpus import Recording
@@ -27,10 +29,20 @@ if TYPE_CHECKING:
     from ._targets.base import Target
 
 
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """What `learn` found: the new noisy paths, and what still fails with them ignored."""
+
+    paths: tuple[str, ...]
+    remaining: tuple[Finding, ...]
+    """Findings of the learning runs that the learned paths do not explain (a target that
+    is not known-good after all: a rejection, a missing message...)."""
+
+
 def learn(recording: Recording, target: Target, options: ReplayOptions, *,
-          runs: int = 2) -> list[str]:
+          runs: int = 2) -> Learned:
     """Replay `recording` `runs` times; the noisy paths not already ignored, sorted."""
-    from ._facade import replay_recording
+    from ._facade import judge_transcript, replay_recording
 
     if runs < 1:
         raise ValueError(f"runs: expected at least 1, got {runs}")
@@ -39,7 +51,12 @@ def learn(recording: Recording, target: Target, options: ReplayOptions, *,
                                                                   ignore_paths=()))
     results = [replay_recording(recording, target, raw) for _ in range(runs)]
     found = noisy_paths(results, raw.oracle)
-    return [p for p in found if p not in options.oracle.ignore_paths]
+    paths = tuple(p for p in found if p not in options.oracle.ignore_paths)
+    with_them = dataclasses.replace(options.oracle,
+                                    ignore_paths=(*options.oracle.ignore_paths, *paths))
+    remaining = tuple(f for r in results
+                      for f in judge_transcript(r.schedule, r.transcript, with_them).findings)
+    return Learned(paths, remaining)
 
 
 def noisy_paths(results: list[Result], oracle: OracleOptions = DEFAULT_OPTIONS) -> list[str]:

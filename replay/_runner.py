@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -174,12 +175,19 @@ class _SessionLog:
         self.restore: Callable[[Payload], Payload] = _keep
         self.binding: SessionBinding | None = None
         self.done = False
+        self.watched = 0
+        """The generation of this session's live entry in the watchdog's heap (0: none)."""
+        self.watch_deadline = 0
+        """That entry's deadline (replay ns)."""
 
     def add(self, event: Event) -> None:
         if self.done:
             return
         self._events.append(event)
-        self.progress_at = max(self.progress_at, event.t)
+        if type(event) is not Received or not event.control:
+            # A heartbeat is not progress: a server that pings while it never sends what
+            # the session waits for is stuck all the same.
+            self.progress_at = max(self.progress_at, event.t)
         if self.run.on_event is not None:
             self.run.on_event(self.plan.session, event)
 
@@ -245,6 +253,10 @@ class _SessionLog:
     def planned_wait(self, until: int) -> None:
         """A scheduled pause is not a lack of progress: the deadline counts from its end."""
         self.progress_at = max(self.progress_at, until)
+        if self.watched and until > self.watch_deadline and not self.done:
+            # The watchdog would wake at the old deadline only to find this pause: move
+            # the entry now (a pause longer than the timeout, e.g. a long recorded gap).
+            self.run._watch(self, self.run._deadline_of(self))
 
     def events(self) -> tuple[Event, ...]:
         # Events are appended when their awaits return; order them by when they happened.
@@ -261,9 +273,11 @@ class _Run:
         self.binder = binder
         self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
         self.t0 = 0.0
-        self._deadlines: list[tuple[int, int, _SessionLog]] = []
-        """(progress deadline in replay ns, tie-break, session): the watchdog's heap, at
-        most one entry per running session, re-checked lazily when it comes due."""
+        self._deadlines: list[tuple[int, int, _SessionLog, int]] = []
+        """(progress deadline in replay ns, tie-break, session, generation): the watchdog's
+        heap. A session's live entry is the one of its current generation (older ones and
+        those of ended sessions are dropped when they reach the top, never woken for); it
+        is re-checked when it comes due, or moved at once by a pause that outlasts it."""
         self._tie = itertools.count()
         self._watch_scope: trio.CancelScope | None = None
 
@@ -294,6 +308,7 @@ class _Run:
                 await self._connect_and_exchange(log)
         finally:
             log.done = True
+            self._prune()  # its entry, if next due, must not wake the watchdog
             if self.binder is not None:
                 # Sessions waiting for this one's values go ahead without them.
                 self.binder.ended(log.plan.session)
@@ -465,21 +480,33 @@ class _Run:
         return max(log.progress_at, self._expected_by(log)) + self.timeout_ns
 
     def _watch(self, log: _SessionLog, deadline: int) -> None:
-        heapq.heappush(self._deadlines, (deadline, next(self._tie), log))
+        log.watched += 1
+        log.watch_deadline = deadline
+        heapq.heappush(self._deadlines, (deadline, next(self._tie), log, log.watched))
+        self._prune()
+
+    def _prune(self) -> None:
+        """Drop dead entries from the top of the heap and point the watchdog's sleep at the
+        first live one."""
+        heap = self._deadlines
+        while heap and (heap[0][2].done or heap[0][3] != heap[0][2].watched):
+            heapq.heappop(heap)
         scope = self._watch_scope
-        at = self.t0 + deadline / 1e9
-        if scope is not None and at < scope.deadline:
-            scope.deadline = at
+        if scope is not None:
+            at = self.t0 + heap[0][0] / 1e9 if heap else math.inf
+            if at != scope.deadline:
+                scope.deadline = at
 
     async def watchdog(self) -> None:
         """Tear down every session that made no progress for the timeout: `Stuck`.
 
-        Sleeps until the earliest deadline in the heap; a session that progressed since
-        its entry was pushed goes back with its new deadline (progress itself costs the
-        session nothing but an integer).
+        Sleeps until the earliest live deadline in the heap; a session that progressed
+        since its entry was pushed goes back with its new deadline (progress itself costs
+        the session nothing but an integer).
         """
         heap = self._deadlines
         while True:
+            self._prune()
             with trio.CancelScope() as scope:
                 if heap:
                     scope.deadline = self.t0 + heap[0][0] / 1e9
@@ -491,8 +518,8 @@ class _Run:
             clock = trio.current_time()
             # Due by the very comparison Trio made to wake us (float seconds).
             while heap and self.t0 + heap[0][0] / 1e9 <= clock:
-                deadline, _, log = heapq.heappop(heap)
-                if log.done:
+                deadline, _, log, generation = heapq.heappop(heap)
+                if log.done or generation != log.watched:
                     continue
                 again = self._deadline_of(log)
                 if again > deadline:

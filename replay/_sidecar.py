@@ -107,6 +107,9 @@ class Sidecar:
     secrets: tuple[tuple[str, str], ...] = ()
     """(placeholder kind, environment variable name): names only, never values."""
     auth: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables set while an in-process (``asgi:``) target is imported and
+    run, restored after; a file's sidecar adds to (and overrides) its folder's."""
     cases: tuple[Case, ...] = (Case(),)
     sources: tuple[str, ...] = field(default=())
     """The sidecar files this was read from, folder first."""
@@ -178,12 +181,29 @@ _CASE_KEYS = {"id", "warp", "target", "expect", "finding", "match", "reason"}
 _FINDINGS = {kind.value for kind in FindingKind}
 
 
+def _deepest_key(text: str) -> str | None:
+    """The key whose value opens the deep nesting (``key = [[[[…`` on the line where a long
+    run of brackets starts), so the error names where to look."""
+    import re
+
+    run = re.search(r"[\[{]{32}", text)
+    if run is None:
+        return None
+    line = text[text.rfind("\n", 0, run.start()) + 1:run.start()]
+    key, equals, _ = line.partition("=")
+    key = key.strip().strip('"')
+    return key[:60] if equals and key else None
+
+
 def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidecar:
     """Parse sidecar TOML on top of `base` (the folder's sidecar, if any)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as bad:
         raise SidecarError(path, None, f"not valid TOML ({bad})") from None
+    except RecursionError:
+        raise SidecarError(path, _deepest_key(text), "nested too deeply to read (arrays or "
+                           "tables inside each other hundreds of levels deep)") from None
     sidecar = base or Sidecar()
     changes: dict[str, Any] = {"sources": (*sidecar.sources, path)}
     for key, value in data.items():
@@ -198,6 +218,12 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
             changes[key] = tuple(value)
         elif key == "secrets":
             changes["secrets"] = _secrets(path, value)
+        elif key == "env":
+            if not isinstance(value, dict) or not all(
+                    isinstance(v, str) and k for k, v in value.items()):
+                raise SidecarError(path, key, 'expected a table of strings, e.g. '
+                                   'env = {APP_MODE = "test"}')
+            changes["env"] = tuple({**dict(sidecar.env), **value}.items())
         elif key == "warps":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise SidecarError(path, key, "expected a list of warp strings")
@@ -207,8 +233,8 @@ def parse_sidecar(text: str, *, path: str, base: Sidecar | None = None) -> Sidec
                 raise SidecarError(path, key, "expected [[cases]] tables")
             changes["cases"] = tuple(_case(path, i, c) for i, c in enumerate(value))
         else:
-            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "epoch", "secrets", "warps",
-                                      "cases"]))
+            known = ", ".join(sorted([*_SCALARS, *_PATH_LISTS, "epoch", "secrets", "env",
+                                      "warps", "cases"]))
             raise SidecarError(path, key, f"unknown key (known keys: {known})")
     if "warps" in data and "cases" in data:
         changes["cases"] = (*(Case(warp=w) for w in data["warps"]),
@@ -374,7 +400,7 @@ def _parses(snippet: str) -> bool:
     return True
 
 
-def add_ignore_paths(path: str | os.PathLike[str], paths: list[str]) -> str:
+def add_ignore_paths(path: str | os.PathLike[str], paths: Sequence[str]) -> str:
     """Add `paths` to the sidecar's top-level ``ignore_paths`` (created with the file if
     need be), keeping every other line as written; returns the file's path."""
     import json

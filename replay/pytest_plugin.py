@@ -11,6 +11,7 @@ Hand-written tests use the ``wsreplay`` fixture (`Replayer`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -215,7 +216,7 @@ def reproduce_command(path: Path, sidecar: Sidecar, case: Case) -> str:
     from ._reproduce import reproduce_command as command
     from ._targets.open import TargetSpec
 
-    target = TargetSpec(url=case.target_in(sidecar) or "?")
+    target = TargetSpec(url=resolve_target(case.target_in(sidecar) or "?", sidecar))
     return command([os.path.relpath(path)], target, sidecar.replay_options(case, os.environ))
 
 
@@ -251,8 +252,46 @@ def run_file(path: Path, sidecar: Sidecar, case: Case) -> Any:
     from ._targets.open import open_target
 
     recording = read_recording(path)
-    target = open_target(case.target_in(sidecar) or "")
-    return replay_recording(recording, target, sidecar.replay_options(case, os.environ))
+    spec = resolve_target(case.target_in(sidecar) or "", sidecar)
+    with target_environment(spec, sidecar):
+        target = open_target(spec)
+        return replay_recording(recording, target, sidecar.replay_options(case, os.environ))
+
+
+def resolve_target(spec: str, sidecar: Sidecar) -> str:
+    """An ``asgi:`` file path relative to the folder of the sidecar that names it (the
+    file's own sidecar first, then the folder's); else as given, from the working
+    directory. Module paths (``asgi:pkg.app:app``) are imported as they are."""
+    if not spec.startswith("asgi:"):
+        return spec
+    where, sep, attr = spec.removeprefix("asgi:").rpartition(":")
+    if not sep or not (where.endswith(".py") or "/" in where or os.sep in where) \
+            or Path(where).is_absolute():
+        return spec
+    for source in reversed(sidecar.sources):
+        candidate = Path(source).parent / where
+        if candidate.is_file():
+            return f"asgi:{candidate}:{attr}"
+    return spec
+
+
+@contextlib.contextmanager
+def target_environment(spec: str, sidecar: Sidecar) -> Iterator[None]:
+    """The sidecar's ``env`` set while an in-process target is imported and run; every
+    variable restored (or removed) after, whatever happens."""
+    if not sidecar.env or not spec.startswith("asgi:"):
+        yield
+        return
+    saved = {name: os.environ.get(name) for name, _ in sidecar.env}
+    os.environ.update(dict(sidecar.env))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass
@@ -280,10 +319,11 @@ class Replayer:
         from ._targets.open import open_target
 
         sidecar, case = self._plan(Path(file), warp, options)
-        # the running test's loop decides same-instant ordering: the seed is not used
-        return await replay_recording_async(read_recording(file),
-                                            open_target(sidecar.target or ""),
-                                            sidecar.replay_options(case, os.environ))
+        spec = resolve_target(sidecar.target or "", sidecar)
+        with target_environment(spec, sidecar):
+            # the running test's loop decides same-instant ordering: the seed is not used
+            return await replay_recording_async(read_recording(file), open_target(spec),
+                                                sidecar.replay_options(case, os.environ))
 
     @staticmethod
     def _plan(file: Path, warp: str, options: dict[str, Any]) -> tuple[Sidecar, Case]:

@@ -51,6 +51,8 @@ def figure(name: str, value: float | None, unit: str, goal: str, met: bool | Non
 
 
 def verdict(figure: dict[str, Any]) -> str:
+    if figure["goal"] == "-":
+        return "-"
     if figure["met"] is None:
         if figure.get("why"):
             return f"cannot conclude: {figure['why']}"

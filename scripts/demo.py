@@ -15,6 +15,7 @@ races, bisect a threshold. Run it through `scripts/demo` (which sets up first).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -23,7 +24,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import _project_python  # noqa: F401  (re-runs this script on .venv's Python if need be)
+with contextlib.suppress(ImportError):  # run directly: re-run on .venv's Python if need be
+    import _project_python  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -21,7 +21,7 @@ def test_corpus_exports_are_exactly_the_documented_names() -> None:
         "tool_version", "validate", "Problem", "Checker",
         # redaction
         "PLACEHOLDER", "RedactionError", "RedactionPolicy", "Redactor", "is_jwt", "placeholder",
-        "redact_jwt",
+        "redact_jwt", "scrub", "scrub_value",
         # importers
         "NotAHar", "har_to_recording", "read_har",
         # file names from untrusted text
@@ -65,7 +65,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "bisect", "Bisection", "BisectError", "BisectKind", "BisectResult", "Flip", "Probe",
         "Segment", "Side", "probe_bound", "noisy_bisect", "NoisyResult", "NoisyThreshold",
         "ProbabilisticBisection", "explore", "Discovery", "Exhausted", "plot_bisect",
-        "PlotError",
+        "PlotError", "Correlation", "CorrelationOptions",
         # protocol profiles
         "Profile", "Control", "JsonProfile", "SocketIOProfile", "GraphQLWSProfile",
         "resolve_protocol", "detect_protocol",
@@ -73,7 +73,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "Target", "Connection", "ConnectRequest", "HttpRequest", "HttpResponse", "NetworkModel",
         "Transcript",
         "SessionTranscript", "Connected", "Rejected", "Unreachable", "Sent", "Received",
-        "Closed", "AppError", "ClientRefused", "Stuck",
+        "Closed", "AppError", "ClientRefused", "Stuck", "Carried", "Unbound",
         # errors
         "ReplayError", "WarpError", "ScheduleError", "AuthError", "ProtocolError", "TargetError",
         "TargetUnreachable", "HandshakeRejected", "ConnectionClosed",
@@ -81,7 +81,7 @@ def test_replay_exports_are_exactly_the_documented_names() -> None:
         "replay", "run_sync", "replay_recording", "replay_recording_async", "Result",
         "DEFAULT_TIMEOUT", "ReplayOptions", "LiveTarget", "AsgiTarget", "open_target", "SigningKey",
         "TokenMinter", "fan_out", "shard", "Identity", "Ramp", "Rate", "Load", "run_load",
-        "LoadSpec", "LoadReport",
+        "LoadSpec", "LoadReport", "SecretSource", "Credentials", "SessionIdentity",
     }
 
 

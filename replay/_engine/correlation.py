@@ -331,18 +331,38 @@ def detect(schedule: Schedule, options: CorrelationOptions = CorrelationOptions(
 # --- substitution ----------------------------------------------------------------------------
 
 
-def substitute(text: str, mapping: Mapping[str, str]) -> str:
-    """`text` with every value in `mapping` replaced: whole tokens for id-like values (so
-    ``t-12`` does not hit ``t-123``), plain occurrences for the others."""
-    if not mapping:
-        return text
-    tokens = {k: v for k, v in mapping.items() if _TOKEN.fullmatch(k)}
-    if tokens:
-        text = _TOKEN.sub(lambda m: tokens.get(m.group(0), m.group(0)), text)
-    for old, new in mapping.items():
-        if old not in tokens and old:
+class Substitution:
+    """Values to replace in text, grown one binding at a time: whole tokens for id-like
+    values (so ``t-12`` does not hit ``t-123``), plain occurrences for the others. One
+    pass over the text whatever the number of token values (a run binds thousands)."""
+
+    __slots__ = ("others", "tokens")
+
+    def __init__(self, mapping: Mapping[str, str] | None = None) -> None:
+        self.tokens: dict[str, str] = {}
+        self.others: dict[str, str] = {}
+        for old, new in (mapping or {}).items():
+            self.add(old, new)
+
+    def add(self, old: str, new: str) -> None:
+        if old:
+            (self.tokens if _TOKEN.fullmatch(old) else self.others)[old] = new
+
+    def __bool__(self) -> bool:
+        return bool(self.tokens or self.others)
+
+    def apply(self, text: str) -> str:
+        tokens = self.tokens
+        if tokens:
+            text = _TOKEN.sub(lambda m: tokens.get(m.group(0), m.group(0)), text)
+        for old, new in self.others.items():
             text = text.replace(old, new)
-    return text
+        return text
+
+
+def substitute(text: str, mapping: Mapping[str, str]) -> str:
+    """`text` with every value in `mapping` replaced (see `Substitution`)."""
+    return Substitution(mapping).apply(text) if mapping else text
 
 
 def json_text(value: Value, *, quoted_context: bool) -> str:

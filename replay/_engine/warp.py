@@ -76,9 +76,14 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text)
     if match is None:
         raise WarpError("expected a duration like 5ms (units ns, us, ms, s)")
+    if len(match["number"]) > 40:
+        raise WarpError(f"a duration of {len(match['number'])} digits; the longest is about "
+                        "292 years")
     value = Decimal(match["number"]) * _UNITS[match["unit"]]
     if value != value.to_integral_value():
         raise WarpError(f"{text} is not a whole number of nanoseconds")
+    if value > MAX_SPAN_NS:
+        raise WarpError(f"{text} is longer than the longest duration, about 292 years")
     return int(value)
 
 
@@ -156,6 +161,9 @@ class _Cursor:
         match = re.compile(r"\d+").match(self.text, self.pos, self.end)
         if match is None:
             raise self.fail("expected a non-negative integer")
+        if len(match.group()) > 20:
+            raise self.fail(f"expected an integer of at most 20 digits, got "
+                            f"{len(match.group()):,} digits")
         self.pos = match.end()
         return int(match.group())
 
@@ -221,6 +229,11 @@ def _check_ns(name: str, value: object, *, signed: bool = False) -> None:
     if type(value) is not int or (value < 0 and not signed):
         raise WarpError(f"{name}: expected {'an' if signed else 'a non-negative'} integer "
                          f"of nanoseconds, got {value!r}")
+
+
+MAX_SPAN_NS = 2**63 - 1
+"""The longest a warped session may last (about 292 years): times are 64-bit nanoseconds
+on disk and in the runner's clock."""
 
 
 def _check_factor(value: object) -> None:
@@ -568,10 +581,11 @@ class Warp:
 
     def apply(self, schedule: Schedule) -> Schedule:
         """`schedule` with every operation applied in order."""
-        from .warp_apply import apply_op  # the applying half imports this one
+        from .warp_apply import apply_op, check_span  # the applying half imports this one
 
         for op in self.ops:
             schedule = apply_op(schedule, op)
+        check_span(schedule, self)
         return schedule
 
     def then(self, other: Warp) -> Warp:

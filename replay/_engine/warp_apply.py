@@ -11,6 +11,7 @@ from replay._errors import WarpError
 
 from .schedule import OPEN, ClosePlan, Schedule, Send, SessionPlan
 from .warp import (
+    MAX_SPAN_NS,
     NETWORK_FIELD,
     RECORDED,
     Adjust,
@@ -130,3 +131,18 @@ def apply_op(schedule: Schedule, op: Op) -> Schedule:
         case Expiry(value):
             return replace(schedule, token_expiry=value)
     raise TypeError(f"not a warp operation: {op!r}")
+
+
+def check_span(schedule: Schedule, warp: object) -> None:
+    """Refuse a warp whose timeline no clock can run (``scale=1e308``, a 400-digit gap)."""
+    for plan in schedule.sessions:
+        end = plan.start + plan.handshake_time + sum(send.gap for send in plan.sends)
+        if plan.close is not None:
+            end += plan.close.gap
+        if end > MAX_SPAN_NS:
+            shown = str(warp)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            years = end // (10**9 * 86400 * 365)
+            how_long = f"{years:,}" if years < 10**15 else f"10^{int(years.bit_length() * 0.30103)}"
+            raise WarpError(f"warp {shown!r} stretches session {plan.session} to about "
+                            f"{how_long} years; the longest a replay can run is about 292 years")

@@ -266,7 +266,7 @@ class _CopyIdentity:
             return payload
         try:
             document = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             return payload
         renamed = _rename(document, self.renamed)
         if renamed == document:

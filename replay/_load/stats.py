@@ -214,7 +214,7 @@ def message_kind(payload: str | bytes) -> str:
     if payload[:1] == "{":
         try:
             document = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             return "text"
         kind = document.get("type") if isinstance(document, dict) else None
         if isinstance(kind, str) and kind:

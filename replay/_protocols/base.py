@@ -18,8 +18,9 @@ no clock, no Trio) and immutable, so a schedule can carry it and any process can
   when the server asks; a client-initiated keep-alive stays on the schedule, with its
   recorded rhythm.
 - `redo` and `bind` describe the HTTP steps recorded before the upgrade (Engine.IO's
-  polling open): which to perform again at replay, and which recorded values the new
-  answers replace (a new ``sid``), so the upgrade request uses them.
+  polling open): which to perform again at replay, and which query parameters the new
+  answers set (a new ``sid``) in later steps and in the upgrade request. Parameters, not
+  values: the recorded value may be a redaction placeholder.
 - `volatile_paths`: ignore-paths that always apply to this protocol (session ids the
   server mints), on top of the user's.
 - `detects` says from a recorded handshake whether a session speaks this protocol.
@@ -91,8 +92,8 @@ class Profile:
         return True
 
     def bind(self, exchange: HttpExchange, status: int, body: bytes) -> Mapping[str, str]:
-        """Recorded values the replayed answer (`status`, `body`) to `exchange` replaces,
-        as {recorded: new}; later steps and the upgrade URL use the new ones."""
+        """Query parameters the replayed answer (`status`, `body`) to `exchange` gives new
+        values, as {name: value}; later steps and the upgrade URL carry them."""
         return {}
 
     def __eq__(self, other: object) -> bool:
@@ -138,9 +139,30 @@ def parse_json(text: str) -> object | None:
     if not text.lstrip().startswith(("{", "[")):
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         return None
+    # Deeper documents stay text: the oracle, ignore-paths and correlation walk JSON
+    # recursively, and a hostile payload must not take a traceback with it.
+    return value if _shallow(value, MAX_JSON_DEPTH) else None
+
+
+MAX_JSON_DEPTH = 200
+"""JSON nested deeper than this is compared as plain text."""
+
+
+def _shallow(value: object, limit: int) -> bool:
+    """Is `value` nested at most `limit` deep? Iterative: no recursion limit of its own."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return True
 
 
 def canonical(value: object) -> str:
@@ -150,16 +172,17 @@ def canonical(value: object) -> str:
 
 
 def rebind_url(url: str, bound: Mapping[str, str]) -> str:
-    """`url` with each query value that `bound` maps replaced by its new value."""
+    """`url` with the query parameters `bound` names set to its values (only those the URL
+    has: a parameter is re-bound, never added)."""
     if not bound or "?" not in url:
         return url
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(value in bound for _, value in pairs):
+    if not any(key in bound for key, _ in pairs):
         return url
-    query = urlencode([(key, bound.get(value, value)) for key, value in pairs])
+    query = urlencode([(key, bound.get(key, value)) for key, value in pairs])
     return urlunsplit(parts._replace(query=query))
 
 

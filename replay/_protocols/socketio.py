@@ -29,8 +29,9 @@ pongs are not scheduled; noops are skipped. The upgrade probe (``2probe``/``3pro
 data: exactly one per upgrade, in a fixed place. A malformed frame decodes to itself.
 
 Handshake: Engine.IO's polling open (``GET ...?EIO=4&transport=polling``) is redone at
-replay; its answer's new ``sid`` replaces the recorded one in later requests and in the
-upgrade URL. Polls that only carried noops (released by the upgrade) are not redone.
+replay; its answer's new ``sid`` replaces the recorded one (or its redaction placeholder)
+in later requests and in the upgrade URL. Polls that only carried noops (released by the
+upgrade) are not redone.
 """
 
 from __future__ import annotations
@@ -199,7 +200,10 @@ class SocketIOProfile(Profile):
         if not isinstance(value, dict):
             return super().describe(frame)
         if "eio" in value:
-            return canonical(value)
+            data = value.get("data")
+            if data is None:
+                return str(value["eio"])
+            return f"{value['eio']} {data if isinstance(data, str) else canonical(data)}"
         head = f"{value['type']} {value['nsp']}"
         if "id" in value:
             head += f" id={value['id']}"
@@ -218,9 +222,8 @@ class SocketIOProfile(Profile):
         return True
 
     def bind(self, exchange: HttpExchange, status: int, body: bytes) -> Mapping[str, str]:
-        recorded = _open_sid(exchange.response_body)
         new = _open_sid(body)
-        return {recorded: new} if recorded and new and recorded != new else {}
+        return {"sid": new} if new else {}
 
 
 def _open_sid(body: bytes) -> str | None:

@@ -236,12 +236,19 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
                 verdicts[choice] = verdict
         return judged[choice]
 
-    item = st.tuples(st.integers(0, len(space) - 1), st.integers(0, STEPS))
+    # A deviation is drawn as a percent and a fine part: Hypothesis draws small ranges
+    # about evenly (a bare 0..STEPS would cluster near the recording), and shrinks the
+    # percent first, then the fine part, down to one STEPS-th of the span.
+    deviation = st.tuples(st.integers(0, 100), st.integers(0, 99)).map(
+        lambda parts: min(STEPS, parts[0] * 100 + parts[1]))
+    item = st.tuples(st.integers(0, len(space) - 1), deviation)
     candidates = st.lists(item, min_size=1, max_size=3, unique_by=lambda pair: pair[0])
     shrunk: list[tuple[str, str]] = []  # the classes a round of Hypothesis has shrunk
+    counter.cap = budget - budget // 5  # a fifth is kept for shrinking the recording
     # Round after round, each aims at a failure class no earlier round shrank, until one
-    # finds none or the search has spent most of the budget (the rest shrinks recordings).
-    while counter.count < budget * 3 // 5:
+    # finds none; rounds after the first only start (and generate) within the first half
+    # of the budget, so the rest is left for shrinking the recording.
+    while not shrunk or counter.count < budget // 2:
         aim: list[tuple[str, str]] = []
 
         def fails(raw: list[tuple[int, int]], aim: list[tuple[str, str]] = aim) -> bool:
@@ -253,9 +260,11 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
             return found == aim[0]
 
         try:
-            # Generation gets half of what is left, so at least half is left for shrinking.
+            # The first round may generate for three quarters of the budget.
             find(candidates, fails, random=random.Random(seed + len(shrunk)),
-                 settings=settings(max_examples=max(1, (budget - counter.count) // 2),
+                 settings=settings(max_examples=max(1, (budget - counter.count) * 3 // 4
+                                                    if not shrunk else
+                                                    budget // 2 - counter.count),
                                    database=None, deadline=None,
                                    phases=[Phase.generate, Phase.shrink],
                                    suppress_health_check=list(HealthCheck)))
@@ -267,6 +276,7 @@ def explore(recording: Recording, schedule: Schedule, probe: Probe, *, budget: i
                 raise  # nothing to keep: the caller reports the error as it is
             break
         shrunk.append(aim[0])
+    counter.cap = budget
     if not classes:
         if stopped == "interrupted":
             raise KeyboardInterrupt
@@ -425,6 +435,8 @@ class _Counter:
     def __init__(self, *, budget: int, progress: Progress | None, space: Sequence[Knob],
                  probe: Probe) -> None:
         self.budget, self.progress, self.space, self._probe = budget, progress, space, probe
+        self.cap = budget
+        """Where the current phase stops: the warp search leaves a share for the recording."""
         self.count = 0
         self.spent = False
         self.tried: list[str] = []
@@ -437,7 +449,7 @@ class _Counter:
                free: bool = False) -> Verdict | None:
         # Past the budget every candidate counts as passing: the search stops improving
         # rather than overrunning what the user allowed. Confirmations are extra (`free`).
-        if self.count >= self.budget and not free:
+        if self.count >= min(self.cap, self.budget) and not free:
             self.spent = True
             return None
         self.count += 1

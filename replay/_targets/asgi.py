@@ -413,6 +413,11 @@ class AsgiTarget(Target):
                           "scheme": "https" if ws["scheme"] == "wss" else "http"}
         for key in ("subprotocols", "extensions"):
             scope.pop(key, None)
+        upgrade = {b"connection", b"upgrade", b"sec-websocket-version", b"sec-websocket-key",
+                   b"sec-websocket-protocol", b"sec-websocket-extensions"}
+        scope["headers"] = [(k, v) for k, v in ws["headers"] if k not in upgrade]
+        if request.body:
+            scope["headers"].append((b"content-length", str(len(request.body)).encode()))
         to_app = Pipe(0, 0, random.Random(0))
         to_app.put({"type": "http.request", "body": request.body, "more_body": False})
         start: dict[str, Any] = {}

@@ -120,9 +120,19 @@ def _is_app_module(name: str, module: ModuleType) -> bool:
     return answer
 
 
+_app_modules_cache: dict[int, list[ModuleType]] = {}
+
+
 def _app_modules() -> list[ModuleType]:
-    return [m for name, m in list(sys.modules.items())
-            if m is not None and _is_app_module(name, m)]
+    """The app's own modules: kept until sys.modules changes size (runs of one app in a
+    loop, bisect's probes, pay the walk over every module once)."""
+    modules = _app_modules_cache.get(len(sys.modules))
+    if modules is None:
+        modules = [m for name, m in list(sys.modules.items())
+                   if m is not None and _is_app_module(name, m)]
+        _app_modules_cache.clear()
+        _app_modules_cache[len(sys.modules)] = modules
+    return modules
 
 
 # --- the patches --------------------------------------------------------------------------

@@ -50,6 +50,25 @@ def forwarded_headers(recorded: Headers, overrides: Headers = ()) -> Headers:
     return kept + tuple(overrides)
 
 
+def same_origin(recorded: Headers, sent: Headers, host: str, *,
+                keep: Headers = ()) -> Headers:
+    """`sent` with a recorded ``Origin`` that named the recorded ``Host`` (a same-origin
+    request) naming the target's `host` instead, so a server's same-origin check (Socket.IO's
+    default) judges the replay as it judged the recording. An ``Origin`` in `keep`
+    (``--header``) is left as given."""
+    recorded_host = next((v for k, v in recorded if k.lower() == "host"), None)
+    if recorded_host is None or any(k.lower() == "origin" for k, _ in keep):
+        return sent
+    out = []
+    for name, value in sent:
+        parts = urlsplit(value) if name.lower() == "origin" else None
+        if parts is not None and parts.netloc.lower() == recorded_host.lower():
+            out.append((name, f"{parts.scheme}://{host}"))
+        else:
+            out.append((name, value))
+    return tuple(out)
+
+
 HANDSHAKE_OWNED = frozenset({
     "connection", "upgrade", "sec-websocket-key", "sec-websocket-version",
     "sec-websocket-accept", "content-length", "transfer-encoding", "te", "trailer",
@@ -141,6 +160,9 @@ class LiveTarget(NurseryTarget):
         query = self.query if self.query is not None else recorded.query
         return path + (f"?{query}" if query else "")
 
+    def _host_header(self) -> str:
+        return self.host if self.port in (80, 443) else f"{self.host}:{self.port}"
+
     def warm_up(self, schedule: Schedule) -> None:
         if any(plan.http for plan in schedule.sessions):
             import httpx  # noqa: F401  (before t=0: an import at the first connect is lateness)
@@ -151,7 +173,9 @@ class LiveTarget(NurseryTarget):
 
         scheme = "https" if self.ssl_context else "http"
         where = f"{scheme}://{self.host}:{self.port}{self.resource(request.url)}"
-        headers = list(forwarded_headers(request.headers, self.extra_headers))
+        headers = list(same_origin(request.headers,
+                                   forwarded_headers(request.headers, self.extra_headers),
+                                   self._host_header(), keep=self.extra_headers))
         try:
             async with httpx.AsyncClient(verify=self.ssl_context or False,
                                          timeout=self.connect_timeout) as client:
@@ -181,8 +205,8 @@ class LiveTarget(NurseryTarget):
         offered = {name.lower(): value for name, value in self.extra_headers}
         headers = forwarded_headers(request.headers, tuple(
             (k, v) for k, v in self.extra_headers if k.lower() not in CLIENT_WRITTEN))
-        host = offered.get("host") or (
-            self.host if self.port in (80, 443) else f"{self.host}:{self.port}")
+        host = offered.get("host") or self._host_header()
+        headers = same_origin(request.headers, headers, host, keep=self.extra_headers)
         protocols = list(request.subprotocols)
         if "sec-websocket-protocol" in offered:
             protocols = [p.strip() for p in offered["sec-websocket-protocol"].split(",")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_DIVERGED = 1  # a verdict other than pass, or validation problems
@@ -44,12 +45,21 @@ _COMMANDS = ("show", "validate", "run", "learn", "bisect", "explore", "load", "r
              "import_")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block), its value cut to a
+    readable length; sub-command parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} "
+                              f"(see {self.prog} --help)\n")
+
+
 class UsageError(Exception):
     """A problem with what the user asked for; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="wsreplay",
         description="Record WebSocket sessions and replay them on a timeline you control.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -67,8 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
                          default=None, metavar="SIZE",
                          help="largest corpus record to read, e.g. 256MiB (default 64MiB: "
                               "a bound on what an untrusted file can make us allocate)")
+        if module.NAME in VALIDATED:
+            sub.add_argument("--lenient", action="store_true",
+                             help="go on with a file `wsreplay validate` rejects (no trailer, "
+                                  "time going backwards...), with a warning")
         sub.set_defaults(_run=module.run)
     return parser
+
+
+VALIDATED = ("run", "show", "redact", "load", "bisect", "explore")
+"""Commands that read corpus files only once `validate` accepts them (or ``--lenient``)."""
+WARN_ONLY = ("show",)
+"""Commands that show what they can of a rejected file, with a warning, by default."""
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse a corpus file `validate` rejects, naming its first problem; with ``--lenient``
+    (and for `show`) warn on stderr and go on."""
+    from corpus import validate
+
+    if args.command not in VALIDATED:
+        return
+    paths = getattr(args, "files", None) or [getattr(args, "file", None)]
+    for path in paths:
+        if not isinstance(path, str) or not os.path.isfile(path):
+            continue  # the command says what is wrong with a missing file
+        problems = validate(path, **record_limit(args))
+        if args.command in WARN_ONLY:  # show reports damage itself, after what it can show
+            problems = [p for p in problems if p.path is not None]
+        if not problems:
+            continue
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        if args.lenient or args.command in WARN_ONLY:
+            print(f"wsreplay: warning: {one_line(str(problems[0]))}{more}; going on "
+                  f"{'anyway (--lenient)' if args.lenient else 'with what can be read'}",
+                  file=sys.stderr)
+            continue
+        raise UsageError(f"{problems[0]}{more}; `wsreplay validate {path}` lists every "
+                         "problem, --lenient goes on anyway")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_inputs(args)
         return int(args._run(args))
     except (KeyboardInterrupt, BaseExceptionGroup) as error:
         if not is_interrupt(error):
@@ -91,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(error)
     except BrokenPipeError:  # `wsreplay show FILE | head`
         return EXIT_OK
+    except (RecursionError, OverflowError, MemoryError) as error:
+        # Input shaped to exhaust something (nesting, magnitude) that no check above named:
+        # still an input problem, still one line.
+        return fail(f"cannot process this input: {type(error).__name__}: {error}")
     except OSError as error:  # missing file, permission denied...
         where = f"{error.filename}: " if error.filename else ""
         return fail(f"{where}{error.strerror or error}")

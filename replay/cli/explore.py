@@ -90,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(Path(args.file).name.removesuffix(".wsr"), fallback="recording")
     classes = len(result.failures)
+    why = ("; the budget ran out: a larger --budget may shrink further"
+           if result.stopped == "budget" else
+           f"; stopped early: {result.stopped}" if result.stopped else "")
     print(f"found {classes} failure class{'es' if classes > 1 else ''} in {result.probes} "
-          f"replays" + (f" (stopped early: {result.stopped})" if result.stopped else ""))
+          f"replays{why}")
     for failure in result.failures:
         repro = _free_path(inside(out, f"{stem}.explored.wsr"))
         write_recording(repro, failure.recording)
@@ -146,12 +149,27 @@ def _sidecar_text(args: argparse.Namespace, target: TargetSpec, options: ReplayO
     case = Case(id="explored", warp=str(failure.warp), expect="xfail", finding=first,
                 match=args.match,
                 reason=f"{kind}: {detail.detail if detail else first}"[:200])
-    return sidecar_text(target, options, [case], comment="\n".join([
+    # an asgi: file path is read relative to the sidecar's folder
+    here = dataclasses.replace(target, url=_target_from(target.url, Path(args.out)))
+    return sidecar_text(here, options, [case], comment="\n".join([
         f"Found by: wsreplay explore {args.file} --target {args.target} "
         f"--budget {args.budget} --seed {args.seed}",
         f"Failed {hits} of {runs} re-runs"
         + (" (flaky: it may pass now and then)" if hits < runs else ""),
         'Flip `expect = "xfail"` to "pass" once the race is fixed.']))
+
+
+def _target_from(spec: str, folder: Path) -> str:
+    """The target as the sidecar in `folder` must spell it: an ``asgi:`` file path is read
+    relative to the sidecar's folder, so it is rewritten relative to `folder`."""
+    import os
+
+    where, sep, attr = spec.removeprefix("asgi:").rpartition(":")
+    if not spec.startswith("asgi:") or not sep or not where.endswith(".py") \
+            or not Path(where).is_file():
+        return spec
+    relative = Path(os.path.relpath(Path(where).resolve(), folder.resolve()))
+    return f"asgi:{relative.as_posix()}:{attr}"
 
 
 def _free_path(path: Path) -> Path:

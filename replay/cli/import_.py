@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or default_output(_stem(args.file), ".wsr")
     refuse_overwrite(args.file, output)
     if _looks_like_json(args.file):
-        recording = read_har(args.file)
+        recording = read_har(args.file, max_entry_bytes=getattr(args, "max_record_bytes", None))
     else:
         from capture import read_flows
 

@@ -9,11 +9,17 @@ explains (a fresh id carried from the server's welcome) are not noise.
 from __future__ import annotations
 
 import argparse
+import sys
 
+from ._app import EXIT_DIVERGED
 from .run import _positive_int, add_replay_options, open_replay
 
 NAME = "learn"
 HELP = "replay a clean recording N times and write the JSON paths that vary as ignore paths"
+EXIT_CODES = {0: "the noisy paths were printed and written (or there were none)",
+              1: "the target does not replay the file clean even with those paths ignored: "
+                 "nothing written"}
+"""Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,9 +46,17 @@ def run(args: argparse.Namespace) -> int:
 
     target, options = open_replay(args)
     recording = read_recording(args.file, **record_limit(args))
-    paths = learn(recording, target, options, runs=args.runs)
+    learned = learn(recording, target, options, runs=args.runs)
+    paths = learned.paths
     for path in paths:
         print(path)
+    if learned.remaining:
+        # Not noise: the target behaved differently. Nothing is written.
+        first = learned.remaining[0]
+        print(f"wsreplay: {args.file} does not replay clean against {args.target} even with "
+              f"these paths ignored ({first}; {len(learned.remaining)} finding(s)): learn "
+              f"needs a known-good target; nothing written", file=sys.stderr)
+        return EXIT_DIVERGED
     if not paths:
         print(f"no noisy paths in {args.runs} runs of {args.file}")
         return 0

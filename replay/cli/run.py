@@ -237,6 +237,7 @@ def _epoch(text: str) -> int:
 def _seconds(text: str) -> float:
     from replay._engine.warp import parse_duration
 
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         value = float(text)
     except ValueError:
@@ -244,10 +245,16 @@ def _seconds(text: str) -> float:
             value = parse_duration(text) / 1e9
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected seconds (10, 0.5) or a duration (500ms), got {text!r}") from None
+                f"expected seconds (10, 0.5) or a duration (500ms), got {shown!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {shown!r}")
+    if not value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_TIMEOUT_S:,} seconds "
+                                         f"(a week), got {shown!r}")
     return value
+
+
+MAX_TIMEOUT_S = 7 * 86400
 
 
 def run(args: argparse.Namespace) -> int:
@@ -420,7 +427,8 @@ def _note_unfilled(recordings: Sequence[tuple[str, Any]], options: ReplayOptions
 
 def _learn_first(recordings: Sequence[tuple[str, Any]], target: Target,
                  options: ReplayOptions, args: argparse.Namespace) -> ReplayOptions:
-    """`run --learn`: learn each file's noise (two runs), write it, judge with it."""
+    """`run --learn`: learn each file's noise (two runs), write it, judge with it. A file
+    that does not replay clean even then learns nothing: its findings are not noise."""
     from replay._learn import learn
     from replay._sidecar import add_ignore_paths
 
@@ -428,7 +436,12 @@ def _learn_first(recordings: Sequence[tuple[str, Any]], target: Target,
 
     learned: list[str] = []
     for path, recording in recordings:
-        paths = learn(recording, target, options, runs=2)
+        found = learn(recording, target, options, runs=2)
+        if found.remaining:
+            print(f"learned nothing for {path}: it does not replay clean even with "
+                  f"{len(found.paths)} noisy path(s) ignored", file=sys.stderr)
+            continue
+        paths = list(found.paths)
         written = add_ignore_paths(sidecar_path(path), paths)
         print(f"learned {len(paths)} noisy path(s) for {path}: {', '.join(paths) or '-'}"
               f" (written to {written})", file=sys.stderr)
@@ -485,6 +498,7 @@ def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str
     from corpus import scrub
     from replay._document import carried_lines
     from replay._engine.diff import render_diff
+    from replay._engine.oracle import control_counts
     from replay._engine.transcript import connect_lateness, describe_ending, send_lateness
     from replay._engine.verdict import VerdictKind
 
@@ -502,6 +516,10 @@ def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str
                 ([f"connect late {connect / 1e6:.2f} ms"] if connect else [])
                 + ([f"late p99 {late['p99'] / 1e6:.2f} ms"] if late else [])) + "]"
             timing = "" if timing == "  []" else timing
+            controls = control_counts(events.get(verdict.session, ()))
+            if controls:  # answered or skipped by the protocol profile, not judged
+                timing += "  [control: " + ", ".join(f"{n} {name}" for name, n
+                                                     in controls.items()) + "]"
             ended = describe_ending(events.get(verdict.session, ())) if worst else ""
             how = f"  [{ended}]" if ended else ""
             print(scrub(f"{word:<14} {label} session {verdict.session}{timing}{first}{more}"

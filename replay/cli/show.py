@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per line: header, records, trailer")
     parser.add_argument("--full", action="store_true", help="do not shorten payloads")
+    parser.add_argument("--protocol", metavar="NAME|MODULE:CLASS", default=None,
+                        help="decode messages with this protocol profile (default auto: "
+                             "detected from each handshake, as `run` does)")
+    parser.add_argument("--raw", action="store_true",
+                        help="print payloads as recorded, not decoded by their protocol")
     parser.add_argument("--timeline", metavar="OUT", help="draw the sessions as lanes into "
                         "OUT (.svg, .png or .pdf) instead of printing them")
     parser.add_argument("--correlations", action="store_true",
@@ -54,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
         return _correlations(args, wanted)
     if args.timeline:
         return _draw(args, wanted)
+    protocols = _Protocols(args.protocol, raw=args.raw)
     with CorpusReader(args.file, **record_limit(args)) as reader:
-        emit = _JsonLines() if args.json else _Timeline(args.file, full=args.full)
+        emit = _JsonLines(protocols) if args.json else _Timeline(args.file, full=args.full,
+                                                                 protocols=protocols)
         emit.header(reader.header)
         for record in reader:
             if wanted is None or record.session in wanted:
@@ -118,8 +125,13 @@ class _JsonLines:
                    "epoch_ns": header.epoch_ns, "tool_version": header.tool_version,
                    "source": dict(header.source), "redaction": header.redaction})
 
+    def __init__(self, protocols: _Protocols | None = None) -> None:
+        self.protocols = protocols or _Protocols(None, raw=True)
+
     def record(self, record: Any) -> None:
-        self._out(record_to_json(record))
+        out = record_to_json(record)
+        out.update(self.protocols.json_extra(record))
+        self._out(out)
 
     def trailer(self, trailer: Any) -> None:
         if trailer is not None:
@@ -159,13 +171,63 @@ def record_to_json(record: Any) -> dict[str, Any]:
             "reason": record.reason}
 
 
+class _Protocols:
+    """Each session's protocol profile (forced, or detected from its open record), and what
+    `show` prints with it: decoded messages and control names, unless --raw."""
+
+    def __init__(self, forced: str | None, *, raw: bool) -> None:
+        if forced is not None and forced != "auto":
+            from replay._protocols import resolve_protocol
+
+            resolve_protocol(forced)  # an unknown name is a usage error before any output
+        self.forced, self.raw = forced, raw
+        self._by_session: dict[int, Any] = {}
+
+    def opened(self, handshake: Any) -> Any:
+        from replay._protocols import choose
+
+        profile = choose(handshake, self.forced)
+        self._by_session[handshake.session] = profile
+        return profile
+
+    def decoding(self, session: int) -> Any:
+        """The session's profile when it decodes to more than JSON text already shows."""
+        from replay._protocols import JsonProfile, Profile
+
+        profile = self._by_session.get(session)
+        if self.raw or profile is None or type(profile) in (JsonProfile, Profile):
+            return None
+        return profile
+
+    def json_extra(self, record: Any) -> dict[str, Any]:
+        from corpus import Handshake, Message
+
+        if type(record) is Handshake:
+            profile = self.opened(record)
+            extra: dict[str, Any] = {"protocol": profile.name}
+            if record.http:
+                extra["http"] = [{"t_ns": step.t, "method": step.method, "url": step.url,
+                                  "status": step.status} for step in record.http]
+            return extra
+        profile = self.decoding(record.session) if type(record) is Message else None
+        if profile is None:
+            return {}
+        decoded = profile.decode(record.payload)
+        extra = {} if isinstance(decoded, str | bytes) else {"decoded": decoded}
+        control = profile.control(record.payload, record.direction)
+        if control is not None:
+            extra["control"] = control.name
+        return extra
+
+
 class _Timeline:
-    def __init__(self, path: str, *, full: bool) -> None:
+    def __init__(self, path: str, *, full: bool, protocols: _Protocols | None = None) -> None:
         from rich.console import Console
 
         self.console = Console(highlight=False, soft_wrap=True)
         self.path = path
         self.full = full
+        self.protocols = protocols or _Protocols(None, raw=True)
         self.counts: dict[str, int] = {"sessions": 0, "messages": 0, "large": 0,
                                        "stretched": 0}
         self._previous: dict[int, tuple[int, int]] = {}  # session -> (t, size) of its last
@@ -187,14 +249,28 @@ class _Timeline:
             flags = "".join(f" [red]{f}[/]" for f, on in
                             (("injected", record.injected), ("dropped", record.dropped)) if on)
             flags += self._timing_flags(record)
+            text = preview(record.payload, self.full)
+            profile = self.protocols.decoding(record.session)
+            if profile is not None:
+                text = preview(profile.describe(record.payload), self.full)
+                control = profile.control(record.payload, record.direction)
+                if control is not None:
+                    flags += f" [dim]({_esc(control.name)})[/]"
             self.console.print(
                 f"{when} [{color}]{record.direction.arrow}[/] {record.opcode.name.lower():6} "
-                f"{_size(record.payload):>7} B  {_esc(preview(record.payload, self.full))}{flags}")
+                f"{_size(record.payload):>7} B  {_esc(text)}{flags}")
         elif type(record) is Handshake:
             self.counts["sessions"] += 1
             status = f"[green]{record.status}[/]" if record.accepted else f"[red]{record.status}[/]"
             proto = f" {record.subprotocol}" if record.subprotocol else ""
+            profile = self.protocols.opened(record)
+            if profile.name != "json":
+                proto += f" · protocol {profile.name}"
             took = (record.t_response - record.t) / 1e6
+            for step in record.http:
+                self.console.print(f"{step.t / 1e6:10.3f}  [cyan]s{record.session:<5}[/] "
+                                   f"[dim]http[/]     {_esc(step.method)} {_esc(step.url)} → "
+                                   f"{step.status} ({len(step.response_body)} B)")
             self.console.print(f"{when} [bold]⇢ open[/]   GET {_esc(record.url)} → {status}"
                                f"{_esc(proto)}  (handshake {took:.3f} ms)")
             if record.proxy_error:

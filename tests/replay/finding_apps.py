@@ -7,20 +7,12 @@ import random
 
 import trio
 
+from tests.replay.bisect_apps import _lifespan
+
 CRASH_BELOW = 0.120
 """Seconds after the app is called: a first message earlier than this crashes it."""
 REORDER_BELOW = 0.245
 """...one earlier than this (but not a crash) is answered in the wrong order."""
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def two_races(scope, receive, send) -> None:

@@ -34,7 +34,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from corpus import Close, Closer, Direction, Handshake, Message, Recording, Session, new_header
-from replay._credentials import Identity
+from replay import SessionIdentity
 
 MS = 1_000_000
 EPOCH = 1_764_000_000 * 10**9
@@ -282,7 +282,7 @@ if __name__ == "__main__":
     main(sys.argv[1:])
 
 
-def login_hook(identity: Identity) -> dict[str, dict[str, str]]:
+def login_hook(identity: SessionIdentity) -> dict[str, dict[str, str]]:
     """An auth hook: log in over HTTP as the recorded user (the JWT's ``sub``) at the
     server in $LOGIN_URL and connect with the token it issues."""
     import os
@@ -298,5 +298,5 @@ def login_hook(identity: Identity) -> dict[str, dict[str, str]]:
     return {"headers": {"Authorization": f"Bearer {token}"}}
 
 
-def failing_hook(identity: Identity) -> dict[str, dict[str, str]]:
+def failing_hook(identity: SessionIdentity) -> dict[str, dict[str, str]]:
     raise RuntimeError(f"login refused for session {identity.session}")

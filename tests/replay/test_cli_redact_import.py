@@ -91,7 +91,10 @@ def test_redacting_a_cut_file_keeps_its_prefix_and_its_missing_trailer(
     with raw.open("ab") as file:
         file.write(b"\x85\xa1k")  # half a record, as a killed capture leaves it
     out = tmp_path / "out.wsr"
-    assert main(["redact", str(raw), "-o", str(out)]) == 1
+    assert main(["redact", str(raw), "-o", str(out)]) == 2  # validate rejects it
+    assert "--lenient" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["redact", str(raw), "-o", str(out), "--lenient"]) == 1
     err = capsys.readouterr().err
     assert "truncated at byte" in err
     assert "no trailer" in err

@@ -149,7 +149,7 @@ def test_each_failure_class_is_reported_with_its_own_minimal_warp() -> None:
     assert set(by_kind) == {"reordered", "app-error"}
     reorder = by_kind["reordered"].warp.ops[0].value
     crash = by_kind["app-error"].warp.ops[0].value
-    assert 100 * MS < reorder <= 101 * MS and 200 * MS < crash <= 201 * MS
+    assert 100 * MS < reorder <= 103 * MS and 200 * MS < crash <= 203 * MS
     assert all(f.rate == (5, 5) for f in found.failures)
 
 

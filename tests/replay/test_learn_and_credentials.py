@@ -243,3 +243,27 @@ def test_a_hook_that_raises_makes_its_session_unreachable_in_one_line() -> None:
     assert finding.kind is FindingKind.UNREACHABLE
     assert finding.detail == ("--auth tests.replay.issue17_apps:failing_hook, session 1: the "
                               "hook raised RuntimeError: login refused for session 1")
+
+
+def test_the_pytest_fixture_fills_secrets_a_sidecar_names(tmp_path, monkeypatch, wsreplay) -> None:
+    file = tmp_path / "guarded.wsr"
+    write_recording(file, guarded_recording())
+    Path(f"{file}.toml").write_text(
+        f'target = "{GUARDED}"\n'
+        'secrets = {bearer = {env = "STAGING_TOKEN"}, "cookie:session" = '
+        '{env = "STAGING_SESSION"}, "query:api_key" = {env = "STAGING_KEY"}}\n')
+    monkeypatch.chdir(ROOT)
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert wsreplay.run(file).verdict.passed
+
+
+def test_learn_refuses_a_target_that_is_not_known_good(tmp_path, cli) -> None:
+    # (A defect in values cannot be told from noise: that is why the target must be good.
+    # One that rejects the handshake can.)
+    file = tmp_path / "guarded.wsr"
+    write_recording(file, guarded_recording())
+    result = cli("learn", str(file), "--target", GUARDED, "--runs", "2")
+    assert result.returncode == 1
+    assert "needs a known-good target; nothing written" in result.stderr
+    assert not Path(f"{file}.toml").exists()

@@ -8,6 +8,7 @@ import pytest
 
 from corpus import Direction, Handshake, HttpExchange, read_recording, write_recording
 from replay import (
+    Control,
     GraphQLWSProfile,
     JsonProfile,
     OracleOptions,
@@ -112,13 +113,14 @@ def test_socketio_polling_steps_are_redone_and_rebind_the_sid() -> None:
     open_step = step("GET", b'0{"sid":"OLD","upgrades":["websocket"]}')
     assert SIO.redo(open_step)
     assert SIO.bind(open_step, 200, b'0{"sid":"NEW","upgrades":["websocket"]}') == \
-        {"OLD": "NEW"}
+        {"sid": "NEW"}
     assert not SIO.redo(step("GET", b"6"))  # a poll the upgrade released
     assert SIO.redo(step("GET", b'40{"sid":"x"}\x1e42["hi"]'))
     assert SIO.redo(step("POST", b"ok"))
-    assert rebind_url("ws://h/socket.io/?EIO=4&transport=websocket&sid=OLD",
-                      {"OLD": "NEW"}) == "ws://h/socket.io/?EIO=4&transport=websocket&sid=NEW"
-    assert rebind_url("ws://h/x?a=1", {"OLD": "NEW"}) == "ws://h/x?a=1"
+    # The recorded sid may be a redaction placeholder: the parameter is what is re-bound.
+    assert rebind_url("ws://h/socket.io/?EIO=4&transport=websocket&sid=wsreplay-redacted:x",
+                      {"sid": "NEW"}) == "ws://h/socket.io/?EIO=4&transport=websocket&sid=NEW"
+    assert rebind_url("ws://h/x?a=1", {"sid": "NEW"}) == "ws://h/x?a=1"
 
 
 # --- GraphQL over WebSocket ----------------------------------------------------------------
@@ -158,19 +160,19 @@ def test_protocols_are_detected_from_the_handshake() -> None:
 
 
 class Upper(Profile):
-    """A toy custom profile: frames are case-insensitive words; ``beat`` is a heartbeat."""
+    """A toy custom profile: frames are case-insensitive words; the server's ``beat`` is
+    a heartbeat the client answers with ``beat-ack``."""
 
     name = "upper"
 
     def decode(self, frame: str | bytes) -> object:
         return {"word": frame.upper()} if isinstance(frame, str) else frame
 
-    def control(self, frame: str | bytes, direction: Direction) -> object:
-        from replay import Control
-
-        if frame == "beat":
-            return Control("beat", reply="beat-ack") if direction is S2C else \
-                Control("beat", answer=True)
+    def control(self, frame: str | bytes, direction: Direction) -> Control | None:
+        if frame == "beat" and direction is S2C:
+            return Control("beat", reply="beat-ack")
+        if frame == "beat-ack" and direction is C2S:
+            return Control("beat", answer=True)
         return None
 
 
@@ -220,13 +222,13 @@ def test_control_messages_are_counted_not_judged_and_a_lost_event_is_missing() -
 
 
 def test_a_protocol_can_be_forced_for_every_session() -> None:
-    rec = recording(session_records(0, [(0, ">", "beat"), (1, "<", "hello")]))
+    rec = recording(session_records(0, [(0, ">", "beat-ack"), (1, "<", "hello")]))
     from replay import build_schedule
 
     assert build_schedule(rec).sessions[0].protocol == JsonProfile()
     plan = build_schedule(rec, protocol=f"{__name__}:Upper").sessions[0]
     assert isinstance(plan.protocol, Upper)
-    assert plan.sends == ()  # "beat" answers the server: not scheduled
+    assert plan.sends == ()  # "beat-ack" answers the server: not scheduled
     with pytest.raises(ProtocolError):
         build_schedule(rec, protocol="nope")
 
@@ -255,3 +257,98 @@ def test_http_steps_round_trip_and_old_files_read_without_them(tmp_path) -> None
     from replay import build_schedule
 
     assert build_schedule(again).sessions[0].http == (step,)
+
+
+# --- a custom profile, end to end in-process -------------------------------------------------
+
+async def _beat_app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    """Sends "beat", wants "beat-ack" within 50 ms (else closes 1008), then says "Hello"."""
+    import trio
+
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "beat"})
+    with trio.move_on_after(0.05) as waited:
+        answer = await receive()
+    if waited.cancelled_caught or answer.get("text") != "beat-ack":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    await send({"type": "websocket.send", "text": "Hello"})
+    await receive()
+
+
+@pytest.mark.parametrize(("protocol", "passes"), [(f"{__name__}:Upper", True), ("json", False)])
+def test_a_custom_profile_answers_heartbeats_and_decodes_frames(protocol: str,
+                                                                 passes: bool) -> None:
+    from corpus import Closer
+    from replay import AsgiTarget, ReplayOptions, Warp, replay_recording
+
+    # Recorded: the ack 40 ms after the beat, a lower-case "hello". Stretched 3x, an ack on
+    # the recorded schedule comes too late; only the profile's reactive answer keeps up,
+    # and only its decoding takes "Hello" for "hello".
+    rec = recording(session_records(0, [(0, "<", "beat"), (40, ">", "beat-ack"),
+                                         (41, "<", "hello")], close=(60, Closer.CLIENT, 1000)))
+    result = replay_recording(rec, AsgiTarget(_beat_app, loop="trio"),
+                              ReplayOptions(warp=Warp.parse("scale=3"), protocol=protocol))
+    assert result.verdict.passed is passes, [str(f) for f in result.verdict.findings]
+    if passes:
+        [answered] = [e for e in result.transcript.sessions[0].events
+                      if isinstance(e, Received) and e.control]
+        assert (answered.control, answered.reply) == ("beat", "beat-ack")
+
+
+def test_registered_profiles_resolve_by_name_and_take_part_in_detection(monkeypatch) -> None:
+    from replay._protocols import registry
+
+    class Detecting(Upper):
+        @classmethod
+        def detects(cls, handshake: Handshake) -> bool:
+            return handshake.subprotocol == "upper.v1"
+
+    monkeypatch.setitem(globals(), "Detecting", Detecting)
+    monkeypatch.setattr(registry, "_registered", lambda: {"upper": f"{__name__}:Detecting"})
+    registry.resolve_protocol.cache_clear()
+    try:
+        assert isinstance(resolve_protocol("upper"), Detecting)
+        assert "upper" in registry.names()
+        assert isinstance(detect_protocol(_handshake(subprotocol="upper.v1")), Detecting)
+        assert detect_protocol(_handshake(subprotocol="graphql-ws")) == GQL
+    finally:
+        registry.resolve_protocol.cache_clear()
+
+
+def test_the_sidecar_names_the_protocol() -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    assert parse_sidecar('protocol = "socketio"', path="x.toml").protocol == "socketio"
+    assert parse_sidecar("", path="x.toml").protocol is None
+    with pytest.raises(SidecarError, match="protocol: expected a string"):
+        parse_sidecar("protocol = 1", path="x.toml")
+
+
+def test_connection_init_and_http_step_tokens_are_reminted() -> None:
+    import base64
+    import dataclasses
+    import json
+
+    import jwt
+
+    from replay import SigningKey, TokenMinter
+
+    def b64(obj: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    recorded = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64({'sub': 'u1'})}.wsreplay-redacted"
+    init = json.dumps({"type": "connection_init", "payload": {"authToken": recorded}})
+    rec = recording(session_records(0, [(0, ">", init), (1, "<", '{"type":"connection_ack"}')]))
+    from replay import build_schedule
+
+    plan = build_schedule(rec).sessions[0]
+    step = HttpExchange(t=0, method="GET", url="http://h/socket.io/?EIO=4&transport=polling",
+                        request_headers=(("Authorization", f"Bearer {recorded}"),),
+                        status=200, t_response=1)
+    plan = dataclasses.replace(plan, http=(step,))
+    fresh, _ = TokenMinter(SigningKey.secret("k" * 32))(plan, 0)
+    token = json.loads(fresh.sends[0].payload)["payload"]["authToken"]
+    assert jwt.decode(token, "k" * 32, algorithms=["HS256"])["sub"] == "u1"
+    assert fresh.http[0].request_headers == (("Authorization", f"Bearer {token}"),)

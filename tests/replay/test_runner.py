@@ -198,6 +198,30 @@ async def test_no_progress_by_the_deadline_is_stuck_with_what_each_side_waited_f
     assert events[-1] == stuck[0]  # nothing is recorded after the session is given up
 
 
+async def test_a_recorded_pause_longer_than_the_timeout_is_not_a_stall(autojump_clock) -> None:
+    """Each session pauses 60 s (recorded) with a 5 s timeout, then the server stops
+    answering: every session sends after its pause, and is stuck exactly 5 s after its
+    unanswered message was due — whatever order the sessions' deadlines come in."""
+    async def first_only(conn: ServerConnection) -> None:
+        await conn.accept()
+        await conn.send(f"echo:{await conn.receive()}")
+        while True:
+            await conn.receive()
+
+    plans = [session(n, start_ms=1000 * n,
+                     sends=(send(0, "a", gap_ms=2),
+                            send(1, "b", after("received", 0), gap_ms=60_000)),
+                     expects=(expect(0, "echo:a", 10), expect(1, "echo:b", 60_020)))
+             for n in (3, 1, 2)]
+    transcript = await replay(schedule(*plans), HandlerTarget(first_only), timeout=5)
+    for n, log in zip((3, 1, 2), transcript.sessions, strict=True):
+        start = 1000 * n * MS
+        assert [e.t for e in _of(log.events, Sent)] == [start + 2 * MS, start + 60_002 * MS]
+        [stuck] = _of(log.events, Stuck)
+        assert stuck.t == start + (60_020 + 5000) * MS
+        assert "server message 1" in stuck.waiting
+
+
 async def test_a_handshake_that_never_answers_is_stuck_too(autojump_clock) -> None:
     async def never_accepts(conn: ServerConnection) -> None:
         await trio.sleep_forever()

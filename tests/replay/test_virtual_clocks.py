@@ -72,6 +72,11 @@ def test_the_expiry_between_the_two_checks_fires_below_the_recheck_only(exp, fir
         assert result.verdict.passed, result.verdict
 
 
+def test_a_later_connect_gets_a_token_issued_on_the_apps_clock() -> None:
+    """iat is minted from the clock PyJWT checks it with, so it is never in the future."""
+    assert replay_jwt("start=+2.7s").verdict.passed
+
+
 def test_bisect_exp_is_exact_repeatable_and_the_apps_own_number(tmp_path: Path) -> None:
     path = tmp_path / "jwt.wsr"
     write_recording(path, jwt_recording())
@@ -168,3 +173,46 @@ def test_the_clean_recording_replays_clean_100_times_byte_identically_in_any_pro
         outputs.append(wsreplay(*argv).stdout)
     assert outputs[0] == outputs[1]
     assert json.loads(outputs[0])["runs"][0]["epoch"] == "2023-11-14T22:13:20Z"
+
+
+def test_the_fixture_and_a_sidecar_pin_the_epoch(wsreplay, tmp_path: Path) -> None:
+    from replay._sidecar import SidecarError, parse_sidecar
+
+    path = tmp_path / "log.wsr"
+    write_recording(path, log_recording())
+    target = f"asgi:{APPS}:log_app"
+    result = wsreplay.run(path, target=target, epoch="2025-06-15T15:06:40Z")
+    assert result.transcript.epoch == 1_750_000_000_000_000_000
+    (tmp_path / "log.wsr.toml").write_text(f'target = "{target}"\nepoch = 1750000000.5\n')
+    assert wsreplay.run(path).transcript.epoch == 1_750_000_000_500_000_000
+    assert parse_sidecar('epoch = "2025-01-01T00:00:00Z"', path="s.toml").epoch == (
+        1_735_689_600_000_000_000)
+    with pytest.raises(SidecarError, match=r"s\.toml: epoch: expected ISO 8601"):
+        parse_sidecar("epoch = true", path="s.toml")
+
+
+def test_epoch_and_real_random_are_refused_for_a_live_target_and_bad_text(tmp_path) -> None:
+    path = tmp_path / "log.wsr"
+    write_recording(path, log_recording())
+    live = wsreplay("run", str(path), "--target", "ws://127.0.0.1:9", "--epoch", "0")
+    assert live.returncode == 2
+    assert live.stderr.strip().splitlines() == [
+        "wsreplay: error: --epoch: only for asgi: targets (a live server reads its own clock "
+        "and randomness), not 'ws://127.0.0.1:9'"]
+    bad = wsreplay("run", str(path), "--target", f"asgi:{APPS}:log_app", "--epoch", "soon")
+    assert bad.returncode == 2
+    assert "--epoch: expected Unix seconds (1735689600) or an ISO 8601 time" in bad.stderr
+
+
+def test_wsreplays_own_bookkeeping_keeps_the_real_clock() -> None:
+    from replay._targets.clocks import AppClocks, real_time_ns
+    from replay._targets.virtual import run_virtual
+
+    async def inside() -> tuple[int, int]:
+        return time.time_ns(), real_time_ns()
+
+    before = time.time_ns()
+    virtual, real = run_virtual(inside, clocks=AppClocks(epoch_ns=0))
+    after = time.time_ns()
+    assert virtual == 0  # the app's clock: the epoch at t=0
+    assert before <= real <= after

@@ -275,8 +275,13 @@ def test_scale_one_and_the_empty_warp_change_nothing(times: list[int]) -> None:
 def test_composition_applies_left_then_right_and_is_associative(a: Warp, b: Warp,
                                                                  c: Warp) -> None:
     schedule = chat_schedule()
-    expected = c.apply(b.apply(a.apply(schedule)))
-    assert (a + b + c).apply(schedule) == expected
+    try:
+        expected = c.apply(b.apply(a.apply(schedule)))
+        combined = (a + b + c).apply(schedule)
+    except WarpError as error:  # scales multiplied past what a clock can run: refused
+        assume("stretches" not in str(error))
+        raise
+    assert combined == expected
     assert a.then(b.then(c)).apply(schedule) == expected
     assert str(a + b) == ",".join(filter(None, (str(a), str(b))))
     assert Warp() + a == a + Warp() == a

@@ -211,3 +211,63 @@ def test_a_proxy_error_text_is_redacted_like_the_rest_of_the_handshake() -> None
     assert isinstance(redacted, Handshake) and redacted.proxy_error is not None
     assert "c2lnbmF0dXJl" not in redacted.proxy_error
     assert redacted.proxy_error.startswith("cannot reach wss://x/?auth=eyJhbGciOiJIUzI1NiJ9.")
+
+
+# --- the wsproto client, paired in memory with a wsproto server -----------------------------
+
+async def _serve(stream, *, accept_deflate: bool = True):  # type: ignore[no-untyped-def]
+    """A wsproto server on `stream`: accepts, then returns (ws, events seen so far)."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request
+    from wsproto.extensions import PerMessageDeflate
+
+    ws = WSConnection(ConnectionType.SERVER)
+    while True:
+        ws.receive_data(await stream.receive_some(65536))
+        for event in ws.events():
+            if isinstance(event, Request):
+                offered = event.extensions
+                await stream.send_all(ws.send(AcceptConnection(
+                    subprotocol="chat.v1",
+                    extensions=[PerMessageDeflate()] if accept_deflate else [])))
+                return ws, offered
+
+
+async def test_the_client_takes_whole_messages_answers_pings_and_refuses_oversize_ones() -> None:
+    import trio
+    import trio.testing
+    from wsproto.events import Ping, Pong, TextMessage
+
+    from replay._targets.wire import WireClient, WireClosed
+
+    client_end, server_end = trio.testing.memory_stream_pair()
+    client = WireClient(client_end, max_message_size=10)
+    async with trio.open_nursery() as nursery:
+        served: list = []
+
+        async def server() -> None:
+            served.append(await _serve(server_end))
+
+        nursery.start_soon(server)
+        (offers,), _ = extension_offers((DEFLATE,))
+        await client.handshake(host="x", target="/", subprotocols=["chat.v1"],
+                               extensions=[offers], headers=(), where="ws://x/")
+        assert (client.subprotocol, client.extensions) == ("chat.v1", ("permessage-deflate",))
+        nursery.start_soon(client.reader)
+        ws, offered = served[0]
+        assert offered == [DEFLATE[1]]  # the recorded offer, word for word
+        # A message in two frames arrives whole; a ping is answered.
+        await server_end.send_all(ws.send(TextMessage("hello ", message_finished=False))
+                                  + ws.send(TextMessage("you")) + ws.send(Ping(b"p")))
+        assert await client.get_message() == "hello you"
+        ws.receive_data(await server_end.receive_some(65536))
+        assert [type(e) for e in ws.events()] == [Pong]
+        # Too big for this client: it says no itself, with 1009.
+        await server_end.send_all(ws.send(TextMessage("x" * 11)))
+        with pytest.raises(WireClosed) as closed:
+            await client.get_message()
+        assert closed.value.info.code == 1009 and closed.value.info.by_client
+        assert "longer than 10 characters was refused by the replay client" in \
+            closed.value.info.refused
+        await server_end.aclose()  # the server goes away without answering the close
+        await client.aclose(wait=1)  # ...which is not an error
