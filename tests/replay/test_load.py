@@ -180,7 +180,7 @@ def test_a_load_refuses_the_flags_it_would_ignore(recording, flag) -> None:
     result = wsreplay("load", str(recording), "--target", "ws://127.0.0.1:9",
                       "--sessions", "5", *flag)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.stderr.strip().splitlines()[-1].startswith(
         f"wsreplay: error: unrecognized arguments: {' '.join(flag)}")
 
 
