@@ -23,7 +23,7 @@ from ._app import UsageError, record_limit
 NAME = "redact"
 HELP = "write a copy of a recording with secrets replaced by typed placeholders"
 EXIT_CODES = {0: "the redacted copy was written",
-              1: "the input was damaged: the copy holds its valid prefix"}
+              1: "with --lenient, the input was damaged: the copy holds its valid prefix"}
 """Where this command's exit codes differ from the other commands' (`--help`)."""
 
 
