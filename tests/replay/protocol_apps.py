@@ -57,7 +57,7 @@ def _socketio(buggy: bool) -> socketio.AsyncServer:
     return sio
 
 
-def _graphql(buggy: bool) -> GraphQL[Any, Any]:
+def _graphql(buggy: bool, **options: Any) -> GraphQL[Any, Any]:
     @strawberry.type
     class Query:
         @strawberry.field
@@ -74,7 +74,7 @@ def _graphql(buggy: bool) -> GraphQL[Any, Any]:
                     continue
                 yield n
 
-    return GraphQL(strawberry.Schema(query=Query, subscription=Subscription))
+    return GraphQL(strawberry.Schema(query=Query, subscription=Subscription), **options)
 
 
 def _combined(buggy: bool) -> Any:
@@ -92,6 +92,9 @@ def _combined(buggy: bool) -> Any:
 
 app = _combined(buggy=False)
 app_buggy = _combined(buggy=True)
+legacy_keep_alive_app = _graphql(buggy=False, keep_alive=True, keep_alive_interval=0.05)
+"""strawberry speaking the older ``graphql-ws`` subprotocol too, with its ``ka`` keep-alive
+every 50 ms."""
 
 
 def socketio_client(base_url: str) -> list[object]:

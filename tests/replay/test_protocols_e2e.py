@@ -137,3 +137,37 @@ def test_show_prints_decoded_messages_and_names_control_ones(
     assert nexts[0]["payload"] == {"data": {"count": 1}}
     assert main(["show", str(recorded.path), "--raw", "--session", "0"]) == 0
     assert '42["news",{"n":1,"text":"item 1"}]' in capsys.readouterr().out
+
+
+def test_legacy_graphql_ws_keep_alives_are_counted_not_judged() -> None:
+    """subscriptions-transport-ws: the server's ``ka`` every 50 ms. How many arrive depends
+    on the replay's timing; they are counted and left out of the oracle."""
+    import json
+
+    from corpus import Close, Closer, Direction, Handshake, Message, new_header
+
+    ms = 1_000_000
+
+    def msg(t: int, way: str, doc: dict[str, object]) -> Message:
+        direction = Direction.CLIENT_TO_SERVER if way == ">" else Direction.SERVER_TO_CLIENT
+        return Message(0, t * ms, direction, json.dumps(doc))
+
+    query = {"query": "subscription { count(to: 3) }"}
+    records = [
+        Handshake(session=0, t=0, url="ws://h/graphql", status=101, t_response=1 * ms,
+                  request_headers=(("Sec-WebSocket-Protocol", "graphql-ws"),),
+                  subprotocol="graphql-ws"),
+        msg(2, ">", {"type": "connection_init", "payload": {}}),
+        msg(3, "<", {"type": "connection_ack"}), msg(4, "<", {"type": "ka"}),
+        msg(5, ">", {"type": "start", "id": "1", "payload": query}),
+        *(msg(5 + 100 * n, "<", {"type": "data", "id": "1",
+                                 "payload": {"data": {"count": n}}}) for n in (1, 2, 3)),
+        msg(306, "<", {"type": "complete", "id": "1"}),
+        Close(0, 320 * ms, Closer.CLIENT, 1000),
+    ]
+    rec = Recording.from_records(new_header(epoch_ns=0), records)
+    result = replay_recording(rec, open_target(f"asgi:{APPS}:legacy_keep_alive_app"),
+                              ReplayOptions(warp=Warp.parse("scale=3")))
+    assert result.verdict.passed, [str(f) for f in result.verdict.findings]
+    assert result.schedule.sessions[0].protocol == GraphQLWSProfile()
+    assert control_counts(result.transcript.sessions[0].events)["keep-alive"] > 1

@@ -202,3 +202,17 @@ def test_epoch_and_real_random_are_refused_for_a_live_target_and_bad_text(tmp_pa
     bad = wsreplay("run", str(path), "--target", f"asgi:{APPS}:log_app", "--epoch", "soon")
     assert bad.returncode == 2
     assert "--epoch: expected Unix seconds (1735689600) or an ISO 8601 time" in bad.stderr
+
+
+def test_wsreplays_own_bookkeeping_keeps_the_real_clock() -> None:
+    from replay._targets.clocks import AppClocks, real_time_ns
+    from replay._targets.virtual import run_virtual
+
+    async def inside() -> tuple[int, int]:
+        return time.time_ns(), real_time_ns()
+
+    before = time.time_ns()
+    virtual, real = run_virtual(inside, clocks=AppClocks(epoch_ns=0))
+    after = time.time_ns()
+    assert virtual == 0  # the app's clock: the epoch at t=0
+    assert before <= real <= after
