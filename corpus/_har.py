@@ -28,6 +28,10 @@ _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _WALL_CLOCK_SLACK_NS = 24 * 3600 * 10**9  # message times this close to the start are Unix time
 
 
+MAX_HAR_DEPTH = 200
+"""A HAR nests about six levels deep; a file nested deeper than this is refused."""
+
+
 class NotAHar(CorpusError):
     """The file is not a HAR file, or holds no WebSocket entry to import."""
 
@@ -100,7 +104,15 @@ def _collect(file: _Counting, limit: int, head: dict[str, Any], entries: _WebSoc
     events = ijson.parse(file, use_float=True)
     builder: Any = None
     start = 0
+    depth = 0
     for prefix, event, value in events:
+        if event in ("start_map", "start_array"):
+            depth += 1
+            if depth > MAX_HAR_DEPTH:  # ijson's prefixes grow with depth: stop early
+                raise NotAHar(f"not a HAR file: nested more than {MAX_HAR_DEPTH} levels deep "
+                              f"(at {prefix[:60]}...)", path=path)
+        elif event in ("end_map", "end_array"):
+            depth -= 1
         if builder is not None:
             builder.event(event, value)
             if prefix == "log.entries.item" and event in ("end_map", "end_array"):
@@ -193,7 +205,14 @@ def har_to_recording(document: object, *, path: str | None = None) -> Recording:
         source["creator"] = f"{creator['name']} {creator.get('version', '')}".strip()
     if path is not None:
         source["file"] = os.path.basename(path)
-    return Recording.from_records(new_header(epoch_ns=epoch, source=source), records)
+    try:
+        header = new_header(epoch_ns=epoch, source=source)
+    except RecordError:
+        when = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=epoch // 1000)
+        raise CorpusError(f"startedDateTime: the earliest entry starts in year {when.year}, "
+                          "outside what a corpus can hold (years 1678 to 2262)",
+                          path=path) from None
+    return Recording.from_records(header, records)
 
 
 def _is_websocket(entry: Mapping[str, Any]) -> bool:

@@ -132,3 +132,51 @@ def test_lenient_warns_and_goes_on_and_show_warns_by_default(
     assert main(["show", str(path)]) == 0
     out = capsys.readouterr()
     assert "time goes backwards" in out.err and "open" in out.out
+
+
+# -- HAR import: streamed, bounded, one line -----------------------------------------------
+
+def _har(path: Path, *, time: str = "1767225600.5", started: str = "2026-01-01T00:00:00Z",
+         filler: int = 0) -> Path:
+    body = "x" * filler
+    path.write_text(
+        '{"log": {"entries": [{"startedDateTime": "2026-01-01T00:00:00Z", "request": '
+        '{"url": "https://h/"}, "response": {"status": 200, "content": {"text": "' + body +
+        '"}}}, {"startedDateTime": "' + started + '", "request": {"url": "ws://h/ws"}, '
+        '"response": {"status": 101}, "_webSocketMessages": [{"type": "send", "time": ' + time +
+        ', "opcode": 1, "data": "hello"}]}]}}')
+    return path
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda p: p.write_text('{"log": {"entries": ' + "[" * 100_000 + "]" * 100_000 + "}}"),
+     "nested more than"),
+    (lambda p: _har(p, time="1" + "0" * 5000), "not a HAR file"),
+])
+def test_a_har_no_importer_can_read_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], make: object, says: str) -> None:
+    har = tmp_path / "in.har"
+    make(har)  # type: ignore[operator]
+    line = _one_line(capsys, ["import", str(har), "-o", str(tmp_path / "out.wsr")])
+    assert says in line and str(har) in line
+
+
+@pytest.mark.parametrize("year", ["0001", "9999"])
+def test_har_entries_from_year_1_and_9999_are_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], year: str) -> None:
+    har = _har(tmp_path / "in.har", started=f"{year}-01-01T00:00:00Z")
+    line = _one_line(capsys, ["import", str(har), "-o", str(tmp_path / "out.wsr")])
+    assert str(har) in line and f"year {int(year)}" in line
+
+
+def test_max_record_size_bounds_a_har_entry_and_other_entries_stream_past(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    har = _har(tmp_path / "in.har", filler=200_000)
+    line = _one_line(capsys, ["import", str(har), "-o", str(tmp_path / "a.wsr"),
+                              "--max-record-size", "100000"])
+    assert "entries[0]" in line and "--max-record-size" in line
+    assert main(["import", str(har), "-o", str(tmp_path / "b.wsr")]) == 0
+    from corpus import read_recording
+
+    (session,) = read_recording(tmp_path / "b.wsr").sessions
+    assert [m.payload for m in session.messages] == ["hello"]
