@@ -19,9 +19,7 @@ from trio_websocket import ConnectionRejected, open_websocket_url
 from corpus import Closer, CorpusReader, read_recording, validate
 from tests.helpers import only_file, poll_until, records_on_disk
 
-from .wsproc import ADDON, VENV_BIN, Proc, free_port, start_mitmdump
-
-ServerOnly = tuple[Path, Proc]
+from .wsproc import ADDON, VENV_BIN, Proc, ServerOnly, free_port, start_mitmdump
 
 
 def _url(proxy: Proc, path: str = "/ws") -> str:

@@ -15,8 +15,7 @@ from corpus import read_recording
 from tests.helpers import only_file, records_on_disk
 from tests.test_secrets import corpus_secrets, find_secrets
 
-from .test_capture_process import ServerOnly
-from .wsproc import VENV_BIN, start_mitmdump
+from .wsproc import VENV_BIN, ServerOnly, start_mitmdump
 
 
 def _b64(obj: object) -> str:

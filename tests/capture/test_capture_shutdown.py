@@ -14,8 +14,7 @@ from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 from corpus import read_recording
 from tests.helpers import only_file, records_on_disk
 
-from .test_capture_process import ServerOnly
-from .wsproc import start_mitmdump
+from .wsproc import ServerOnly, start_mitmdump
 
 SESSIONS = 6
 

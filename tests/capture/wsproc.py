@@ -18,6 +18,9 @@ from capture.testing import (  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
+ServerOnly = tuple[Path, Proc]
+"""The `server_only` fixture: a work folder and the echo server in it."""
+
 
 def start_server(workdir: Path, *, log: bool = True) -> Proc:
     """The echo server (tests/capture/_server.py) on hypercorn, on a free local port.
