@@ -88,6 +88,17 @@ def reproduce_command(files: Sequence[str], target: TargetSpec, options: ReplayO
 
 
 
+def reproduce_note(options: ReplayOptions) -> str | None:
+    """What to set before pasting the command, when the key was given as a value (on the
+    command line or in a sidecar): the value is never printed, so the command reads it from
+    the default variable, which the user may not have set."""
+    key = options.key
+    if key is None or key.file is not None or key.env is not None:
+        return None
+    return (f"(the JWT secret was given as a value and is never printed: set {ENV_SECRET} "
+            "to it before pasting)")
+
+
 def _seconds(value: float) -> str:
     short = f"{value:g}"
     return short if float(short) == value else repr(value)  # repr reads back exactly

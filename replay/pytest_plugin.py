@@ -132,7 +132,8 @@ class CorpusCase(pytest.Item):
 
     def runtest(self) -> None:
         result = run_file(self.path, self.sidecar, self.case)
-        self.user_properties.append(("wsreplay_transcript", str(self._save(result))))
+        self.transcript_path = self._save(result)
+        self.user_properties.append(("wsreplay_transcript", str(self.transcript_path)))
         verdict = result.verdict
         if self.case.expect == "pass":
             if not verdict.passed:
@@ -159,12 +160,26 @@ class CorpusCase(pytest.Item):
     def _report(self, result: Result) -> str:
         from corpus import scrub
 
+        from ._auth import ENV_SECRET
         from ._engine.diff import render_diff
+        from ._engine.transcript import describe_ending
 
+        events = {s.session: s.events for s in result.transcript.sessions}
         lines = [f"wsreplay: {self.path.name} [{self.case.name}] → {result.verdict.kind}"]
-        lines += [f"  {finding}" for finding in result.verdict.findings]
-        lines += ["", scrub(render_diff(result.schedule, result.transcript, result.verdict)), "",
-                  "reproduce with:", "  " + self.command()]
+        for session in result.verdict.sessions:
+            if not session.findings:
+                continue
+            ending = describe_ending(events.get(session.session, ()))
+            lines.append(f"  session {session.session}: {session.kind}"
+                         + (f" [{scrub(ending)}]" if ending else ""))
+            lines += [f"    {finding.kind}: {finding.detail}" for finding in session.findings]
+        diff = render_diff(result.schedule, result.transcript, result.verdict,
+                           target=self.sidecar.target or None)
+        lines += ["", scrub(diff), "",
+                  "reproduce with:", "  " + self.command(),
+                  *([f"  (the sidecar's jwt_secret is never printed: set {ENV_SECRET} to it "
+                     "before pasting)"] if self.sidecar.jwt_secret is not None else []),
+                  f"transcript: {self.transcript_path}"]
         return "\n".join(lines)
 
     def command(self) -> str:

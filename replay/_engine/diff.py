@@ -235,9 +235,15 @@ def render_timeline(rows: Sequence[Row], *, context: int | None = 3) -> str:
 
 
 def render_session(plan: SessionPlan, events: Sequence[Event], verdict: SessionVerdict, *,
-                   context: int | None = 3, options: OracleOptions = DEFAULT_OPTIONS) -> str:
-    """One session: a headline, its findings, and its (windowed) timeline."""
-    lines = [f"session {plan.session} {plan.url}: {verdict.kind}"]
+                   context: int | None = 3, options: OracleOptions = DEFAULT_OPTIONS,
+                   target: str | None = None) -> str:
+    """One session: a headline, its findings, and its (windowed) timeline.
+
+    With `target`, the headline names where it was replayed next to the recorded URL (a
+    replay on another host or port reads as such, not as the recorded address).
+    """
+    where = f" (recorded; replayed against {target})" if target else ""
+    lines = [f"session {plan.session} {plan.url}{where}: {verdict.kind}"]
     lines += [f"  {finding.kind}: {finding.detail}" for finding in verdict.findings]
     lines.append(render_timeline(timeline(plan, events, verdict, options=options),
                                  context=context))
@@ -245,15 +251,16 @@ def render_session(plan: SessionPlan, events: Sequence[Event], verdict: SessionV
 
 
 def render_diff(schedule: Schedule, transcript: Transcript, verdict: Verdict, *,
-                context: int = 3) -> str:
+                context: int = 3, target: str | None = None) -> str:
     """The diff of every session that did not pass ('' when all passed), with the oracle
-    options the verdict was judged with, so the rows agree with the findings."""
+    options the verdict was judged with, so the rows agree with the findings; `target`
+    (its description) goes into each session's headline."""
     options = verdict.oracle or DEFAULT_OPTIONS
     plans = {plan.session: plan for plan in schedule.sessions}
     events = {s.session: s.events for s in transcript.sessions}
     parts = [
         render_session(plans[v.session], events.get(v.session, ()), v, context=context,
-                       options=options)
+                       options=options, target=target)
         for v in verdict.sessions
         if v.kind is not VerdictKind.PASS and v.session in plans
     ]

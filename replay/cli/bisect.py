@@ -286,11 +286,13 @@ def run(args: argparse.Namespace) -> int:
     failing = _nearest_failure(result, prober.records)
     if failing is not None:
         from replay._engine.warp import Warp
-        from replay._reproduce import reproduce_command
+        from replay._reproduce import reproduce_command, reproduce_note
 
         replayed = dataclasses.replace(options, warp=Warp.parse(failing.warp))
         print(f"reproduce the failing side ({_fmt(failing.value)}) with:")
         print(f"  {reproduce_command([args.file], spec, replayed)}")
+        if note := reproduce_note(replayed):
+            print(f"  {note}")
     for line in result.summary():
         print(line)
     for line in seen_lines(result, prober.records):

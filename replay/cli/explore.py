@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from corpus import inside, read_recording, safe_name, write_recording
     from replay._facade import plan_recording, replay_recording
-    from replay._reproduce import reproduce_command
+    from replay._reproduce import reproduce_command, reproduce_note
     from replay._search.explore import Discovery, explore, search_space
 
     from ._app import EXIT_INTERRUPTED, UsageError, finding_selector, is_interrupt, record_limit
@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             seed=failure.seed if failure.seed is not None else options.seed)
         sidecar.write_text(_sidecar_text(args, spec, found, failure), encoding="utf-8")
         _print_failure(recording, failure, repro, sidecar,
-                       reproduce_command([str(repro)], spec, found))
+                       reproduce_command([str(repro)], spec, found),
+                       note=reproduce_note(found))
     if result.stopped == "interrupted":
         print("wsreplay: interrupted; the best repro so far is written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -118,7 +119,7 @@ ORDERING_SEEDS = 16
 
 
 def _print_failure(recording: Recording, failure: Failure, repro: Path, sidecar: Path,
-                   command: str) -> None:
+                   command: str, *, note: str | None) -> None:
     hits, runs = failure.rate
     rate = (f"fails {hits}/{runs} re-runs" if hits == runs else
             f"FLAKY: fails {hits}/{runs} re-runs")
@@ -135,6 +136,8 @@ def _print_failure(recording: Recording, failure: Failure, repro: Path, sidecar:
     print(f"  wrote {repro} and {sidecar.name}")
     print("  reproduce with:")
     print("    " + command)
+    if note:
+        print("    " + note)
 
 
 def _sidecar_text(args: argparse.Namespace, target: TargetSpec, options: ReplayOptions,

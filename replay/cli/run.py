@@ -341,7 +341,9 @@ def _finish(args: argparse.Namespace, runs: list[RunReport],
         from replay._errors import TargetUnreachable
 
         raise TargetUnreachable(_first_unreachable(runs))
-    _print_text(runs, args, target.describe())
+    from replay._reproduce import reproduce_note
+
+    _print_text(runs, args, target.describe(), note=reproduce_note(replay_options))
     return code
 
 
@@ -494,7 +496,8 @@ def token_lifetime_lines(runs: Sequence[RunReport]) -> list[str]:
 # --- text ----------------------------------------------------------------------------------
 
 
-def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str) -> None:
+def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str, *,
+                note: str | None = None) -> None:
     from corpus import scrub
     from replay._document import carried_lines
     from replay._engine.diff import render_diff
@@ -534,12 +537,15 @@ def _print_text(runs: Sequence[RunReport], args: argparse.Namespace, target: str
         print()
         print(f"── {run.file}" + (f" (run {run.repeat})" if args.repeat > 1 else "")
               + f" against {target}")
-        print(scrub(render_diff(result.schedule, result.transcript, result.verdict)))
+        print(scrub(render_diff(result.schedule, result.transcript, result.verdict,
+                                target=target)))
     if failed:
         print()
         print("reproduce with:")
         for command in dict.fromkeys(r.reproduce for r in failed):
             print(f"  {command}")
+        if note:
+            print(f"  {note}")
     sessions = sum(len(r.result.verdict.sessions) for r in runs)
     bad = sum(v.kind != VerdictKind.PASS for r in runs for v in r.result.verdict.sessions)
     print(f"\n{sessions - bad} of {sessions} sessions passed against {target}")
