@@ -151,7 +151,8 @@ class Sidecar:
         key_file = None
         if self.jwt_key_file is not None:
             key_file = str(Path(self.where).parent / self.jwt_key_file)
-        return signing_key(secret=self.jwt_secret, key_file=key_file)
+        # no key named here: the environment's (WSREPLAY_JWT_SECRET / _KEY_FILE) applies
+        return signing_key(secret=self.jwt_secret, key_file=key_file, env=dict(env))
 
     def replay_options(self, case: Case, env: Mapping[str, str]) -> ReplayOptions:
         """The options one case replays with (`env`: where secrets are read from)."""

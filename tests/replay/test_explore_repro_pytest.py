@@ -11,7 +11,7 @@ import pytest
 from corpus import Close, Closer, CorpusWriter, Direction, Handshake, Message, new_header
 from replay._sidecar import Sidecar
 from replay.cli import main
-from replay.pytest_plugin import _signing_key, resolve_target, target_environment
+from replay.pytest_plugin import resolve_target, target_environment
 
 pytest_plugins = ["pytester"]
 MS = 1_000_000
@@ -91,12 +91,10 @@ def test_an_explore_repro_runs_under_plain_pytest_with_the_secret_from_the_envir
     result.stdout.fnmatch_lines(["*WSREPLAY_JWT_SECRET*"])
 
 
-def test_a_sidecar_without_a_key_takes_the_environments(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("WSREPLAY_JWT_SECRET", raising=False)
-    assert _signing_key(Sidecar()) is None
-    monkeypatch.setenv("WSREPLAY_JWT_SECRET", SECRET)
-    assert _signing_key(Sidecar()).source == "$WSREPLAY_JWT_SECRET"
+def test_a_sidecar_without_a_key_takes_the_environments() -> None:
+    assert Sidecar().signing_key({}) is None
+    key = Sidecar().signing_key({"WSREPLAY_JWT_SECRET": SECRET})
+    assert key is not None and key.source == "$WSREPLAY_JWT_SECRET"
 
 
 def test_asgi_paths_resolve_from_the_sidecar_folder_then_the_working_directory(

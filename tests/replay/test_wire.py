@@ -15,7 +15,7 @@ from replay._engine.schedule import (
     build_schedule,
     message_size_limit,
 )
-from replay._targets.asgi import handshake_headers
+from replay._targets.asgi_scope import handshake_headers
 from replay._targets.base import ConnectRequest
 from replay._targets.live import parse_header_option
 from replay._targets.wire import deflate_offer, extension_offers
