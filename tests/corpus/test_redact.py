@@ -323,6 +323,7 @@ def test_the_re_mint_token_scan_is_linear_on_repeated_prefixes_too() -> None:
 
 def _opaque_by_definition(word: str) -> bool:
     """The opaque-token heuristic as the module docstring states it, written plainly."""
+    import itertools
     import math
     import re
     from collections import Counter
@@ -333,7 +334,7 @@ def _opaque_by_definition(word: str) -> bool:
         return False
 
     def changes(run: str) -> int:
-        return sum(a.isdigit() != b.isdigit() for a, b in zip(run, run[1:]))
+        return sum(a.isdigit() != b.isdigit() for a, b in itertools.pairwise(run))
 
     if not any(len(run) >= 16 and changes(run) >= 3
                for run in re.findall(r"[A-Za-z0-9]+", word)):
