@@ -153,6 +153,14 @@ def names_secret(name: str, value: str) -> bool:
     return normal in _NAMES or (normal in _RANDOM_ONLY_NAMES and _random_value(value))
 
 
+@lru_cache(maxsize=4096)
+def _could_name_secret(name: str) -> bool:
+    """Could a key of this name hold a secret (whatever its value)? Cached: JSON messages
+    repeat their keys."""
+    normal = _normal(name)
+    return normal in _NAMES or normal in _RANDOM_ONLY_NAMES
+
+
 def _header_names_secret(lower: str) -> bool:
     return not lower.startswith("sec-websocket-") and _normal(lower).endswith(_HEADER_SUFFIXES)
 
@@ -381,12 +389,12 @@ class Redactor:
         payload = message.payload
         if isinstance(payload, str):
             text = self.text(payload)
-            return message if text == payload else replace(message, payload=text)
+            return message if text == payload else message.with_payload(text)
         decoded = utf8_text(payload)
         if decoded is None:
             return message
         text = self.text(decoded)
-        return message if text == decoded else replace(message, payload=text.encode())
+        return message if text == decoded else message.with_payload(text.encode())
 
     def handshake(self, handshake: Handshake) -> Handshake:
         chosen: dict[str, str] = {}  # the request's subprotocol items → their redacted form
@@ -514,25 +522,31 @@ class Redactor:
         """Secret-named keys' values and opaque string values, found by one pass over the
         (valid) JSON text's string tokens: no recursion, and the other bytes stay as they
         were."""
+        # This runs on the capture hook for every JSON message: one regex step per string
+        # token, key facts cached per key, and the opaque scan only for long values.
         out: list[str] = []
         position = 0
         key: str | None = None
+        secret_named = id_named = False
         value_at = -1
-        for m in _JSON_STRING.finditer(text):
-            colon = _COLON.match(text, m.end())
-            raw = m[0][1:-1]
-            if colon is not None:  # a key
-                key, value_at = raw if "\\" not in raw else json.loads(m[0]), colon.end()
-                number = _JSON_NUMBER.match(text, value_at)
-                if number is not None and names_secret(key, number[0]):
-                    out += (text[position:number.start()],
-                            json.dumps(placeholder("json:" + key.lower())))
-                    position = number.end()
+        for m in _JSON_TOKEN.finditer(text):
+            raw = m[1]
+            if m[2] is not None:  # a key: the string is followed by a colon
+                key = raw if "\\" not in raw else json.loads(text[m.start():m.end(1) + 1])
+                value_at = m.end()
+                secret_named, id_named = _could_name_secret(key), _id_key(key)
+                if secret_named:
+                    number = _JSON_NUMBER.match(text, value_at)
+                    if number is not None and names_secret(key, number[0]):
+                        out += (text[position:number.start()],
+                                json.dumps(placeholder("json:" + key.lower())))
+                        position = number.end()
                 continue
-            if m.start() == value_at and key is not None and names_secret(key, raw):
+            owner = key if m.start() == value_at else None  # the key whose value this is
+            if owner is not None and secret_named and names_secret(owner, raw):
                 value = raw if "\\" not in raw else json.loads(m[0])
-                new = json.dumps(secret(value, "json:" + key.lower()), ensure_ascii=False)
-            elif m.start() == value_at and key is not None and _id_key(key):
+                new = json.dumps(secret(value, "json:" + owner.lower()), ensure_ascii=False)
+            elif (owner is not None and id_named) or len(raw) < 20:
                 continue
             else:
                 opaque = self._opaque(raw)
@@ -586,9 +600,9 @@ def utf8_text(payload: bytes) -> str | None:
     return None if _CONTROL.search(text) else text
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string token, its content as group 1, and group 2 when a colon follows (a key).
+_JSON_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)?', re.DOTALL)
 _JSON_NUMBER = re.compile(r"-?[0-9][0-9.eE+-]*")
-_COLON = re.compile(r"\s*:\s*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
