@@ -28,7 +28,8 @@ from contextlib import contextmanager, nullcontext
 import trio
 import trio.testing
 
-from .._gc import collector_tuned
+from replay._gc import collector_tuned
+
 from .clocks import MONOTONIC_T0, AppClocks, app_clocks
 
 _FLAG = "_ALLOW_DETERMINISTIC_SCHEDULING"
