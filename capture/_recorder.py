@@ -349,9 +349,9 @@ class Recorder:
                 # Never lose a message to redaction, never write what was not checked.
                 log.warning(f"wsreplay: session {live.session}: a message could not be "
                             f"redacted ({type(error).__name__}); recorded as a placeholder")
-                record = replace(record, payload=placeholder("payload:unredactable")
-                                 if isinstance(record.payload, str)
-                                 else placeholder("payload:unredactable").encode())
+                record = record.with_payload(placeholder("payload:unredactable")
+                                             if isinstance(record.payload, str)
+                                             else placeholder("payload:unredactable").encode())
         live.sink.write(record)
 
     def _header(self, epoch_ns: int) -> Header:

@@ -226,6 +226,12 @@ class Message:
     def opcode(self) -> Opcode:
         return Opcode.TEXT if isinstance(self.payload, str) else Opcode.BINARY
 
+    def with_payload(self, payload: str | bytes) -> Message:
+        """This message with another payload: redaction does this on the capture hook's
+        path, where `dataclasses.replace` costs about four times as much."""
+        return Message(self.session, self.t, self.direction, payload, self.injected,
+                       self.dropped)
+
 
 @dataclass(frozen=True, slots=True)
 class Close:

@@ -65,7 +65,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ._errors import CorpusError
@@ -102,6 +102,7 @@ _JWT_RUN = re.compile(r"[A-Za-z0-9_.-]+")  # one character class: linear, never 
 _JWT_FULL = re.compile(rf"(eyJ[{_B64}]{{5,}}\.[{_B64}]{{2,}}\.)[{_B64}]*")
 _WORD = re.compile(r"[A-Za-z0-9+/_~-]+=*")
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+_LONG_ALNUM_RUN = re.compile(r"[A-Za-z0-9]{16}")
 _PLACEHOLDER_RE = re.compile(rf"{PLACEHOLDER}(?::[A-Za-z0-9_.:-]+)?")
 _QUERY_PARAM = re.compile(r"([?&;])([^=&#;?]*)=([^&#;]*)")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -141,6 +142,7 @@ def secret(value: str, kind: str) -> str:
     return placeholder(kind)
 
 
+@lru_cache(maxsize=4096)  # the capture hook sees the same few keys on every message
 def _normal(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "")
 
@@ -151,17 +153,35 @@ def names_secret(name: str, value: str) -> bool:
     return normal in _NAMES or (normal in _RANDOM_ONLY_NAMES and _random_value(value))
 
 
+@lru_cache(maxsize=4096)
+def _could_name_secret(name: str) -> bool:
+    """Could a key of this name hold a secret (whatever its value)? Cached: JSON messages
+    repeat their keys."""
+    normal = _normal(name)
+    return normal in _NAMES or normal in _RANDOM_ONLY_NAMES
+
+
 def _header_names_secret(lower: str) -> bool:
     return not lower.startswith("sec-websocket-") and _normal(lower).endswith(_HEADER_SUFFIXES)
 
 
+_ID_KEYS = frozenset({"hash", "sha", "sha1", "sha256", "digest", "etag", "checksum", "commit",
+                      "version"})
+
+
+@lru_cache(maxsize=4096)
 def _id_key(key: str) -> bool:
     """JSON keys whose random-looking values are ids, not secrets (never opaque-scanned)."""
     normal = _normal(key)
-    return normal.endswith("id") or normal in {"hash", "sha", "sha1", "sha256", "digest",
-                                               "etag", "checksum", "commit", "version"}
+    return normal.endswith("id") or normal in _ID_KEYS
 
 
+# Σ c·log2(c) for each count c a word of at most 512 characters can hold: the entropy of a
+# word of n characters is log2(n) - Σ c·log2(c) / n, without a log per character class.
+_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 513)]
+
+
+@lru_cache(maxsize=4096)  # tokens repeat (an id echoed back, a session's key on every message)
 def looks_opaque(word: str) -> bool:
     """The opaque-token heuristic (module docstring): long, letters and digits mixed in one
     run, high entropy; UUIDs and placeholders excepted."""
@@ -169,20 +189,19 @@ def looks_opaque(word: str) -> bool:
         return False
     if not any(len(run) >= 16 and _mixes(run) for run in _ALNUM_RUN.findall(word)):
         return False
-    counts = Counter(word)
-    entropy = -sum(c / len(word) * math.log2(c / len(word)) for c in counts.values())
-    return entropy >= 3.0
+    n = len(word)
+    entropy = math.log2(n) - sum(map(_C_LOG_C.__getitem__, Counter(word).values())) / n
+    return entropy >= 3.0 - 1e-9  # exactly 3 bits (8 classes, equal counts) is opaque
+
+
+# Letters and digits alternate at least three times: digits, letters, digits, letters (or the
+# other way round). The classes are disjoint, so the search cannot backtrack far.
+_THREE_CHANGES = re.compile(r"[0-9]+[A-Za-z]+[0-9]+[A-Za-z]|[A-Za-z]+[0-9]+[A-Za-z]+[0-9]")
 
 
 def _mixes(run: str) -> bool:
     """Letters and digits alternate at least three times (a random token, not ``Room2024``)."""
-    changes = 0
-    previous = run[0].isdigit()
-    for char in run[1:]:
-        digit = char.isdigit()
-        changes += digit != previous
-        previous = digit
-    return changes >= 3
+    return _THREE_CHANGES.search(run) is not None
 
 
 def _random_value(value: str) -> bool:
@@ -370,12 +389,12 @@ class Redactor:
         payload = message.payload
         if isinstance(payload, str):
             text = self.text(payload)
-            return message if text == payload else replace(message, payload=text)
+            return message if text == payload else message.with_payload(text)
         decoded = utf8_text(payload)
         if decoded is None:
             return message
         text = self.text(decoded)
-        return message if text == decoded else replace(message, payload=text.encode())
+        return message if text == decoded else message.with_payload(text.encode())
 
     def handshake(self, handshake: Handshake) -> Handshake:
         chosen: dict[str, str] = {}  # the request's subprotocol items → their redacted form
@@ -457,7 +476,9 @@ class Redactor:
         return looks_opaque(word) and not any(a.fullmatch(word) for a in self._allow)
 
     def _opaque(self, text: str) -> str:
-        if len(text) < 20:
+        # An opaque word holds a run of 16+ letters and digits, and such a run always lies
+        # inside one word: without one anywhere, no word needs looking at.
+        if len(text) < 20 or _LONG_ALNUM_RUN.search(text) is None:
             return text
         protected: list[tuple[int, int]] | None = None
         out: list[str] = []
@@ -501,25 +522,31 @@ class Redactor:
         """Secret-named keys' values and opaque string values, found by one pass over the
         (valid) JSON text's string tokens: no recursion, and the other bytes stay as they
         were."""
+        # This runs on the capture hook for every JSON message: one regex step per string
+        # token, key facts cached per key, and the opaque scan only for long values.
         out: list[str] = []
         position = 0
         key: str | None = None
+        secret_named = id_named = False
         value_at = -1
-        for m in _JSON_STRING.finditer(text):
-            colon = _COLON.match(text, m.end())
-            if colon is not None:  # a key
-                key, value_at = json.loads(m[0]), colon.end()
-                number = _JSON_NUMBER.match(text, value_at)
-                if number is not None and names_secret(key, number[0]):
-                    out += (text[position:number.start()],
-                            json.dumps(placeholder("json:" + key.lower())))
-                    position = number.end()
+        for m in _JSON_TOKEN.finditer(text):
+            raw = m[1]
+            if m[2] is not None:  # a key: the string is followed by a colon
+                key = raw if "\\" not in raw else json.loads(text[m.start():m.end(1) + 1])
+                value_at = m.end()
+                secret_named, id_named = _could_name_secret(key), _id_key(key)
+                if secret_named:
+                    number = _JSON_NUMBER.match(text, value_at)
+                    if number is not None and names_secret(key, number[0]):
+                        out += (text[position:number.start()],
+                                json.dumps(placeholder("json:" + key.lower())))
+                        position = number.end()
                 continue
-            raw = m[0][1:-1]
-            if m.start() == value_at and key is not None and names_secret(key, raw):
-                value = json.loads(m[0])
-                new = json.dumps(secret(value, "json:" + key.lower()), ensure_ascii=False)
-            elif m.start() == value_at and key is not None and _id_key(key):
+            owner = key if m.start() == value_at else None  # the key whose value this is
+            if owner is not None and secret_named and names_secret(owner, raw):
+                value = raw if "\\" not in raw else json.loads(m[0])
+                new = json.dumps(secret(value, "json:" + owner.lower()), ensure_ascii=False)
+            elif (owner is not None and id_named) or len(raw) < 20:
                 continue
             else:
                 opaque = self._opaque(raw)
@@ -573,9 +600,9 @@ def utf8_text(payload: bytes) -> str | None:
     return None if _CONTROL.search(text) else text
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string token, its content as group 1, and group 2 when a colon follows (a key).
+_JSON_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)?', re.DOTALL)
 _JSON_NUMBER = re.compile(r"-?[0-9][0-9.eE+-]*")
-_COLON = re.compile(r"\s*:\s*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

@@ -16,7 +16,7 @@ import statistics
 from typing import Any
 
 LIBRARIES = ("trio", "trio-websocket", "wsproto", "trio-asyncio", "starlette", "hypercorn",
-             "mitmproxy", "msgpack")
+             "mitmproxy", "msgpack", "picows", "uvloop")
 
 
 def load_average() -> list[float]:

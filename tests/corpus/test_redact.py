@@ -319,3 +319,40 @@ def test_the_re_mint_token_scan_is_linear_on_repeated_prefixes_too() -> None:
     for text in ("eyJ" * 300_000, "x eyJ" * 100_000):  # 38 s to `run` before
         assert find_tokens(text) == []
     assert TOKEN.findall(f"jwt.{JWT}") == [JWT]
+
+
+def _opaque_by_definition(word: str) -> bool:
+    """The opaque-token heuristic as the module docstring states it, written plainly."""
+    import itertools
+    import math
+    import re
+    from collections import Counter
+
+    if not 20 <= len(word) <= 512 or word.startswith("wsreplay-redacted:"):
+        return False
+    if re.fullmatch(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", word):
+        return False
+
+    def changes(run: str) -> int:
+        return sum(a.isdigit() != b.isdigit() for a, b in itertools.pairwise(run))
+
+    if not any(len(run) >= 16 and changes(run) >= 3
+               for run in re.findall(r"[A-Za-z0-9]+", word)):
+        return False
+    n = len(word)
+    return -sum(c / n * math.log2(c / n) for c in Counter(word).values()) >= 3.0 - 1e-9
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="abcdefAB0123456789-_.", min_size=18, max_size=60))
+def test_the_fast_opaque_check_agrees_with_its_definition(word: str) -> None:
+    from corpus._redact import looks_opaque
+
+    assert looks_opaque(word) == _opaque_by_definition(word)
+
+
+def test_a_word_of_exactly_three_bits_per_character_is_opaque() -> None:
+    from corpus._redact import looks_opaque
+
+    word = "a1b2c3d4" * 3  # 8 classes, 3 of each: exactly 3 bits per character
+    assert looks_opaque(word) and _opaque_by_definition(word)

@@ -119,3 +119,14 @@ def test_a_file_removed_while_written_is_recreated_with_everything_written_befor
     recording = read_recording(path)
     assert recording.complete
     assert [m.payload for m in recording.sessions[0].messages] == ["before", "after"]
+
+
+def test_a_message_with_another_payload_keeps_every_other_field() -> None:
+    import dataclasses
+
+    original = Message(session=3, t=17, direction=Direction.SERVER_TO_CLIENT, payload="a",
+                       injected=True, dropped=True)
+    changed = original.with_payload(b"b")
+    assert changed.payload == b"b"
+    assert all(getattr(changed, f.name) == getattr(original, f.name)
+               for f in dataclasses.fields(Message) if f.name != "payload")

@@ -1,0 +1,72 @@
+"""`scripts/bench_load`: the lean echo server answers a load as recorded, the plain-client
+floor measures the same conversation, and the scaling goal is judged only where the
+machine allows it (never met by a ceiling, never failed by one)."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_load"
+
+
+def _bench() -> types.ModuleType:
+    if str(SCRIPT.parent) not in sys.path:  # the script imports scripts/_project_python
+        sys.path.insert(0, str(SCRIPT.parent))
+    loader = importlib.machinery.SourceFileLoader("wsreplay_bench_load", str(SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    loader.exec_module(module)
+    return module
+
+
+def test_the_ceiling_is_what_two_shared_cores_allow() -> None:
+    bench = _bench()
+    assert bench.ceiling(100.0, 0.0) == 2.0  # a free server: perfect scaling possible
+    assert bench.ceiling(100.0, 100.0) == 1.0  # the server as dear as the runner: none
+    assert bench.ceiling(246.0, 21.0) == 1.84
+
+
+@pytest.mark.parametrize(("gain", "bound", "met", "why"), [
+    (1.85, 1.7, True, ""),  # met stands, whatever the ceiling said
+    (1.5, 1.9, False, ""),  # the machine allowed 1.8x: a miss is a miss
+    (1.5, None, False, ""),
+    (1.5, 1.7, None, "allow at most 1.7x here; 0.88 of that was reached"),
+])
+def test_the_scaling_goal_is_not_judged_beyond_the_machines_ceiling(
+        monkeypatch: pytest.MonkeyPatch, gain: float, bound: float | None,
+        met: bool | None, why: str) -> None:
+    bench = _bench()
+    monkeypatch.setattr(bench.benchmeta, "busy", lambda: False)
+    found = bench.scaling_figure("flood", gain, bound)
+    assert found["met"] is met and found["goal"] == ">= 1.8"
+    assert why in found.get("why", "") and bool(why) == ("why" in found)
+    if met is None:
+        assert bench.benchmeta.verdict(found).startswith("cannot conclude: 2 cores")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("picows") is None
+                    or importlib.util.find_spec("uvloop") is None,
+                    reason="picows/uvloop: the bench extra")
+def test_the_picows_echo_server_passes_a_small_load_and_the_floor_runs_the_same() -> None:
+    bench = _bench()
+    from replay._facade import plan_recording
+
+    schedule = plan_recording(bench.recording(2, 20))
+    server, url = bench.start_server("picows")
+    try:
+        row = bench.measure(url, schedule, sessions=4, connect_rate=200.0, mode="1 process",
+                            server=server.pid)
+        floor = bench.measure(url, schedule, sessions=4, connect_rate=200.0, mode=bench.PLAIN,
+                              server=server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert row["counts"] == {"pass": 4} and row["messages"] == 16
+    assert floor["failed"] == 0 and floor["messages"] == 16 and floor["peak_open"] >= 1
+    assert row["cpu_us_per_message"] > 0 and floor["cpu_us_per_message"] > 0
