@@ -36,6 +36,7 @@ from typing import Any
 from replay._credentials import chain
 from replay._engine.schedule import SessionPlan
 from replay._facade import credential_filler
+from replay._gc import collector_tuned
 from replay._options import ReplayOptions
 from replay._targets.clocks import real_time
 from replay._targets.open import TargetSpec
@@ -180,17 +181,8 @@ def _quiet_gc() -> Iterator[None]:
     session at once, and with thousands of tasks alive a full one takes tens of ms — all
     of it send lateness. What exists before the run (the schedule, the modules) is frozen
     out of the collector's view; the thresholds are raised, then put back."""
-    import gc
-
-    previous = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-    try:
+    with collector_tuned(GC_THRESHOLD, collect_first=True):
         yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
 
 
 def _failed(job: ShardJob, error: str) -> ShardResult:
