@@ -153,6 +153,16 @@ def names_secret(name: str, value: str) -> bool:
     return normal in _NAMES or (normal in _RANDOM_ONLY_NAMES and _random_value(value))
 
 
+_ALL_NAMES = tuple(sorted(_NAMES | _RANDOM_ONLY_NAMES))
+
+
+def _may_name_secret(text: str) -> bool:
+    """Could some key in this (ASCII, escape-free) text normalize to a secret name? Folding
+    the whole text the way `_normal` folds a name keeps every such key findable."""
+    folded = text.lower().replace("_", "").replace("-", "")
+    return any(name in folded for name in _ALL_NAMES)
+
+
 @lru_cache(maxsize=4096)
 def _could_name_secret(name: str) -> bool:
     """Could a key of this name hold a secret (whatever its value)? Cached: JSON messages
@@ -522,8 +532,13 @@ class Redactor:
         """Secret-named keys' values and opaque string values, found by one pass over the
         (valid) JSON text's string tokens: no recursion, and the other bytes stay as they
         were."""
-        # This runs on the capture hook for every JSON message: one regex step per string
-        # token, key facts cached per key, and the opaque scan only for long values.
+        # This runs on the capture hook for every JSON message: most have no key naming a
+        # secret and no long letters/digits run (the opaque scan's condition), which two
+        # scans of the text tell; otherwise one regex step per string token, key facts cached
+        # per key, and the opaque scan only for long values.
+        if (text.isascii() and "\\" not in text and _LONG_ALNUM_RUN.search(text) is None
+                and not _may_name_secret(text)):
+            return text
         out: list[str] = []
         position = 0
         key: str | None = None

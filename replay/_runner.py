@@ -106,12 +106,16 @@ class _Pending:
 async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT_TIMEOUT,
                  concurrency: int | None = None, on_event: OnEvent | None = None,
                  rewrite: SessionRewrite | None = None,
-                 binder: Binder | None = None) -> Transcript:
+                 binder: Binder | None = None,
+                 stop: trio.CancelScope | None = None) -> Transcript:
     """Run `schedule` against `target` (entered for the run) and return the transcript.
 
     `timeout` is the per-session progress deadline in seconds; `concurrency` caps how many
     sessions are connected at once (None: no cap). `binder` carries server-assigned values
-    into later client traffic (see `replay._bind`).
+    into later client traffic (see `replay._bind`). `stop` (entered at t=0, so a
+    ``relative_deadline`` counts from there) stops the run gracefully when it is cancelled:
+    sessions not started never start, running ones close their connection (code 1000, the
+    target still up) and record nothing more.
     """
     if timeout <= 0:
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
@@ -125,9 +129,10 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
     async with target, trio.open_nursery() as nursery:
         run.t0 = trio.current_time()
         nursery.start_soon(run.watchdog)
-        async with trio.open_nursery() as sessions:
-            for log in run.logs:
-                sessions.start_soon(run.session, log)
+        with stop if stop is not None else contextlib.nullcontext():
+            async with trio.open_nursery() as sessions:
+                for log in run.logs:
+                    sessions.start_soon(run.session, log)
         nursery.cancel_scope.cancel()  # the watchdog: every session has ended
     return Transcript(sessions=tuple(SessionTranscript(session=log.plan.session,
                                                        events=log.events())

@@ -75,7 +75,8 @@ class LoadSpec:
     recorded_epochs: tuple[int | None, ...] = ()
     """Per source: the recording's epoch, for tokens without ``iat``."""
     duration: int | None = None
-    """Hard stop, ns after the shard's start: sessions still running are cut."""
+    """Stop, ns after the shard's t=0: sessions not started by then never start, running
+    ones close their connections and are counted as cut."""
     max_diffs: int = 5
 
 
@@ -86,6 +87,9 @@ class ShardJob:
     spec: LoadSpec
     start_at: float | None = None
     """Unix time to start at (None: at once)."""
+    live: bool = False
+    """Judge sessions as they end, for a live failure count (someone watches progress);
+    otherwise at the shard's end, off the send path."""
 
 
 # --- one shard -------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     """
     spec = job.spec
     collector = ShardCollector(job.load, shard=job.shard, options=spec.options.oracle,
-                               max_diffs=spec.max_diffs)
+                               max_diffs=spec.max_diffs, live=job.live)
     try:
         target = spec.target.open()
         rewrite = chain(credential_filler(spec.options), token_rewrite(job.load, spec))
@@ -222,22 +226,25 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, binder: Any,
                 scope.cancel()
                 return
 
-    with trio.CancelScope() as scope:
-        if spec.duration is not None:
-            scope.deadline = trio.current_time() + spec.duration / 1e9
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(report_and_listen, nursery.cancel_scope)
-            if sigint and threading.current_thread() is threading.main_thread():
-                nursery.start_soon(on_sigint, nursery.cancel_scope)
-            state.t0_unix = real_time()
-            state.transcript = await replay(job.load.schedule, target,
-                                            timeout=spec.options.timeout,
-                                            concurrency=spec.options.concurrency,
-                                            on_event=collector.on_event, rewrite=rewrite,
-                                            binder=binder)
-            nursery.cancel_scope.cancel()
-    if scope.cancelled_caught and state.stopped is None:
-        state.stopped = "duration"
+    # --duration counts from the runner's t=0 (the scope is entered there): sessions not
+    # started by then never start, running ones close their connections (code 1000) and
+    # are counted as cut.
+    stop = trio.CancelScope(relative_deadline=spec.duration / 1e9) \
+        if spec.duration is not None else None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(report_and_listen, nursery.cancel_scope)
+        if sigint and threading.current_thread() is threading.main_thread():
+            nursery.start_soon(on_sigint, nursery.cancel_scope)
+        state.t0_unix = real_time()
+        transcript = await replay(job.load.schedule, target, timeout=spec.options.timeout,
+                                  concurrency=spec.options.concurrency,
+                                  on_event=collector.on_event, rewrite=rewrite,
+                                  binder=binder, stop=stop)
+        if stop is not None and stop.cancelled_caught:
+            state.stopped = "duration"  # unfinished sessions are cut, not judged
+        else:
+            state.transcript = transcript
+        nursery.cancel_scope.cancel()
     if tick is not None:
         tick(collector.progress())  # the last word: final counters
 
@@ -269,30 +276,34 @@ def run_load(load: Load, spec: LoadSpec, *, workers: int = 1, cluster: str | Non
     """Run `load` in `workers` processes (1: this one), or on the Dask cluster at `cluster`
     (``local``: a `LocalCluster` of 2 worker processes on 127.0.0.1); the merged report.
 
+    With `on_progress`, shards judge each session as it ends so the counters include
+    failures; without, judging waits for each shard's end (off the send path).
+
     On Dask, the load is split into `workers` shards, or one per cluster worker when
     `workers` is 1. Ctrl-C stops every shard; the report holds what was gathered.
     """
     token_rewrite(load, spec)  # a key that cannot sign a token: refuse before anything runs
     totals = _Totals(on_progress)
+    live = on_progress is not None
     if cluster is not None:
         with open_cluster(cluster) as client:
             count = workers if workers > 1 else max(1, len(client.scheduler_info()["workers"]))
-            jobs = _jobs(load, spec, count, "dask")
+            jobs = _jobs(load, spec, count, "dask", live)
             results, stopped = _on_dask(client, jobs, totals)
     elif workers > 1:
-        results, stopped = _in_processes(_jobs(load, spec, workers, "processes"), totals)
+        results, stopped = _in_processes(_jobs(load, spec, workers, "processes", live), totals)
     else:
-        (job,) = _jobs(load, spec, 1, "in-process")
+        (job,) = _jobs(load, spec, 1, "in-process", live)
         results = [run_shard(job, tick=_tick_into(totals), sigint=True)]
         stopped = None
     return merge(results, load=load, target=spec.target.url, max_failures=max_failures,
                  settings=settings, stopped=stopped)
 
 
-def _jobs(load: Load, spec: LoadSpec, count: int, where: str) -> list[ShardJob]:
+def _jobs(load: Load, spec: LoadSpec, count: int, where: str, live: bool) -> list[ShardJob]:
     # Processes are told their start time once they are up (`_process_shard`).
     start_at = time.time() + START_LEAD[where] if where == "dask" else None
-    return [ShardJob(shard=i, load=part, spec=spec, start_at=start_at)
+    return [ShardJob(shard=i, load=part, spec=spec, start_at=start_at, live=live)
             for i, part in enumerate(shard(load, count))]
 
 

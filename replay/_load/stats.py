@@ -3,8 +3,10 @@
 Each shard (one Trio runner, in a process or on a Dask worker) feeds its events to a
 `ShardCollector` as they happen and hands back a `ShardResult`: per-session verdicts,
 the diffs of its first failures, and mergeable statistics — log-bucketed `Histogram`s of
-send lateness and of server response time per message kind (replay vs recorded), and a
-`Timeline` of sends, receives, opens, ends and failures in 100 ms bins. `merge` adds the
+send and connect lateness and of server response time per message kind (replay vs
+recorded), and a `Timeline` of sends, receives, opens, ends and failures in 100 ms bins.
+Judging waits for the end of the shard (off the send path) unless someone watches the
+progress live. `merge` adds the
 shards up into one `LoadReport`. Transcripts never leave the shard: a load of 100,000
 sessions moves verdicts and counters, not every message.
 
@@ -195,6 +197,8 @@ class ShardResult:
     timeline: Timeline
     steady: Histogram = field(default_factory=Histogram)
     """Send lateness once every session of the shard has started (the ramp is over)."""
+    connect: Histogram = field(default_factory=Histogram)
+    """Connect lateness of the sessions that connected (`Connected.late`)."""
     sent: int = 0
     received: int = 0
     stopped: str | None = None
@@ -228,19 +232,31 @@ def _worst(verdict: SessionVerdict) -> str:
 
 
 class ShardCollector:
-    """Takes a shard's events as the runner records them (`on_event`); judges each session
-    as it ends, so progress can show failures live; `finish` returns the `ShardResult`."""
+    """Takes a shard's events as the runner records them (`on_event`); `finish` judges
+    every session and returns the `ShardResult`.
+
+    `live`: judge each session as it ends too, so progress can count failures as they
+    happen (a display is watching). Otherwise judging waits for `finish`: it costs about
+    as much as a session's messages and would sit on the send path of every other session.
+    A session judged live is not judged again.
+    """
 
     def __init__(self, load: Load, *, shard: int = 0, clock: str = "real",
-                 options: OracleOptions | None = None, max_diffs: int = 5) -> None:
+                 options: OracleOptions | None = None, max_diffs: int = 5,
+                 live: bool = True) -> None:
         self.load, self.shard, self.clock = load, shard, clock
         self.options = options or OracleOptions()
         self.max_diffs = max_diffs
+        self.live = live
         self.plans: dict[int, SessionPlan] = {p.session: p for p in load.schedule.sessions}
         self.origins: dict[int, Origin] = {o.session: o for o in load.origins}
         self.events: dict[int, list[Event]] = {}
-        self.verdicts: dict[int, SessionVerdict] = {}
+        self.ended_at: dict[int, int] = {}
+        """Session → time of its first terminal event."""
+        self.judged: dict[int, tuple[int, SessionVerdict]] = {}
+        """Session → (its event count when judged live, the verdict)."""
         self.lateness = Histogram()
+        self.connect = Histogram()
         self.steady = Histogram()
         self.ramped = max((p.start for p in load.schedule.sessions), default=0)
         """When the shard's last session is due to start: sends after it are steady-state."""
@@ -254,7 +270,7 @@ class ShardCollector:
 
     @property
     def ended(self) -> int:
-        return len(self.verdicts)
+        return len(self.ended_at)
 
     def progress(self) -> dict[str, int]:
         return {"shard": self.shard, "sessions": len(self.plans), "started": self.started,
@@ -274,24 +290,23 @@ class ShardCollector:
         elif kind is Received:
             self.received += 1
             self.timeline.add(event.t, "received")
-        elif kind is Connected:
+        elif type(event) is Connected:
             self.opened += 1
+            self.connect.add(event.late)
             self.timeline.add(event.t, "opened")
-        if kind in TERMINAL and session not in self.verdicts:
+        if kind in TERMINAL and session not in self.ended_at:
             if not any(type(e) is Connected for e in events):
                 self.opened += 1  # never connected: opened and ended at once for the counts
                 self.timeline.add(event.t, "opened")
-            verdict = self._judge(session)
-            self.verdicts[session] = verdict
+            self.ended_at[session] = event.t
             self.timeline.add(event.t, "ended")
-            if verdict.kind is not VerdictKind.PASS:
-                self.failed += 1
-                self.timeline.add(event.t, "failed")
-
-    def _judge(self, session: int) -> SessionVerdict:
-        events = sorted(self.events.get(session, ()), key=lambda e: e.t)
-        return judge_session(self.plans[session], events, clock=self.clock,
-                             options=self.options)
+            if self.live:
+                ordered = sorted(events, key=lambda e: e.t)
+                verdict = judge_session(self.plans[session], ordered, clock=self.clock,
+                                        options=self.options)
+                self.judged[session] = (len(events), verdict)
+                if verdict.kind is not VerdictKind.PASS:
+                    self.failed += 1
 
     def finish(self, *, t0_unix: float, complete: bool, stopped: str | None = None,
                transcript: Transcript | None = None) -> ShardResult:
@@ -313,13 +328,20 @@ class ShardCollector:
             if not finished:
                 outcomes.append(SessionOutcome(**base, verdict=CUT if events else NOT_STARTED))
                 continue
-            verdict = judge_session(plan, events, clock=self.clock, options=self.options)
+            judged = self.judged.get(sid)
+            if judged is not None and judged[0] == len(events):  # judged live, nothing since
+                verdict = judged[1]
+            else:
+                verdict = judge_session(plan, events, clock=self.clock, options=self.options)
             outcomes.append(SessionOutcome(**base, verdict=str(verdict.kind),
                                            detail=_worst(verdict),
                                            findings=len(verdict.findings)))
             if verdict.kind is not VerdictKind.PASS:
                 failed.append((plan, verdict))
+                if sid in self.ended_at:  # the timeline counts a failure when it ended
+                    self.timeline.add(self.ended_at[sid], "failed")
             _response_times(plan, events, response)
+        self.failed = len(failed)
         diffs = []
         for plan, verdict in sorted(failed, key=lambda pv: (pv[0].start, pv[0].session))[
                 :self.max_diffs]:
@@ -331,7 +353,7 @@ class ShardCollector:
             diffs.append((plan.session, text))
         return ShardResult(shard=self.shard, t0_unix=t0_unix, outcomes=tuple(outcomes),
                            diffs=tuple(diffs), lateness=self.lateness, steady=self.steady,
-                           response=response,
+                           connect=self.connect, response=response,
                            timeline=self.timeline, sent=self.sent, received=self.received,
                            stopped=stopped)
 
@@ -396,6 +418,8 @@ class LoadReport:
     received: int
     steady: Histogram = field(default_factory=Histogram)
     """Send lateness after each shard's ramp (every session started)."""
+    connect: Histogram = field(default_factory=Histogram)
+    """Connect lateness: from each session's planned start to its connect attempt."""
     stopped: str | None = None
     errors: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
@@ -448,6 +472,7 @@ class LoadReport:
                           for cpu, wall in self.shard_load],
             "lateness_ns": self.lateness.to_json(),
             "lateness_after_ramp_ns": self.steady.to_json(),
+            "connect_lateness_ns": self.connect.to_json(),
             "response_ns": {kind: {"recorded": rec.to_json(), "replay": rep.to_json()}
                             for kind, (rec, rep) in sorted(self.response.items())},
             "timeline": self.timeline.rows(),
@@ -467,7 +492,7 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
           stopped: str | None = None) -> LoadReport:
     """One report from every shard's result (shards put on one timeline by wall clock)."""
     results = sorted(results, key=lambda r: r.shard)
-    lateness, steady, timeline = Histogram(), Histogram(), Timeline()
+    lateness, steady, connect, timeline = Histogram(), Histogram(), Histogram(), Timeline()
     response: dict[str, tuple[Histogram, Histogram]] = {}
     started = [r.t0_unix for r in results if r.error is None]
     origin = min(started, default=0.0)
@@ -476,6 +501,7 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
     for result in results:
         lateness.merge(result.lateness)
         steady.merge(result.steady)
+        connect.merge(result.connect)
         timeline.merge(result.timeline, shift=round((result.t0_unix - origin) * 1e9 / BIN)
                        if result.error is None else 0)
         for kind, (recorded, replayed) in result.response.items():
@@ -501,7 +527,7 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
     return LoadReport(
         target=target, sources=load.sources, copies=load.copies, shards=len(results),
         outcomes=ordered, failures=failures, lateness=lateness, steady=steady,
-        response=response,
+        connect=connect, response=response,
         timeline=timeline, sent=sum(r.sent for r in results),
         received=sum(r.received for r in results),
         stopped=reasons[0] if reasons else None,
@@ -541,6 +567,10 @@ def render_report(report: LoadReport) -> str:
     if report.steady.count and report.steady.count != report.lateness.count:
         s = report.steady.summary()
         lines.append(f"  after the ramp:    p50 {_ms(s['p50'])}  p90 {_ms(s['p90'])}  "
+                     f"p99 {_ms(s['p99'])}  max {_ms(s['max'])}")
+    if report.connect.count:
+        s = report.connect.summary()
+        lines.append(f"connect lateness (ms): p50 {_ms(s['p50'])}  p90 {_ms(s['p90'])}  "
                      f"p99 {_ms(s['p99'])}  max {_ms(s['max'])}")
     if report.response:
         lines.append("server response time (ms), replay vs recorded:")

@@ -31,9 +31,9 @@ sessions at their recorded relative starts, shifted by the copy's start from --r
 judges a session; the report merges them: verdict counts, the first failures with their
 diffs, send lateness, and server response times per message kind (the JSON "type").
 
-A load must be bounded: --sessions N (copies) and/or --duration TIME (no copy starts
-after it; sessions still running then are cut and counted as such). Without either the
-command refuses to run.
+A load must be bounded: --sessions N (copies) and/or --duration TIME, counted from the
+load's t=0 (no copy starts after it; sessions still running then close their connections
+with code 1000 and are counted as cut). Without either the command refuses to run.
 
 identities: with --identity 'sub=user-{n}' every JWT of copy n carries that claim (n is
 the copy number; {value} is the recorded value), re-minted with --jwt-secret/--jwt-key,
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how many copies of the recordings to run")
     bounds.add_argument("--duration", "-d", type=_span, metavar="TIME",
                         help="stop after TIME (30s, 2m): no copy starts later, running "
-                             "sessions are cut")
+                             "sessions close (code 1000) and count as cut")
     starts = parser.add_mutually_exclusive_group()
     starts.add_argument("--ramp", metavar="FROM..TO/TIME",
                         help="FROM copies at once, then evenly more until TO have started "
@@ -114,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
     display = _Display(len(load.schedule.sessions), enabled=sys.stderr.isatty())
     started = time.monotonic()
     try:
+        # No display (not a terminal): no live counters, so sessions are judged at the end.
         report = run_load(load, spec, workers=args.workers, cluster=args.cluster,
-                          on_progress=display.update, max_failures=args.failures,
+                          on_progress=display.update if display.enabled else None,
+                          max_failures=args.failures,
                           settings=settings)
     finally:
         display.close()

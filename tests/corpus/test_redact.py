@@ -356,3 +356,19 @@ def test_a_word_of_exactly_three_bits_per_character_is_opaque() -> None:
 
     word = "a1b2c3d4" * 3  # 8 classes, 3 of each: exactly 3 bits per character
     assert looks_opaque(word) and _opaque_by_definition(word)
+
+
+@pytest.mark.parametrize("payload", [
+    '{"ACCESS_TOKEN":"abc"}',                                   # any case, separators
+    '{"Api-Key":"9f1c2d3e-1111-2222-3333-444455556666"}',       # random-only name, a UUID
+    '{"\\u0074oken":"abc"}',                                    # a key spelled with an escape
+    '{"pin":17,"passwd":123456}',                               # a number under a secret name
+    '{"blob":"Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk"}',                  # an opaque value
+])
+def test_the_quick_pass_over_json_misses_no_secret(payload: str) -> None:
+    assert R.text(payload) != payload
+
+
+def test_json_without_secrets_is_kept_byte_for_byte() -> None:
+    payload = '{"op":"chat", "seq":12,"thread":"9f1c2d3e-1111-2222-3333-444455556666"}'
+    assert R.text(payload) == payload

@@ -40,6 +40,7 @@ from replay._load.stats import (
     Timeline,
     merge,
     message_kind,
+    render_report,
 )
 
 from .chat import chat_recording
@@ -222,7 +223,8 @@ def test_message_kind_is_the_json_type_field_where_present() -> None:
 
 def _replay_events(plan, *, pong: str, base: int) -> list:
     """A plausible live transcript of one chat session, the pong payload chosen."""
-    return [Connected(t=base), Sent(t=base + MS, index=0, payload=plan.sends[0].payload,
+    return [Connected(t=base, late=plan.session * MS),
+            Sent(t=base + MS, index=0, payload=plan.sends[0].payload,
                                     scheduled=base + MS),
             Received(t=base + 3 * MS, payload=plan.expects[0].payload),
             Sent(t=base + 41 * MS, index=1, payload=plan.sends[1].payload,
@@ -231,22 +233,36 @@ def _replay_events(plan, *, pong: str, base: int) -> list:
             Closed(t=base + 50 * MS, by=Closer.CLIENT, code=1000)]
 
 
-def test_a_shard_judges_each_session_and_shards_merge_into_one_report() -> None:
+def _chat_load_report(*, live: bool):
+    """4 copies of the chat recording in 2 shards, copy 3 answered with a changed pong."""
     load = fan_out([("chat.wsr", plan_recording(chat_recording()))], copies=4,
                    starts=Rate(10))
     results = []
     for part in shard(load, 2):
-        collector = ShardCollector(part, shard=part.origins[0].copy)
+        collector = ShardCollector(part, shard=part.origins[0].copy, live=live)
         for plan in part.schedule.sessions:
             good = plan.expects[1].payload
             bad = good.replace('"n": 1', '"n": 2')
             pong = bad if plan.session == 3 else good
             for event in _replay_events(plan, pong=pong, base=plan.start):
                 collector.on_event(plan.session, event)
+        # live: failures are counted as sessions end; otherwise not before `finish`
         assert collector.progress()["ended"] == 2
+        assert collector.progress()["failed"] == (live and part.origins[0].copy == 1)
         results.append(collector.finish(t0_unix=1000.0 + part.origins[0].copy / 10,
                                         complete=True))
-    report = merge(results, load=load, target="ws://127.0.0.1:1")
+    return merge(results, load=load, target="ws://127.0.0.1:1")
+
+
+def test_sessions_judged_at_the_end_report_exactly_what_live_judging_does() -> None:
+    live = _chat_load_report(live=True)
+    deferred = _chat_load_report(live=False)
+    assert deferred.to_json() == live.to_json()
+    assert sum(row["failed"] for row in deferred.timeline.rows()) == 1
+
+
+def test_a_shard_judges_each_session_and_shards_merge_into_one_report() -> None:
+    report = _chat_load_report(live=True)
     assert report.counts == {"diverged": 1, "pass": 3}
     (failure,) = report.failures
     assert failure.outcome.session == 3 and failure.outcome.copy == 3
@@ -260,9 +276,13 @@ def test_a_shard_judges_each_session_and_shards_merge_into_one_report() -> None:
     assert replayed.max == 4 * MS and replayed.count == 4  # a changed pong is a pong still
     opened = sum(row["opened"] for row in report.timeline.rows())
     assert opened == 4 and report.timeline.rows()[-1]["open"] == 0
+    # connect lateness: each session's Connected.late (its id in ms here)
+    assert report.connect.count == 4 and report.connect.max == 3 * MS
+    assert "connect lateness (ms): p50 1.00" in render_report(report)
     document = report.to_json()
     assert document["counts"] == report.counts
     assert len(document["sessions_detail"]) == 4
+    assert document["connect_lateness_ns"]["max"] == 3 * MS
 
 
 def test_a_stopped_shard_reports_cut_and_not_started_sessions() -> None:

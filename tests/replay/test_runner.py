@@ -369,3 +369,32 @@ def test_replay_recording_schedules_warps_replays_and_judges_in_one_call() -> No
     assert sent[0] == [1 * MS, 2 * MS, 3 * MS]  # recorded: 1 ms apart after the open
     assert sent[1] == [MS // 2, MS, 3 * MS // 2]
     assert halved.schedule.sessions[0].sends[0].gap == MS // 2
+
+
+async def test_a_stop_scope_ends_the_run_gracefully_from_t0(autojump_clock) -> None:
+    # `stop` counts from t=0: the running session closes its connection with 1000 (the
+    # server sees a clean close) and records nothing more; a later one never starts.
+    seen: list[tuple[int | None, float]] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.accept()
+        try:
+            while True:
+                await conn.send(f"echo:{await conn.receive()}")
+        except ConnectionClosed as closed:
+            seen.append((closed.code, trio.current_time() - start))
+
+    plan = schedule(
+        session(1, sends=(send(0, "a", after(), gap_ms=10),
+                          send(1, "b", after("received", 0), gap_ms=5_000)),
+                expects=(expect(0, "echo:a", 10), expect(1, "echo:b", 5_010)),
+                close=client_close(after("received", 1))),
+        session(2, start_ms=3_000, sends=(send(0, "a", after()),)))
+    start = trio.current_time()
+    stop = trio.CancelScope(relative_deadline=2.0)
+    transcript = await replay(plan, HandlerTarget(handler), stop=stop)
+    assert stop.cancelled_caught
+    first, second = transcript.sessions
+    assert [type(e) for e in first.events] == [Connected, Sent, Received]
+    assert second.events == ()
+    assert seen == [(1000, pytest.approx(2.0))]

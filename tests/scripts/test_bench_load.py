@@ -70,3 +70,5 @@ def test_the_picows_echo_server_passes_a_small_load_and_the_floor_runs_the_same(
     assert row["counts"] == {"pass": 4} and row["messages"] == 16
     assert floor["failed"] == 0 and floor["messages"] == 16 and floor["peak_open"] >= 1
     assert row["cpu_us_per_message"] > 0 and floor["cpu_us_per_message"] > 0
+    assert {"p50", "p99", "max"} <= row["connect_lateness_ms"].keys() \
+        & floor["connect_lateness_ms"].keys()
