@@ -90,6 +90,8 @@ LOOPS: tuple[str, ...] = ("trio", "asyncio", "auto")
 
 
 _NS = 1_000_000_000
+_NO_JITTER = random.Random(0)
+"""The pipes' generator when the network model has no jitter (never drawn from)."""
 
 
 class ClientDisconnected(OSError):
@@ -112,10 +114,14 @@ class AsgiConnection:
     def __init__(self, target: AsgiTarget, request: ConnectRequest, report: Report,
                  ordinal: int) -> None:
         net: NetworkModel = request.network
-        rng = random.Random(f"wsreplay-net/{net.seed}/{target._run_seed}/{ordinal}")
+        # Seeding from a string hashes it: only worth it when there is jitter to draw.
+        rng = (random.Random(f"wsreplay-net/{net.seed}/{target._run_seed}/{ordinal}")
+               if net.jitter else _NO_JITTER)
         self._target, self._report, self._net = target, report, net
         self._to_app = Pipe(net.c2s_latency, net.jitter, rng)
         self._to_client = Pipe(net.s2c_latency, net.jitter, rng)
+        # The app's side waits on its own loop (`AsgiTarget._get`, chosen once here).
+        self._app_get = self._to_app.get if target._aio is None else self._to_app.aget
         self.subprotocol, self.response_headers = None, ()
         self._client: ClientState = "connecting"
         self._app: AppState = "connecting"
@@ -196,7 +202,12 @@ class AsgiConnection:
     # -- the server side (what the app calls) ---------------------------------------
 
     async def _serve(self, scope: Message, arrives: float) -> None:
-        await trio.sleep_until(arrives)
+        if arrives > trio.current_time():
+            await trio.sleep_until(arrives)
+        else:
+            # Arrived already (no handshake latency): the same one trip through the run
+            # loop as a sleep into the past, without raising and catching a Cancelled.
+            await trio.lowlevel.checkpoint()
         failure: BaseException | None = None
         try:
             await self._target._call_app(self, scope, self._app_receive, self._app_send)
@@ -230,7 +241,7 @@ class AsgiConnection:
         if item is EMPTY:
             self._app_waiting = "the app's receive()"
             try:
-                item = await self._target._get(self._to_app)
+                item = await self._app_get()
             finally:
                 self._app_waiting = ""
         message: Message = item  # type: ignore[assignment]

@@ -35,7 +35,9 @@ class Pipe:
         self._latency, self._jitter, self._rng = latency, jitter, rng
         self._items: deque[tuple[float, object]] = deque()
         self._last = -1.0
-        self._lot = trio.lowlevel.ParkingLot()
+        # Trio readers waiting for an item, woken by `reschedule` directly: a ParkingLot
+        # costs several calls per wake-up, and a message is one wake-up per direction.
+        self._waiting: list[trio.lowlevel.Task] = []
         self._futures: list[Any] = []  # asyncio readers waiting for an item
 
     def put(self, item: object, *, delay: int | None = None, at: float | None = None) -> float:
@@ -49,8 +51,8 @@ class Pipe:
         at = max(at, self._last)
         self._last = at
         self._items.append((at, item))
-        if self._lot:
-            self._lot.unpark_all()
+        if self._waiting:
+            self._wake()
         if self._futures:
             for future in self._futures:
                 if not future.done():
@@ -71,12 +73,29 @@ class Pipe:
         if item is not EMPTY:
             return item
         with trio.move_on_at(self._items[0][0] if self._items else math.inf):
-            await self._lot.park()
+            await self._park()
         return self.get_nowait()
 
     def wake(self) -> None:
         """Wake `get_or_woken` readers: another reader took what they were waiting for."""
-        self._lot.unpark_all()
+        if self._waiting:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for task in waiting:
+            trio.lowlevel.reschedule(task)
+
+    async def _park(self) -> None:
+        """Wait for `put` or `wake` (or a cancellation)."""
+        task = trio.lowlevel.current_task()
+        self._waiting.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiting.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def get(self) -> object:
         """The next item, waiting on Trio for it to arrive."""
@@ -88,7 +107,7 @@ class Pipe:
             if self._items:
                 await trio.sleep_until(self._items[0][0])
             else:
-                await self._lot.park()
+                await self._park()
 
     async def aget(self) -> object:
         """The next item, waiting on asyncio (trio-asyncio's loop, same virtual clock)."""

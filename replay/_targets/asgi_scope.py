@@ -4,6 +4,7 @@ hypercorn build it), and the handshake headers the app sees. Pure: no Trio."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -39,54 +40,80 @@ def handshake_headers(request: ConnectRequest, ordinal: int,
     Host is the recorded one (Origin checks compare the two), or the URL's; the
     Sec-WebSocket-Key is fresh per connection yet the same on every run (determinism).
     """
+    args = (request.url, tuple(request.headers), tuple(request.subprotocols),
+            tuple(extra_headers))
+    try:
+        before, after, subprotocols = _fixed_headers(*args)
+    except TypeError:  # a header given as a list (unhashable): worked out uncached
+        before, after, subprotocols = _fixed_headers.__wrapped__(*args)
+    key = base64.b64encode(hashlib.sha256(f"wsreplay {ordinal}".encode()).digest()[:16])
+    return [*before, (b"sec-websocket-key", key), *after], subprotocols
+
+
+@functools.lru_cache(maxsize=256)
+def _fixed_headers(url_text: str, request_headers: Headers, offered: tuple[str, ...],
+                   extra_headers: Headers) -> tuple[tuple[tuple[bytes, bytes], ...],
+                                                    tuple[tuple[bytes, bytes], ...],
+                                                    tuple[str, ...]]:
+    """What `handshake_headers` sends around the key: the same for every connection of a
+    recorded session (a fan-out's copies, a bisection's probes), so worked out once."""
     from .live import forwarded_headers  # one rule for what a replay sends, live or not
 
     overrides = {k.lower(): v for k, v in extra_headers}
-    recorded = {k.lower(): v for k, v in request.headers}
-    url = urlsplit(request.url)
+    recorded = {k.lower(): v for k, v in request_headers}
+    url = urlsplit(url_text)
     host = overrides.get("host") or recorded.get("host") or url.netloc or "testserver"
-    subprotocols = request.subprotocols
+    subprotocols = offered
     if "sec-websocket-protocol" in overrides:
         subprotocols = tuple(p.strip() for p in overrides["sec-websocket-protocol"].split(",")
                              if p.strip())
-    key = base64.b64encode(hashlib.sha256(f"wsreplay {ordinal}".encode()).digest()[:16])
-    headers = [(b"host", _latin1(host)), (b"upgrade", b"websocket"),
-               (b"connection", b"Upgrade"), (b"sec-websocket-key", key),
-               (b"sec-websocket-version", b"13")]
+    before = ((b"host", _latin1(host)), (b"upgrade", b"websocket"),
+              (b"connection", b"Upgrade"))
+    after = [(b"sec-websocket-version", b"13")]
     if subprotocols:
-        headers.append((b"sec-websocket-protocol", _latin1(", ".join(subprotocols))))
-    offered = overrides.get("sec-websocket-extensions", recorded.get("sec-websocket-extensions"))
-    if offered:
-        headers.append((b"sec-websocket-extensions", _latin1(offered)))
+        after.append((b"sec-websocket-protocol", _latin1(", ".join(subprotocols))))
+    extensions = overrides.get("sec-websocket-extensions",
+                               recorded.get("sec-websocket-extensions"))
+    if extensions:
+        after.append((b"sec-websocket-extensions", _latin1(extensions)))
     rest = tuple((k, v) for k, v in extra_headers if k.lower() not in (
         "host", "sec-websocket-protocol", "sec-websocket-extensions"))
-    headers += [(k.lower().encode("latin-1"), _latin1(v))
-                for k, v in forwarded_headers(request.headers, rest)]
-    return headers, subprotocols
+    after += [(k.lower().encode("latin-1"), _latin1(v))
+              for k, v in forwarded_headers(request_headers, rest)]
+    return before, tuple(after), subprotocols
 
 
 def websocket_scope(request: ConnectRequest, ordinal: int, state: dict[str, Any],
                     extra_headers: Headers = ()) -> Message:
-    url = urlsplit(request.url)
-    secure = url.scheme in ("wss", "https")
-    host = url.hostname or "testserver"
-    port = url.port or (443 if secure else 80)
+    scheme, server, path, raw_path, query = _url_parts(request.url)
     headers, subprotocols = handshake_headers(request, ordinal, extra_headers)
-    path = url.path or "/"
     return {
         "type": "websocket",
         "asgi": dict(ASGI_VERSION),
         "http_version": "1.1",
-        "scheme": "wss" if secure else "ws",
-        "server": (host, port),
+        "scheme": scheme,
+        "server": server,
         "client": ("127.0.0.1", 40000 + ordinal),
         "root_path": "",
-        "path": unquote(path),
-        "raw_path": path.encode("latin-1", "replace"),
-        "query_string": url.query.encode("latin-1", "replace"),
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
         "headers": headers,
         "subprotocols": list(subprotocols),
         "state": dict(state),
         "extensions": {"websocket.http.response": {}},
     }
 
+
+
+@functools.lru_cache(maxsize=256)
+def _url_parts(url_text: str) -> tuple[str, tuple[str, int], str, bytes, bytes]:
+    """The scope's scheme, server, path, raw path and query string for a URL (sessions of
+    one recording mostly share theirs)."""
+    url = urlsplit(url_text)
+    secure = url.scheme in ("wss", "https")
+    path = url.path or "/"
+    return ("wss" if secure else "ws",
+            (url.hostname or "testserver", url.port or (443 if secure else 80)),
+            unquote(path), path.encode("latin-1", "replace"),
+            url.query.encode("latin-1", "replace"))

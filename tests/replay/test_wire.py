@@ -271,3 +271,86 @@ async def test_the_client_takes_whole_messages_answers_pings_and_refuses_oversiz
             closed.value.info.refused
         await server_end.aclose()  # the server goes away without answering the close
         await client.aclose(wait=1)  # ...which is not an error
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["own framing", "wsproto framing"])
+async def test_both_framing_paths_take_and_refuse_the_same_frames(deflate: bool) -> None:
+    # Without an extension the client frames and parses plain data frames itself and hands
+    # every other frame to wsproto: what the runner gets must not depend on which did it.
+    import trio
+    import trio.testing
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import (
+        AcceptConnection,
+        BytesMessage,
+        Ping,
+        Pong,
+        Request,
+        TextMessage,
+    )
+    from wsproto.extensions import PerMessageDeflate
+
+    from replay._targets.wire import FAST_FRAME, WireClient, WireClosed
+
+    client_end, server_end = trio.testing.memory_stream_pair()
+    client = WireClient(client_end, max_message_size=FAST_FRAME * 2)
+    ws = WSConnection(ConnectionType.SERVER)
+
+    async def server() -> None:
+        while True:
+            ws.receive_data(await server_end.receive_some(65536))
+            for event in ws.events():
+                if isinstance(event, Request):
+                    # The first message in the same write as the 101.
+                    await server_end.send_all(ws.send(AcceptConnection(
+                        extensions=[PerMessageDeflate()] if deflate else []))
+                        + ws.send(TextMessage("first")))
+                    return
+
+    async def server_gets() -> list[object]:
+        ws.receive_data(await server_end.receive_some(2**20))
+        return [(type(e).__name__, e.data) for e in ws.events()]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server)
+        offers = [deflate_offer(DEFLATE[1])] if deflate else []
+        await client.handshake(host="x", target="/", subprotocols=[], extensions=offers,
+                               headers=(), where="ws://x/")
+        assert client.extensions == (("permessage-deflate",) if deflate else ())
+        nursery.start_soon(client.reader)
+        assert await client.get_message() == "first"
+        # Client to server: text and binary, 7-, 16- and 64-bit lengths, as wsproto reads them.
+        for payload in ("hé", b"\x00\x01", "x" * 300, b"y" * 70_000):
+            await client.send(payload)
+            got = b"" if isinstance(payload, bytes) else ""
+            while len(got) < len(payload):
+                for _, data in await server_gets():
+                    got += data  # type: ignore[operator]
+            assert got == payload
+        # A frame cut in two, then a fragmented message with a ping between its frames,
+        # then a frame above FAST_FRAME, a binary one and an empty one.
+        frame = ws.send(TextMessage("cut in two"))
+        await server_end.send_all(frame[:3])
+        await trio.testing.wait_all_tasks_blocked()
+        # (wsproto's own deflate reader loses a compressed message a ping interrupts: the
+        # ping goes before it there.)
+        ping, fragment = ws.send(Ping(b"p")), ws.send(TextMessage("frag", message_finished=False))
+        await server_end.send_all(frame[3:] + (ping + fragment if deflate else fragment + ping)
+                                  + ws.send(TextMessage("mented"))
+                                  + ws.send(TextMessage("z" * (FAST_FRAME + 1)))
+                                  + ws.send(BytesMessage(b"\xff\x00")) + ws.send(TextMessage("")))
+        assert [await client.get_message() for _ in range(5)] == [
+            "cut in two", "fragmented", "z" * (FAST_FRAME + 1), b"\xff\x00", ""]
+        assert [type(e) for e in await _events(ws, server_end)] == [Pong]
+        # Invalid UTF-8 in a text frame: wsproto's verdict, 1007, either way.
+        await server_end.send_all(b"\x81\x02\xff\xfe")
+        with pytest.raises(WireClosed) as closed:
+            await client.get_message()
+        assert closed.value.info.code == 1007 and not closed.value.info.by_client
+        await server_end.aclose()
+        await client.aclose(wait=1)
+
+
+async def _events(ws, stream):  # type: ignore[no-untyped-def]
+    ws.receive_data(await stream.receive_some(65536))
+    return list(ws.events())
