@@ -35,6 +35,7 @@ import dataclasses
 import heapq
 import itertools
 import math
+import operator
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -51,15 +52,16 @@ from ._engine.transcript import (
     Event,
     Received,
     Rejected,
-    Sent,
     SessionTranscript,
     Stuck,
     Transcript,
     Unreachable,
+    new_received,
+    new_sent,
 )
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._options import DEFAULT_TIMEOUT
-from ._protocols.base import rebind_url
+from ._protocols.base import Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 
 if TYPE_CHECKING:
@@ -68,6 +70,8 @@ if TYPE_CHECKING:
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
+
+_TIME = operator.attrgetter("t")
 
 OnEvent = Callable[[int, Event], None]
 """Called with (recorded session id, event) as each event is recorded: progress displays."""
@@ -127,7 +131,8 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
     if warm_up is not None:
         warm_up(schedule)
     async with target, trio.open_nursery() as nursery:
-        run.t0 = trio.current_time()
+        run._clock = trio.lowlevel.current_clock().current_time
+        run.t0 = run._clock()
         nursery.start_soon(run.watchdog)
         with stop if stop is not None else contextlib.nullcontext():
             async with trio.open_nursery() as sessions:
@@ -189,10 +194,10 @@ class _SessionLog:
         if self.done:
             return
         self._events.append(event)
-        if type(event) is not Received or not event.control:
+        if (type(event) is not Received or not event.control) and event.t > self.progress_at:
             # A heartbeat is not progress: a server that pings while it never sends what
             # the session waits for is stuck all the same.
-            self.progress_at = max(self.progress_at, event.t)
+            self.progress_at = event.t
         if self.run.on_event is not None:
             self.run.on_event(self.plan.session, event)
 
@@ -265,7 +270,7 @@ class _SessionLog:
 
     def events(self) -> tuple[Event, ...]:
         # Events are appended when their awaits return; order them by when they happened.
-        return tuple(sorted(self._events, key=lambda e: e.t))
+        return tuple(sorted(self._events, key=_TIME))
 
 
 class _Run:
@@ -285,9 +290,12 @@ class _Run:
         is re-checked when it comes due, or moved at once by a pause that outlasts it."""
         self._tie = itertools.count()
         self._watch_scope: trio.CancelScope | None = None
+        self._clock: Callable[[], float] = trio.current_time
+        """The run's clock, read directly once the run has started (`trio.current_time()`
+        finds the run and its clock again on every call, twice per message)."""
 
     def now(self) -> int:
-        return round((trio.current_time() - self.t0) * 1e9)
+        return round((self._clock() - self.t0) * 1e9)
 
     async def until(self, t: int) -> None:
         # Already due: go at once. A sleep into the past would still cost a trip through
@@ -398,6 +406,10 @@ class _Run:
     async def _receive(self, log: _SessionLog, connection: Connection,
                        scope: trio.CancelScope) -> None:
         profile = log.plan.protocol
+        # Asked per message only of a profile that names control messages at all, and the
+        # payload restored only when a rewrite gave a function for it.
+        control_of = None if type(profile).control is Profile.control else profile.control
+        restore = None if log.restore is _keep else log.restore
         while True:
             try:
                 payload = await connection.receive()
@@ -413,7 +425,8 @@ class _Run:
                     scope.cancel()  # the driver has nothing left to do
                 return
             t = self.now()
-            control = profile.control(payload, Direction.SERVER_TO_CLIENT)
+            control = None if control_of is None else \
+                control_of(payload, Direction.SERVER_TO_CLIENT)
             if control is not None:
                 # Answered now, whatever the schedule says; not an anchor: how many
                 # heartbeats a session sees depends on how long the replay makes it.
@@ -426,8 +439,9 @@ class _Run:
                 continue
             if log.binding is not None:
                 payload = log.binding.received(payload)
-            payload = log.restore(payload)
-            log.add(Received(t=t, payload=payload))
+            if restore is not None:
+                payload = restore(payload)
+            log.add(new_received(t, payload))
             if log.surplus(payload):
                 continue
             log.happened("received", log.received, t)
@@ -438,19 +452,36 @@ class _Run:
         """Send each client message at its anchor's time + gap, then close as recorded."""
         # A rewritten plan (re-minted tokens) sends other payloads than the recording's.
         recorded = None if plan is log.plan else {s.index: s.payload for s in log.plan.sends}
+        anchors = log.anchors
         for send in plan.sends:
-            log.waiting = ("anchor", send)
-            scheduled = await log.at_anchor(send.after, send.gap, ("time", send))
-            payload = send.payload if log.binding is None else \
-                await log.binding.outgoing(send)
-            t = self.now()
+            after = send.after
+            anchor = anchors.get((after.kind, after.index))
+            if anchor is None:
+                log.waiting = ("anchor", send)
+                scheduled = await log.at_anchor(after, send.gap, ("time", send))
+                t = self.now()
+            else:
+                # The anchor has happened (the previous send, an echo already in): what
+                # `at_anchor` would do, without two coroutines per message.
+                scheduled = anchor + send.gap
+                log.waiting = ("time", send)
+                log.planned_wait(scheduled)
+                t = self.now()
+                if scheduled > t:
+                    await trio.sleep_until(self.t0 + scheduled / 1e9)
+                    t = self.now()
+            if log.binding is None:
+                payload = send.payload
+            else:
+                payload = await log.binding.outgoing(send)
+                t = self.now()
             try:
                 await connection.send(payload)
             except ConnectionClosed:
                 return  # the receiver records the close
             # The transcript keeps the recorded payload: a re-minted token never leaves here.
             kept = send.payload if recorded is None else recorded.get(send.index, send.payload)
-            log.add(Sent(t=t, index=send.index, payload=kept, scheduled=scheduled))
+            log.add(new_sent(t, send.index, kept, scheduled))
             log.happened("sent", send.index, t)
         close = plan.close
         if close is None or close.by is not Closer.CLIENT:

@@ -7,8 +7,8 @@ recording, the CLI and the pytest plugin print them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 from corpus import Closer, Headers
 
@@ -140,6 +140,41 @@ class Unbound:
 
 Event = (Connected | Rejected | Unreachable | Sent | Received | Closed | ClientRefused
          | AppError | Stuck | Carried | Unbound)
+
+def _slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
+    """Setters of `cls`'s slots in field order, past the frozen ``__setattr__``: a frozen
+    dataclass's ``__init__`` looks up ``object.__setattr__`` again for every field, which
+    makes an event cost ~3 us of Python on a slow machine, two per message on the runner's
+    send path."""
+    if hasattr(cls, "__post_init__"):  # its checks would be skipped: build it the usual way
+        raise TypeError(f"{cls.__name__} validates itself: construct it with its __init__")
+    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
+
+
+_new = object.__new__
+_sent_t, _sent_index, _sent_payload, _sent_scheduled = _slot_setters(Sent)
+_received_t, _received_payload, _received_control, _received_reply = _slot_setters(Received)
+
+
+def new_sent(t: int, index: int, payload: str | bytes, scheduled: int) -> Sent:
+    """``Sent(t, index, payload, scheduled)``, the same value, at a fifth of the cost."""
+    event = _new(Sent)
+    _sent_t(event, t)
+    _sent_index(event, index)
+    _sent_payload(event, payload)
+    _sent_scheduled(event, scheduled)
+    return event
+
+
+def new_received(t: int, payload: str | bytes) -> Received:
+    """``Received(t, payload)`` (a data message), the same value, at a fifth of the cost."""
+    event = _new(Received)
+    _received_t(event, t)
+    _received_payload(event, payload)
+    _received_control(event, "")
+    _received_reply(event, None)
+    return event
+
 
 TERMINAL = (Closed, Rejected, Stuck, Unreachable)
 """Events after which a session has nothing more to say."""

@@ -398,3 +398,27 @@ async def test_a_stop_scope_ends_the_run_gracefully_from_t0(autojump_clock) -> N
     assert [type(e) for e in first.events] == [Connected, Sent, Received]
     assert second.events == ()
     assert seen == [(1000, pytest.approx(2.0))]
+
+
+def test_the_runners_quick_events_are_the_events_themselves() -> None:
+    # The send path builds Sent/Received past the frozen __init__: same value, same hash,
+    # still frozen; a class that validates itself refuses the short cut.
+    import dataclasses
+
+    from replay._engine.transcript import _slot_setters, new_received, new_sent
+
+    sent, received = new_sent(5, 1, "hi", 4), new_received(6, b"\x00")
+    assert sent == Sent(t=5, index=1, payload="hi", scheduled=4)
+    assert received == Received(t=6, payload=b"\x00")
+    assert hash(sent) == hash(Sent(t=5, index=1, payload="hi", scheduled=4))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sent.t = 0  # type: ignore[misc]
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        t: int
+
+        def __post_init__(self) -> None: ...
+
+    with pytest.raises(TypeError, match="validates itself"):
+        _slot_setters(Checked)

@@ -70,5 +70,17 @@ def test_the_picows_echo_server_passes_a_small_load_and_the_floor_runs_the_same(
     assert row["counts"] == {"pass": 4} and row["messages"] == 16
     assert floor["failed"] == 0 and floor["messages"] == 16 and floor["peak_open"] >= 1
     assert row["cpu_us_per_message"] > 0 and floor["cpu_us_per_message"] > 0
+    assert "processes_us_per_message" in row and "processes_us_per_message" in floor
     assert {"p50", "p99", "max"} <= row["connect_lateness_ms"].keys() \
         & floor["connect_lateness_ms"].keys()
+
+
+def test_workers_gain_has_no_value_when_one_process_held_no_level(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench()
+    monkeypatch.setattr(bench.benchmeta, "busy", lambda: False)
+    best = {"1 process": {"max_sessions_p99_under_5ms": 0, "gain_vs_1_process": None},
+            "2 workers": {"max_sessions_p99_under_5ms": 250, "gain_vs_1_process": None}}
+    found = bench.figures(["1 process", "2 workers"], [250, 500], best, [], [])
+    held = next(f for f in found if f["name"].endswith("sessions held"))
+    assert held["value"] is None and held["met"] is None and "no level" in held["why"]
