@@ -59,3 +59,9 @@ def test_trio_asyncio_still_offers_what_aio_py_uses() -> None:
         assert callable(getattr(trio_asyncio, name, None)), (
             f"trio_asyncio.{name} moved: see replay/_targets/aio.py")
     assert callable(getattr(asyncio.AbstractEventLoop, "set_task_factory", None))
+    # aio.py's `_lean_call_soon` queues handles the way the loop's own call_soon does.
+    from trio_asyncio._base import BaseTrioEventLoop
+
+    assert callable(getattr(BaseTrioEventLoop, "_queue_handle", None)), (
+        "trio_asyncio's loop no longer queues through _queue_handle: see "
+        "replay/_targets/aio.py (_lean_call_soon falls back to the loop's own call_soon)")

@@ -129,9 +129,28 @@ async def open_loop() -> AsyncIterator[Any]:
     try:
         async with trio_asyncio.open_loop() as loop:
             loop.set_task_factory(_ordered_task_factory())
+            _lean_call_soon(loop)
             yield loop
     finally:
         _SCOPES.active = False
+
+
+def _lean_call_soon(loop: Any) -> None:
+    """`loop.call_soon` without trio-asyncio's check that the callback is no coroutine
+    function: asyncio itself checks only in debug mode, and the check (an `inspect` walk)
+    was ~3% of an asyncio app's in-process replay, since every wake-up of an asyncio task
+    is a `call_soon` (a future's result, a message through the modelled network).
+    Where the loop no longer queues through `_queue_handle`, it keeps its own."""
+    queue = getattr(loop, "_queue_handle", None)
+    if queue is None or loop.get_debug():
+        return
+    handle = asyncio.Handle
+
+    def call_soon(callback: Callable[..., object], *args: Any,
+                  context: Any = None) -> asyncio.Handle:
+        return queue(handle(callback, args, loop, context=context))
+
+    loop.call_soon = call_soon
 
 
 def aio_as_trio(fn: Callable[..., Any]) -> Callable[..., Any]:

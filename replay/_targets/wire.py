@@ -257,23 +257,12 @@ class WireClient:
                 for event in self._ws.events():
                     await self._handle(event)
                 continue
-            if size - at < 2:
-                break
-            first, second = buffer[at], buffer[at + 1]
-            length, start = second & 0x7F, at + 2
-            if length == 126:
-                if size - start < 2:
-                    break
-                length, start = int.from_bytes(buffer[start:start + 2]), start + 2
-            elif length == 127:
-                if size - start < 8:
-                    break
-                length, start = int.from_bytes(buffer[start:start + 8]), start + 8
-            if second & 0x80:
-                start += 4  # masked: wsproto says no
-            end = start + length
-            if first in (0x81, 0x82) and not second & 0x80 and \
-                    length <= FAST_FRAME and not self._fragmented and self.closed is None:
+            header = _frame_header(buffer, at)
+            if header is None:
+                break  # the header itself is still on its way
+            first, start, end, plain = header
+            if plain and end - start <= FAST_FRAME and not self._fragmented \
+                    and self.closed is None:
                 if end > size:
                     break  # the rest of the frame is still on its way
                 payload: str | bytes
@@ -417,6 +406,32 @@ class WireClient:
             raise WireClosed(self.closed or CloseInfo(None)) from None
         finally:
             lock.release()
+
+
+def _frame_header(buffer: bytes, at: int) -> tuple[int, int, int, bool] | None:
+    """The frame starting at `at`: (its first byte, where its payload starts and ends,
+    whether it is a whole unmasked text/binary frame with a minimally encoded length, the
+    kind taken without wsproto); None while its header is incomplete."""
+    size = len(buffer)
+    if size - at < 2:
+        return None
+    first, second = buffer[at], buffer[at + 1]
+    length, start = second & 0x7F, at + 2
+    minimal = True  # a length in more bytes than it needs is wsproto's to refuse
+    if length == 126:
+        if size - start < 2:
+            return None
+        length, start = int.from_bytes(buffer[start:start + 2]), start + 2
+        minimal = length >= 126
+    elif length == 127:
+        if size - start < 8:
+            return None
+        length, start = int.from_bytes(buffer[start:start + 8]), start + 8
+        minimal = length >= 65536
+    masked = bool(second & 0x80)
+    if masked:
+        start += 4  # a masked server frame: wsproto refuses it
+    return first, start, start + length, first in (0x81, 0x82) and not masked and minimal
 
 
 def _rejected(event: RejectConnection, body: bytes) -> HandshakeRejected:
