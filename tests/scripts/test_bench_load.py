@@ -84,3 +84,19 @@ def test_workers_gain_has_no_value_when_one_process_held_no_level(
     found = bench.figures(["1 process", "2 workers"], [250, 500], best, [], [])
     held = next(f for f in found if f["name"].endswith("sessions held"))
     assert held["value"] is None and held["met"] is None and "no level" in held["why"]
+
+
+def test_the_conclusions_name_the_ceiling_and_the_floor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench()
+    monkeypatch.setattr(bench.benchmeta, "busy", lambda: True)
+    best = {bench.PLAIN: {"max_sessions_p99_under_5ms": 500},
+            "1 process": {"max_sessions_p99_under_5ms": 250}}
+    floods = [{"mode": "1 process", "messages_per_s": 5000, "cpu_us_per_message": 200.0,
+               "server_us_per_message": 20.0},
+              {"mode": "2 workers", "messages_per_s": 8000, "cpu_us_per_message": 220.0,
+               "server_us_per_message": 20.0}]
+    said = "\n".join(bench.conclusions("picows", [250, 500], best, floods))
+    assert "busier than its cores" in said
+    assert "held 500 sessions under 5 ms, the runner 250: the runner holds fewer" in said
+    assert "at most 1.82x is possible" in said and "1.60x was reached, 88% of that" in said
