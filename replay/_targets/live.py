@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 import trio
@@ -191,11 +191,8 @@ class LiveTarget(NurseryTarget):
                             response.content)
 
     async def connect(self, request: ConnectRequest, report: Report) -> _LiveConnection:
-        return await self.nursery.start(self._hold, request)
-
-    async def _hold(self, request: ConnectRequest, *,
-                    task_status: trio.TaskStatus[_LiveConnection]) -> None:
-        """Open one connection, hand it to `connect()`, keep it until it is released."""
+        """Open one connection in the caller's task (its cancellation stops the upgrade);
+        its reader then runs in the run's nursery until the connection is released."""
         resource = self.resource(request.url)
         # Errors name the request with its secrets as placeholders: the resource may carry a
         # re-minted token or a filled-in credential, valid for a while.
@@ -223,15 +220,14 @@ class LiveTarget(NurseryTarget):
             if waited.cancelled_caught:
                 raise TargetUnreachable(f"{where}: no answer to the WebSocket upgrade "
                                         f"within {self.connect_timeout:g} s")
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(client.reader)
-                connection = _LiveConnection(client, request.network, nursery)
-                task_status.started(connection)
-                await connection.released.wait()
-                nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(stream)
+        except BaseException:
+            await _close_stream(stream)
+            raise
+        connection = _LiveConnection(client, request.network)
+        # One task per connection (not a task holding a nursery holding the reader: a
+        # task, a nursery and `Nursery.start`'s hand-over less per session).
+        self.nursery.start_soon(connection.serve, stream)
+        return connection
 
     async def _open_stream(self, where: str) -> trio.abc.Stream:
         """TCP (+ TLS, handshake done here so a bad certificate says so at once)."""
@@ -256,6 +252,16 @@ class LiveTarget(NurseryTarget):
         raise TargetUnreachable(f"cannot reach {where}: {reason}")
 
 
+async def _close_stream(stream: trio.abc.Stream) -> None:
+    """Close at once, whatever is cancelled: a plain socket by closing it (no cancelled
+    checkpoint to raise through), TLS without waiting for the peer's close_notify."""
+    if isinstance(stream, trio.SocketStream):
+        stream.socket.close()
+        return
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
+
+
 class _LiveConnection:
     """A `WireClient` behind the `Connection` protocol.
 
@@ -263,12 +269,14 @@ class _LiveConnection:
     direction (a live network can only be made slower): order is kept, as TCP keeps it.
     """
 
-    def __init__(self, ws: WireClient, network: NetworkModel, nursery: trio.Nursery) -> None:
+    def __init__(self, ws: WireClient, network: NetworkModel) -> None:
         self._ws = ws
         self.subprotocol: str | None = ws.subprotocol
         self.response_headers: Headers = ws.response_headers
         self.extensions: tuple[str, ...] = ws.extensions
         self.released = trio.Event()
+        self._serving: trio.CancelScope | None = None
+        self._delays: list[tuple[Callable[..., Awaitable[None]], object, int]] = []
         self._client_closed = False
         self._random = random.Random(network.seed)
         self._jitter = network.jitter
@@ -278,11 +286,31 @@ class _LiveConnection:
         if network.s2c_latency or network.jitter:
             send, self._inbox = trio.open_memory_channel[tuple[float, str | bytes | None]](
                 float("inf"))
-            nursery.start_soon(self._delay_inbound, send, network.s2c_latency)
+            self._delays.append((self._delay_inbound, send, network.s2c_latency))
         if network.c2s_latency or network.jitter:
             self._outbox, receive = trio.open_memory_channel[tuple[float, str | bytes]](
                 float("inf"))
-            nursery.start_soon(self._delay_outbound, receive, network.c2s_latency)
+            self._delays.append((self._delay_outbound, receive, network.c2s_latency))
+
+    async def serve(self, stream: trio.abc.Stream) -> None:
+        """The reader (and the delay queues of a network model) until the connection is
+        released; then the stream is closed."""
+        try:
+            with trio.CancelScope() as self._serving:
+                if self.released.is_set():
+                    return
+                if not self._delays:
+                    await self._ws.reader()
+                    await self.released.wait()
+                    return
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._ws.reader)
+                    for delay, channel, latency in self._delays:
+                        nursery.start_soon(delay, channel, latency)
+                    await self.released.wait()
+                    nursery.cancel_scope.cancel()
+        finally:
+            await _close_stream(stream)
 
     def _due(self, direction: str, latency_ns: int) -> float:
         extra = self._random.randint(0, self._jitter) if self._jitter else 0
@@ -318,6 +346,8 @@ class _LiveConnection:
         return payload
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.released.is_set():
+            return  # closed already: the runner closes again whatever happened
         if self._ws.closed is None:
             self._client_closed = True
         if self._outbox is not None:
@@ -326,6 +356,8 @@ class _LiveConnection:
             await self._ws.aclose(code, reason, wait=DEFAULT_CONNECT_TIMEOUT)
         finally:
             self.released.set()
+            if self._serving is not None:
+                self._serving.cancel()  # a reader still running: the server never answered
 
     def waiting_for(self) -> str:
         return ""  # a remote server does not say
