@@ -251,7 +251,27 @@ class AsgiConnection:
 
     async def _app_send(self, message: Message) -> None:
         kind = message["type"]
-        if self._app == "connecting":
+        if self._app == "accepted":  # every message after the handshake: tested first
+            if self._client_gone_at != math.inf and trio.current_time() >= self._client_gone_at:
+                if kind == "websocket.close":
+                    self._app = "closed"  # closing what the client closed: nothing to do
+                    return
+                raise ClientDisconnected("the client has closed the WebSocket")
+            if kind == "websocket.send":
+                text = message.get("text")
+                self._to_client.put(("message", text if text is not None else
+                                     bytes(message.get("bytes") or b"")))
+            elif kind == "websocket.close":
+                self._app = "closed"
+                code, reason = int(message.get("code", 1000)), message.get("reason") or ""
+                arrives = self._to_client.put(("close", code, reason))
+                self._to_app.put({"type": "websocket.disconnect", "code": code,
+                                  "reason": reason},
+                                 at=arrives + self._net.c2s_latency / _NS)
+            else:
+                raise RuntimeError('Expected ASGI message "websocket.send" or '
+                                   f'"websocket.close", but got {kind!r}')
+        elif self._app == "connecting":
             if kind == "websocket.accept":
                 self._app = "accepted"
                 arrives = self._answer_handshake(
@@ -282,26 +302,6 @@ class AsgiConnection:
             if not message.get("more_body", False):
                 self._app = "closed"
                 self._answer_handshake(("reject", status, headers, b"".join(parts)))
-        elif self._app == "accepted":
-            if self._client_gone_at != math.inf and trio.current_time() >= self._client_gone_at:
-                if kind == "websocket.close":
-                    self._app = "closed"  # closing what the client closed: nothing to do
-                    return
-                raise ClientDisconnected("the client has closed the WebSocket")
-            if kind == "websocket.send":
-                text = message.get("text")
-                self._to_client.put(("message", text if text is not None else
-                                     bytes(message.get("bytes") or b"")))
-            elif kind == "websocket.close":
-                self._app = "closed"
-                code, reason = int(message.get("code", 1000)), message.get("reason") or ""
-                arrives = self._to_client.put(("close", code, reason))
-                self._to_app.put({"type": "websocket.disconnect", "code": code,
-                                  "reason": reason},
-                                 at=arrives + self._net.c2s_latency / _NS)
-            else:
-                raise RuntimeError('Expected ASGI message "websocket.send" or '
-                                   f'"websocket.close", but got {kind!r}')
         elif kind != "websocket.close":  # a second close is harmless; data is not
             raise ClientDisconnected(f"cannot send {kind!r}: the WebSocket is closed")
 

@@ -39,6 +39,9 @@ class Pipe:
         # costs several calls per wake-up, and a message is one wake-up per direction.
         self._waiting: list[trio.lowlevel.Task] = []
         self._futures: list[Any] = []  # asyncio readers waiting for an item
+        # The run's clock, read directly: `trio.current_time()` finds the run and its clock
+        # again on each call, and a message reads it three or four times here.
+        self._now = trio.lowlevel.current_clock().current_time
 
     def put(self, item: object, *, delay: int | None = None, at: float | None = None) -> float:
         """Send `item` now (arriving after `delay` ns, default the latency) or arriving `at`;
@@ -47,7 +50,7 @@ class Pipe:
             ns = self._latency if delay is None else delay
             if self._jitter:
                 ns += self._rng.randrange(self._jitter + 1)
-            at = trio.current_time() + ns / _NS
+            at = self._now() + ns / _NS
         at = max(at, self._last)
         self._last = at
         self._items.append((at, item))
@@ -62,8 +65,9 @@ class Pipe:
 
     def get_nowait(self) -> object:
         """The next item if it has arrived, else `EMPTY`."""
-        if self._items and self._items[0][0] <= trio.current_time():
-            return self._items.popleft()[1]
+        items = self._items
+        if items and items[0][0] <= self._now():
+            return items.popleft()[1]
         return EMPTY
 
     async def get_or_woken(self) -> object:
@@ -118,7 +122,7 @@ class Pipe:
             if item is not EMPTY:
                 return item
             if self._items:
-                await asyncio.sleep(self._items[0][0] - trio.current_time())
+                await asyncio.sleep(self._items[0][0] - self._now())
             else:
                 future = asyncio.get_running_loop().create_future()
                 self._futures.append(future)
