@@ -158,6 +158,11 @@ class WireClient:
         """wsproto holds a fragmented message: its continuation frames go to wsproto too."""
         self._masks = b""
         self._mask_at = _MASK_POOL
+        self._socket = stream.socket if type(stream) is trio.SocketStream else None
+        """A plain TCP stream's socket, read and written directly once the upgrade is done:
+        `SocketStream` wraps each call in a conflict detector and a generator-based
+        context manager that translates errors, several us per message here; the send
+        lock already keeps writes apart, and errors are handled alike below."""
 
     async def handshake(self, *, host: str, target: str, subprotocols: list[str],
                         extensions: list[Extension], headers: Headers, where: str) -> None:
@@ -219,8 +224,11 @@ class WireClient:
             while self.closed is None or self._ws.state is not ConnectionState.CLOSED:
                 if not data:
                     try:
-                        data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        if self._socket is not None:
+                            data = await self._socket.recv(RECEIVE_SIZE)
+                        else:
+                            data = bytes(await self._stream.receive_some(RECEIVE_SIZE))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                         data = b""
                 try:
                     if data:
@@ -275,7 +283,10 @@ class WireClient:
                 else:
                     payload = buffer[start:end]
                 at = end
-                await self._message(payload, True, first == 0x81)
+                if self._parts or len(payload) > self.max_message_size:
+                    await self._message(payload, True, first == 0x81)
+                else:
+                    self._outbox.send_nowait(payload)  # whole and in size: as `_message`
                 continue
             # Any other frame: wsproto takes exactly its bytes.
             self._owed = end - at
@@ -400,8 +411,15 @@ class WireClient:
             # send_all checkpoints anyway.
             lock.acquire_nowait()
         try:
-            await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if self._socket is None:
+                await self._stream.send_all(data)
+            else:
+                sent = await self._socket.send(data)
+                if sent < len(data):  # a full socket buffer: the rest as it drains
+                    with memoryview(data) as view:
+                        while sent < len(view):
+                            sent += await self._socket.send(view[sent:])
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await self._finish(CloseInfo(None))
             raise WireClosed(self.closed or CloseInfo(None)) from None
         finally:
