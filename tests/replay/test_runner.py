@@ -422,3 +422,24 @@ def test_the_runners_quick_events_are_the_events_themselves() -> None:
 
     with pytest.raises(TypeError, match="validates itself"):
         _slot_setters(Checked)
+
+
+async def test_a_run_on_the_real_clock_tunes_the_collector_and_puts_it_back() -> None:
+    # A collector pass stops every live session at once: during the run what existed
+    # before is frozen out of its view and its thresholds are raised; after, as before.
+    import gc
+
+    from replay._gc import LIVE_THRESHOLD
+
+    before, seen = gc.get_threshold(), []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        await conn.accept()
+
+    plan = schedule(session(1, close=client_close(after(), gap_ms=1)))
+    await replay(plan, HandlerTarget(handler))
+    ((threshold, frozen),) = seen
+    assert all(t >= live for t, live in zip(threshold, LIVE_THRESHOLD, strict=True))
+    assert frozen > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
