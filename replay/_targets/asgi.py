@@ -158,10 +158,10 @@ class AsgiConnection:
     async def receive(self) -> str | bytes:
         if self._client in ("closed", "closing"):
             raise self._closed or ConnectionClosed(None, "closed", by_server=False)
-        kind, *rest = cast(tuple[Any, ...], await self._to_client.get())
-        if kind == "message":
-            return rest[0]
-        code, reason = rest
+        item: tuple[Any, ...] = await self._to_client.get()  # type: ignore[assignment]
+        if item[0] == "message":
+            return item[1]
+        _, code, reason = item
         if self._client == "closed" and self._closed is not None:
             raise self._closed  # close() already took the answer: this one comes too late
         # A close that reaches a client already closing answers its close (whatever the

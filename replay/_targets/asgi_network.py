@@ -39,6 +39,7 @@ class Pipe:
         # costs several calls per wake-up, and a message is one wake-up per direction.
         self._waiting: list[trio.lowlevel.Task] = []
         self._futures: list[Any] = []  # asyncio readers waiting for an item
+        self._loop: Any = None  # theirs, once one has waited
         # The run's clock, read directly: `trio.current_time()` finds the run and its clock
         # again on each call, and a message reads it three or four times here.
         self._now = trio.lowlevel.current_clock().current_time
@@ -124,6 +125,8 @@ class Pipe:
             if self._items:
                 await asyncio.sleep(self._items[0][0] - self._now())
             else:
-                future = asyncio.get_running_loop().create_future()
+                if self._loop is None:  # one loop per run: trio-asyncio's lookup is not free
+                    self._loop = asyncio.get_running_loop()
+                future = self._loop.create_future()
                 self._futures.append(future)
                 await future
