@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 LIVE_THRESHOLD = (50_000, 20, 100)
-"""The thresholds while a live replay runs (Python 3.13's default: 2,000, 10, 10): with
-1,000 sessions connected a young-generation pass took tens of ms on the bench machine, a
-stop of every session at once, and p50 send lateness fell from ~20-70 ms to ~8 ms with
-these (`bench-results/gcfleet.py`, same run, alternating)."""
+"""The thresholds while a live replay or a load shard runs (Python 3.13's default: 2,000,
+10, 10): with 1,000 sessions connected a young-generation pass took tens of ms on the bench
+machine, a stop of every session at once, and p50 send lateness fell from ~20-70 ms to ~8 ms
+with these (`bench-results/gcfleet.py`, same run, alternating)."""
 
 
 @contextmanager

@@ -37,7 +37,7 @@ from typing import Any
 from replay._credentials import chain
 from replay._engine.schedule import SessionPlan
 from replay._facade import credential_filler
-from replay._gc import collector_tuned
+from replay._gc import LIVE_THRESHOLD, collector_tuned
 from replay._options import ReplayOptions
 from replay._targets.clocks import real_time
 from replay._targets.open import TargetSpec
@@ -172,10 +172,6 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     return dataclasses.replace(result, cpu_s=cpu, wall_s=wall)
 
 
-GC_THRESHOLD = (50_000, 20, 100)
-"""Collector thresholds while a shard runs (Python's default is (700, 10, 10))."""
-
-
 FREEZE_EVERY = 0.1
 """Seconds between freezes of what the shard's young objects are (see `_freeze_survivors`)."""
 
@@ -195,7 +191,7 @@ def _quiet_gc() -> Iterator[bool]:
     own); everything is unfrozen after the run, and the run's cyclic garbage is collected
     by the next pass as usual."""
     ours = gc.get_freeze_count() == 0
-    with collector_tuned(GC_THRESHOLD, collect_first=True):
+    with collector_tuned(LIVE_THRESHOLD, collect_first=True):  # a shard is a live run
         yield ours
 
 

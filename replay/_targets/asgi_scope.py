@@ -13,6 +13,7 @@ from corpus import Headers
 
 from .asgi_app import Message
 from .base import ConnectRequest
+from .headers import forwarded_headers
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
@@ -57,7 +58,6 @@ def _fixed_headers(url_text: str, request_headers: Headers, offered: tuple[str, 
                                                     tuple[str, ...]]:
     """What `handshake_headers` sends around the key: the same for every connection of a
     recorded session (a fan-out's copies, a bisection's probes), so worked out once."""
-    from .live import forwarded_headers  # one rule for what a replay sends, live or not
 
     overrides = {k.lower(): v for k, v in extra_headers}
     recorded = {k.lower(): v for k, v in request_headers}

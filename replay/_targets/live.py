@@ -25,30 +25,12 @@ from replay._engine.schedule import Schedule
 from replay._errors import ConnectionClosed, TargetError, TargetUnreachable
 
 from .base import ConnectRequest, HttpRequest, HttpResponse, Report
+from .headers import forwarded_headers
 from .nursery import NurseryTarget
 from .wire import CloseInfo, WireClient, WireClosed, deflate_offer, extension_offers
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 """Seconds for TCP connect + TLS + the upgrade's answer before the target is unreachable."""
-
-NOT_FORWARDED = frozenset({
-    # hop-by-hop (RFC 9110 §7.6.1) and framing
-    "host", "connection", "upgrade", "keep-alive", "proxy-connection", "proxy-authorization",
-    "te", "trailer", "transfer-encoding", "content-length",
-    # the WebSocket handshake: the client library writes its own
-    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-    "sec-websocket-accept", "sec-websocket-protocol",
-})
-
-
-def forwarded_headers(recorded: Headers, overrides: Headers = ()) -> Headers:
-    """The recorded headers a replay sends, with `overrides` replacing same-named ones."""
-    replaced = {name.lower() for name, _ in overrides}
-    kept = tuple((name, value) for name, value in recorded
-                 if name.lower() not in NOT_FORWARDED and not name.startswith(":")
-                 and name.lower() not in replaced)
-    return kept + tuple(overrides)
-
 
 def same_origin(recorded: Headers, sent: Headers, host: str, *,
                 keep: Headers = ()) -> Headers:

@@ -21,7 +21,8 @@ from replay._engine.warp import Warp
 from replay._errors import TargetError
 from replay._facade import judge_transcript, plan_recording
 from replay._runner import replay
-from replay._targets.live import LiveTarget, forwarded_headers, parse_header_option
+from replay._targets.headers import forwarded_headers
+from replay._targets.live import LiveTarget, parse_header_option
 
 from .servers import echo_recording, serve
 
