@@ -1,6 +1,8 @@
-"""Suite-wide settings: Hypothesis runs derandomized in CI so a red build reproduces."""
+"""Suite-wide settings: Hypothesis runs derandomized in CI so a red build reproduces; Ctrl-C
+reaches the processes tests start, however the suite itself was started."""
 
 import os
+import signal
 
 from hypothesis import HealthCheck, settings
 
@@ -24,3 +26,10 @@ def load_fuzz_campaign():
         sys.modules[name] = module
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     return sys.modules[name]
+
+# A shell that starts a command in the background (`cmd &`, nohup, some CI runners) starts it
+# with SIGINT ignored, and an ignored signal stays ignored in every process it starts: the
+# tests that press Ctrl-C on a `wsreplay load` or a server would then wait for nothing. Give
+# this process (and so its children) the terminal's default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
