@@ -79,6 +79,20 @@ def load_script(name: str) -> Any:
     return module
 
 
+def load_bench(name: str) -> Any:
+    """``scripts/NAME`` (a bench: no ``.py``) imported afresh as module ``wsreplay_NAME``."""
+    import importlib.machinery
+
+    if str(SCRIPTS) not in sys.path:  # the benches import scripts/_project_python, benchmeta
+        sys.path.insert(0, str(SCRIPTS))
+    loader = importlib.machinery.SourceFileLoader(f"wsreplay_{name}", str(SCRIPTS / name))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
 racy = load_script("racy_chat")
 chat_client = load_script("chat_client")
 

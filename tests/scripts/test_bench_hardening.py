@@ -3,8 +3,6 @@ crash or lost message fails the run."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import sys
 import types
@@ -12,17 +10,11 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_hardening"
+from tests.helpers import load_bench
 
 
 def _bench() -> types.ModuleType:
-    if str(SCRIPT.parent) not in sys.path:  # the script imports scripts/_project_python
-        sys.path.insert(0, str(SCRIPT.parent))
-    loader = importlib.machinery.SourceFileLoader("wsreplay_bench_hardening", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    loader.exec_module(module)
-    return module
+    return load_bench("bench_hardening")
 
 
 def _section(monkeypatch: pytest.MonkeyPatch, name: str, rows: list[dict]) -> None:
@@ -76,7 +68,7 @@ def test_a_section_that_raises_counts_as_a_crash(
 
 def test_the_round2_families_run_clean_on_small_inputs(tmp_path: Path) -> None:
     """The CI slice of the round-2 families that need no subprocess: seconds, all zero."""
-    sys.path.insert(0, str(SCRIPT.parent))
+    _bench()  # puts scripts/ on sys.path, where the families live
     from hardening import round2
 
     for family in (round2.deep_json, round2.redos, round2.token_prefixes):

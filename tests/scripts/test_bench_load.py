@@ -4,25 +4,16 @@ machine allows it (never met by a ceiling, never failed by one)."""
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
-import sys
 import types
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_load"
+from tests.helpers import load_bench
 
 
 def _bench() -> types.ModuleType:
-    if str(SCRIPT.parent) not in sys.path:  # the script imports scripts/_project_python
-        sys.path.insert(0, str(SCRIPT.parent))
-    loader = importlib.machinery.SourceFileLoader("wsreplay_bench_load", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    loader.exec_module(module)
-    return module
+    return load_bench("bench_load")
 
 
 def test_the_ceiling_is_what_two_shared_cores_allow() -> None:
