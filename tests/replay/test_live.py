@@ -91,6 +91,31 @@ async def test_a_refused_connection_is_unreachable_with_the_url_named() -> None:
     assert verdict.kind is VerdictKind.UNREACHABLE
 
 
+@pytest.mark.parametrize("host", ["localhost", "[::1]"])
+async def test_an_address_and_a_host_name_are_refused_alike(host: str) -> None:
+    # An IP address is connected to directly, a name through trio's lookup: one line each.
+    family = trio.socket.AF_INET6 if host == "[::1]" else trio.socket.AF_INET
+    with trio.socket.socket(family) as sock:
+        await sock.bind(("::1" if host == "[::1]" else "127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transcript, _ = await _judge(f"ws://{host}:{port}")
+    (event,) = transcript.sessions[0].events
+    assert type(event) is Unreachable
+    assert event.error.endswith(f":{port}/echo?room=7: connection refused")
+
+
+async def test_a_server_that_never_answers_the_upgrade_is_unreachable_in_time(
+        nursery) -> None:
+    listeners = await nursery.start(trio.serve_tcp, lambda stream: trio.sleep_forever(), 0)
+    port = listeners[0].socket.getsockname()[1]
+    url = f"ws://127.0.0.1:{port}"
+    transcript, verdict = await _judge(url, connect_timeout=0.05)
+    (event,) = transcript.sessions[0].events
+    assert event.error == (f"{url}/echo?room=7: no answer to the WebSocket upgrade within "
+                           "0.05 s")
+    assert verdict.kind is VerdictKind.UNREACHABLE
+
+
 async def test_a_non_101_answer_is_rejected_with_status_and_body(nursery) -> None:
     url = await nursery.start(serve, "auth")
     transcript, verdict = await _judge(url)
