@@ -117,14 +117,31 @@ def handshake(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Handshake:
     )
 
 
+Noted = tuple[bytes, bool, bool, float, bool, bool]
+"""What a message record is made of: content, is_text, from_client, timestamp, injected,
+dropped."""
+
+
+def noted(message: WebSocketMessage) -> Noted:
+    """The message as it is now: read at its hook, since an addon after ours may still
+    change or drop it before it is turned into a record."""
+    return (message.content, message.is_text, message.from_client, message.timestamp,
+            message.injected, message.dropped)
+
+
 def message(message: WebSocketMessage, *, session: int, epoch_ns: int) -> Message:
-    payload: str | bytes = message.content
-    if message.is_text:
-        payload = message.content.decode("utf-8", "replace")  # wsproto already checked UTF-8
+    return message_of(noted(message), session=session, epoch_ns=epoch_ns)
+
+
+def message_of(noted: Noted, *, session: int, epoch_ns: int) -> Message:
+    content, is_text, from_client, timestamp, injected, dropped = noted
+    payload: str | bytes = content
+    if is_text:
+        payload = content.decode("utf-8", "replace")  # wsproto already checked UTF-8
     return Message(
-        session, _rel(message.timestamp, epoch_ns),
-        Direction.CLIENT_TO_SERVER if message.from_client else Direction.SERVER_TO_CLIENT,
-        payload, message.injected, message.dropped,
+        session, _rel(timestamp, epoch_ns),
+        Direction.CLIENT_TO_SERVER if from_client else Direction.SERVER_TO_CLIENT,
+        payload, injected, dropped,
     )
 
 

@@ -90,6 +90,11 @@ class Connection(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side; returns once the close handshake is done."""
 
+    # Optional: ``listen(on_message, on_closed) -> bool``: instead of `receive`, call
+    # ``on_message(payload)`` with each server message and ``on_closed(ConnectionClosed)``
+    # once at the end, from the connection's own reader (False: not offered now, use
+    # `receive`). The runner's receiving then costs no task step per message (live).
+
     def waiting_for(self) -> str:
         """What the server side is blocked on, for `Stuck` findings ('' if unknown)."""
 

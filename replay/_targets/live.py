@@ -370,6 +370,15 @@ class _LiveConnection:
             raise self._closed(self._ws.closed)
         return payload
 
+    def listen(self, on_message: Callable[[str | bytes], None],
+               on_closed: Callable[[ConnectionClosed], None]) -> bool:
+        """See `Connection.listen`: taken unless a network model delays what arrives
+        (its queue is the reader's then)."""
+        if self._inbox is not None:
+            return False
+        self._ws.listen(on_message, lambda: on_closed(self._closed(self._ws.closed)))
+        return True
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.released.is_set():
             return  # closed already: the runner closes again whatever happened
