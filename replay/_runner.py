@@ -332,11 +332,12 @@ class _Run:
             if self.binder is not None:
                 # Sessions waiting for this one's values go ahead without them.
                 self.binder.ended(log.plan.session)
-            if log.connection is not None:
+            connection = log.connection
+            if connection is not None and not getattr(connection, "finished", False):
                 # Whatever happened, leave no socket or handler behind.
                 with (trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE),
                       contextlib.suppress(ConnectionClosed)):
-                    await log.connection.close()
+                    await connection.close()
 
     async def _http_steps(self, log: _SessionLog, plan: SessionPlan) -> str | None:
         """Redo the protocol's HTTP steps; the upgrade URL with the values they re-bound,

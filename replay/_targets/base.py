@@ -78,6 +78,8 @@ class Connection(Protocol):
     response_headers: Headers
     # Optional: ``extensions: tuple[str, ...]``, the negotiated WebSocket extensions, on
     # targets that negotiate them (live). Without it they are not judged.
+    # Optional: ``finished: bool``, True once `close()` would do nothing at all (not even
+    # a checkpoint): the runner's final close, with its shield and grace timer, is skipped.
 
     async def send(self, payload: str | bytes) -> None:
         """Send a text (`str`) or binary (`bytes`) message."""
