@@ -11,9 +11,11 @@ Shape of a run::
     └── session task    (one per SessionPlan, started at plan.start, capped by a semaphore)
         ├── connect     the protocol's HTTP steps (if any), then the upgrade
         │               → Connected | Rejected | Unreachable
-        ├── receiver    → Received ... Closed (by the server); control messages (a
-        │               heartbeat) are answered at once, as the session's profile says
-        │               (a task of its own)
+        ├── receiver    → Received ... Closed (by the server): a live connection's own
+        │               reader calls the runner with each message (`Connection.listen`:
+        │               no task step per message); otherwise, and whenever the profile
+        │               names control messages (a heartbeat, answered at once), a task
+        │               of its own
         └── driver      → Sent ... (each at anchor time + gap), then the client's close
                         (in the session task)
 
@@ -62,7 +64,7 @@ from ._engine.transcript import (
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._gc import LIVE_THRESHOLD, collector_tuned
 from ._options import DEFAULT_TIMEOUT
-from ._protocols.base import Profile, rebind_url
+from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 
 if TYPE_CHECKING:
@@ -330,11 +332,12 @@ class _Run:
             if self.binder is not None:
                 # Sessions waiting for this one's values go ahead without them.
                 self.binder.ended(log.plan.session)
-            if log.connection is not None:
+            connection = log.connection
+            if connection is not None and not getattr(connection, "finished", False):
                 # Whatever happened, leave no socket or handler behind.
                 with (trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE),
                       contextlib.suppress(ConnectionClosed)):
-                    await log.connection.close()
+                    await connection.close()
 
     async def _http_steps(self, log: _SessionLog, plan: SessionPlan) -> str | None:
         """Redo the protocol's HTTP steps; the upgrade URL with the values they re-bound,
@@ -404,53 +407,110 @@ class _Run:
                           headers=connection.response_headers, late=late,
                           extensions=getattr(connection, "extensions", None)))
         log.happened("open", 0, t)
+        await self._exchange(log, plan, connection)
+
+    async def _exchange(self, log: _SessionLog, plan: SessionPlan,
+                        connection: Connection) -> None:
+        """Send as planned while what arrives is recorded, until the session's end."""
+        profile = log.plan.protocol
+        # Asked per message only of a profile that names control messages at all.
+        control_of = None if type(profile).control is Profile.control else profile.control
+        listen = getattr(connection, "listen", None) if control_of is None else None
+        if listen is not None:
+            # The connection's reader hands each message over itself: no receiver task,
+            # no queue and no task step per message. Answering a heartbeat would need an
+            # await there, so profiles that name control messages keep the task.
+            ended = driven = listening = False
+            with trio.CancelScope() as scope:
+                status = _status(scope)
+
+                def on_closed(closed: ConnectionClosed) -> None:
+                    nonlocal ended
+                    ended = True
+                    if status is not None and not status.effectively_cancelled:
+                        self._closed(log, closed, scope)
+                        if driven:  # the driver waits for this end, whoever closed
+                            scope.cancel()
+
+                listening = status is not None and listen(self._deliver(log, status),
+                                                          on_closed)
+                if listening:
+                    await self._drive(log, plan, connection, scope)
+                    driven = True
+                    if not ended:  # as the receiver task would: done when the connection is
+                        await trio.sleep_forever()
+            if listening:
+                return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._receive, log, connection, nursery.cancel_scope)
+            nursery.start_soon(self._receive, log, connection, control_of,
+                               nursery.cancel_scope)
             await self._drive(log, plan, connection, nursery.cancel_scope)
 
-    async def _receive(self, log: _SessionLog, connection: Connection,
-                       scope: trio.CancelScope) -> None:
-        profile = log.plan.protocol
-        # Asked per message only of a profile that names control messages at all, and the
-        # payload restored only when a rewrite gave a function for it.
-        control_of = None if type(profile).control is Profile.control else profile.control
+    def _deliver(self, log: _SessionLog,
+                 status: _Status | None = None) -> Callable[[Payload], None]:
+        """What becomes of each server data message: recorded, then the anchor of what
+        waits for it. `status`, for a caller outside the session's tasks (a connection's
+        reader): nothing is recorded once it is cancelled, as a receiver task's next
+        checkpoint would raise then."""
+        now, binding = self.now, log.binding
+        # The payload restored only when a rewrite gave a function for it.
         restore = None if log.restore is _keep else log.restore
+        add, surplus, happened = log.add, log.surplus, log.happened
+
+        def deliver(payload: Payload) -> None:
+            if status is not None and status.effectively_cancelled:
+                return
+            t = now()
+            if binding is not None:
+                payload = binding.received(payload)
+            if restore is not None:
+                payload = restore(payload)
+            add(new_received(t, payload))
+            if surplus(payload):
+                return
+            happened("received", log.received, t)
+            log.received += 1
+
+        return deliver
+
+    def _closed(self, log: _SessionLog, closed: ConnectionClosed,
+                scope: trio.CancelScope) -> None:
+        """The connection ended (seen by whatever receives): recorded unless this
+        client closed it normally; the driver stops then, it has nothing left to do."""
+        if closed.refused:  # our own client said no: never the server's doing
+            log.add(ClientRefused(t=self.now(), reason=closed.refused))
+            log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
+                           reason=closed.reason))
+            scope.cancel()
+        elif closed.by_server:
+            by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
+            log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
+            scope.cancel()
+
+    async def _receive(self, log: _SessionLog, connection: Connection,
+                       control_of: Callable[[Payload, Direction], Control | None] | None,
+                       scope: trio.CancelScope) -> None:
+        deliver = self._deliver(log)
         while True:
             try:
                 payload = await connection.receive()
             except ConnectionClosed as closed:
-                if closed.refused:  # our own client said no: never the server's doing
-                    log.add(ClientRefused(t=self.now(), reason=closed.refused))
-                    log.add(Closed(t=self.now(), by=Closer.CLIENT, code=closed.code,
-                                   reason=closed.reason))
-                    scope.cancel()
-                elif closed.by_server:
-                    by = Closer.SERVER if closed.code is not None else Closer.UNKNOWN
-                    log.add(Closed(t=self.now(), by=by, code=closed.code, reason=closed.reason))
-                    scope.cancel()  # the driver has nothing left to do
+                self._closed(log, closed, scope)
                 return
-            t = self.now()
             control = None if control_of is None else \
                 control_of(payload, Direction.SERVER_TO_CLIENT)
-            if control is not None:
-                # Answered now, whatever the schedule says; not an anchor: how many
-                # heartbeats a session sees depends on how long the replay makes it.
-                reply = control.reply
-                if reply is not None:
-                    with contextlib.suppress(ConnectionClosed):  # the next receive says so
-                        await connection.send(reply)
-                log.add(Received(t=t, payload=log.restore(payload), control=control.name,
-                                 reply=reply))
+            if control is None:
+                deliver(payload)
                 continue
-            if log.binding is not None:
-                payload = log.binding.received(payload)
-            if restore is not None:
-                payload = restore(payload)
-            log.add(new_received(t, payload))
-            if log.surplus(payload):
-                continue
-            log.happened("received", log.received, t)
-            log.received += 1
+            # Answered now, whatever the schedule says; not an anchor: how many
+            # heartbeats a session sees depends on how long the replay makes it.
+            t = self.now()
+            reply = control.reply
+            if reply is not None:
+                with contextlib.suppress(ConnectionClosed):  # the next receive says so
+                    await connection.send(reply)
+            log.add(Received(t=t, payload=log.restore(payload), control=control.name,
+                             reply=reply))
 
     async def _drive(self, log: _SessionLog, plan: SessionPlan, connection: Connection,
                      scope: trio.CancelScope) -> None:
@@ -591,6 +651,22 @@ class _Run:
         else:
             return 0
         return log.connect_at + due
+
+
+class _Status(Protocol):
+    effectively_cancelled: bool
+
+
+def _status(scope: trio.CancelScope) -> _Status | None:
+    """The entered `scope`'s cancel status: ``effectively_cancelled`` turns True the moment
+    this scope or one around it is cancelled, as a task inside would see at its next
+    checkpoint; a connection's reader, outside the session's tasks, records nothing from
+    then on. Trio keeps it private (``CancelScope._cancel_status``, there since 0.12): None
+    if that ever changes, and the runner receives in a task of its own again."""
+    status = getattr(scope, "_cancel_status", None)
+    if isinstance(getattr(status, "effectively_cancelled", None), bool):
+        return status
+    return None
 
 
 def _describe(anchor: Anchor) -> str:

@@ -78,6 +78,8 @@ class Connection(Protocol):
     response_headers: Headers
     # Optional: ``extensions: tuple[str, ...]``, the negotiated WebSocket extensions, on
     # targets that negotiate them (live). Without it they are not judged.
+    # Optional: ``finished: bool``, True once `close()` would do nothing at all (not even
+    # a checkpoint): the runner's final close, with its shield and grace timer, is skipped.
 
     async def send(self, payload: str | bytes) -> None:
         """Send a text (`str`) or binary (`bytes`) message."""
@@ -87,6 +89,11 @@ class Connection(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side; returns once the close handshake is done."""
+
+    # Optional: ``listen(on_message, on_closed) -> bool``: instead of `receive`, call
+    # ``on_message(payload)`` with each server message and ``on_closed(ConnectionClosed)``
+    # once at the end, from the connection's own reader (False: not offered now, use
+    # `receive`). The runner's receiving then costs no task step per message (live).
 
     def waiting_for(self) -> str:
         """What the server side is blocked on, for `Stuck` findings ('' if unknown)."""

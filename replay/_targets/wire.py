@@ -26,6 +26,7 @@ import contextlib
 import math
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -148,6 +149,10 @@ class WireClient:
         self._parts: list[str | bytes] = []
         self._size = 0
         self._outbox, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
+        self._push: Callable[[str | bytes], None] = self._outbox.send_nowait
+        """Where a whole server message goes: the queue `get_message()` reads, or the
+        listener given to `listen()`."""
+        self._on_closed: Callable[[], None] | None = None
         self._fast = False
         """No extension negotiated: data frames framed and parsed here (see the module)."""
         self._pending = b""
@@ -286,7 +291,7 @@ class WireClient:
                 if self._parts or len(payload) > self.max_message_size:
                     await self._message(payload, True, first == 0x81)
                 else:
-                    self._outbox.send_nowait(payload)  # whole and in size: as `_message`
+                    self._push(payload)  # whole and in size: as `_message`
                 continue
             # Any other frame: wsproto takes exactly its bytes.
             self._owed = end - at
@@ -315,7 +320,7 @@ class WireClient:
         if self.closed is not None:
             return  # a refused message's remainder, or data after our close
         if finished and not self._parts and len(data) <= self.max_message_size:
-            self._outbox.send_nowait(data)  # the usual case: a message in one piece
+            self._push(data)  # the usual case: a message in one piece
             return
         self._parts.append(data)
         self._size += len(data)
@@ -331,7 +336,7 @@ class WireClient:
                 "".join(self._parts) if text  # type: ignore[arg-type]
                 else b"".join(self._parts))  # type: ignore[arg-type]
             self._parts, self._size = [], 0
-            self._outbox.send_nowait(payload)
+            self._push(payload)
 
     async def send(self, payload: str | bytes) -> None:
         if self.closed is not None or self._ws.state is not ConnectionState.OPEN:
@@ -365,6 +370,29 @@ class WireClient:
             head = struct.pack("!BBQ4s", first, 0xFF, length, key)
         return head + masked
 
+    def listen(self, on_message: Callable[[str | bytes], None],
+               on_closed: Callable[[], None]) -> None:
+        """Hand each whole server message to `on_message` from the reader itself, and
+        the end of the connection (`closed` is then set) to `on_closed`, once, instead of
+        queueing them for `get_message()`: no task step and no queue per message for a
+        caller that only records what arrives. Call before the reader first runs."""
+        while True:  # anything queued already (nothing, when called as documented)
+            try:
+                on_message(self._inbox.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        self._push = on_message
+        self._on_closed = on_closed
+        if self.closed is not None:
+            self._closed_now()
+
+    def _closed_now(self) -> None:
+        # As the reader of `get_message()` would learn it from the queue's end: at once.
+        self._outbox.close()
+        on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed()
+
     async def get_message(self) -> str | bytes:
         try:
             return await self._inbox.receive()
@@ -381,7 +409,7 @@ class WireClient:
 
     async def _close_locally(self, code: int, reason: str, *, refused: str = "") -> None:
         self.closed = CloseInfo(code, reason, by_client=True, refused=refused)
-        self._outbox.close()
+        self._closed_now()
         if self._ws.state is ConnectionState.OPEN:
             # A stream already gone has closed as far as it ever will: not an error here.
             with contextlib.suppress(WireClosed):
@@ -390,7 +418,7 @@ class WireClient:
     async def _finish(self, info: CloseInfo) -> None:
         if self.closed is None:
             self.closed = info
-        self._outbox.close()
+        self._closed_now()
         self._closed_event.set()
 
     async def _read(self, where: str) -> bytes:

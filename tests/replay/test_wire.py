@@ -274,6 +274,44 @@ async def test_the_client_takes_whole_messages_answers_pings_and_refuses_oversiz
 
 
 @pytest.mark.parametrize("deflate", [False, True], ids=["own framing", "wsproto framing"])
+async def test_a_listener_gets_what_get_message_would_and_the_end_once(deflate: bool) -> None:
+    # The runner's path: the reader hands each message to a callback, no queue, no task.
+    import trio
+    import trio.testing
+    from wsproto.events import Ping, TextMessage
+
+    from replay._targets.wire import WireClient
+
+    client_end, server_end = trio.testing.memory_stream_pair()
+    client = WireClient(client_end, max_message_size=10)
+    got: list[object] = []
+    async with trio.open_nursery() as nursery:
+        served: list = []
+
+        async def server() -> None:
+            served.append(await _serve(server_end, accept_deflate=deflate))
+
+        nursery.start_soon(server)
+        offers = [deflate_offer(DEFLATE[1])] if deflate else []
+        await client.handshake(host="x", target="/", subprotocols=["chat.v1"],
+                               extensions=offers, headers=(), where="ws://x/")
+        client.listen(got.append, lambda: got.append(client.closed))
+        nursery.start_soon(client.reader)
+        ws, _ = served[0]
+        await server_end.send_all(ws.send(TextMessage("one")) + ws.send(Ping(b"p"))
+                                  + ws.send(TextMessage("t", message_finished=False))
+                                  + ws.send(TextMessage("wo")) + ws.send(TextMessage("x" * 11))
+                                  + ws.send(TextMessage("after")))
+        await trio.testing.wait_all_tasks_blocked()
+        assert got[:2] == ["one", "two"]
+        (closed,) = got[2:]  # the refusal ends it, once; nothing after it is taken
+        assert closed.code == 1009 and closed.by_client and closed.refused  # type: ignore[attr-defined]
+        await server_end.aclose()
+        await client.aclose(wait=1)
+        assert len(got) == 3
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["own framing", "wsproto framing"])
 async def test_both_framing_paths_take_and_refuse_the_same_frames(deflate: bool) -> None:
     # Without an extension the client frames and parses plain data frames itself and hands
     # every other frame to wsproto: what the runner gets must not depend on which did it.
