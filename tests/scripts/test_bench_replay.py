@@ -1,0 +1,77 @@
+"""bench_replay's verdicts: paired rounds, a median ratio and its interval, never a
+single noisy figure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_bench
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    return load_bench("bench_replay")
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A verdict the machine's load would turn into "too busy" is not what is tested here.
+    monkeypatch.setattr("os.getloadavg", lambda: (0.1, 0.1, 0.1))
+
+
+def _row(sessions: int, runner: list[float], tws: list[float], wsproto: list[float],
+         floor: list[float]) -> dict:
+    cpu = {"runner": [100.0] * len(runner), "trio-websocket": [200.0] * len(runner),
+           "wsproto": [90.0] * len(runner)}
+    return {"sessions": sessions,
+            "p99_ms_per_round": {"runner": runner, "trio-websocket": tws,
+                                 "wsproto": wsproto, "floor": floor},
+            "client_cpu_us_per_send": {k: v[0] for k, v in cpu.items()},
+            "client_cpu_us_per_send_per_round": cpu}
+
+
+def _by_name(figures: list[dict]) -> dict[str, dict]:
+    return {f["name"]: f for f in figures}
+
+
+def test_lateness_is_judged_on_per_round_ratios_to_the_faster_plain_client(bench: Any) -> None:
+    # wsproto is the faster plain fleet over the rounds; round by round the runner is
+    # 1.1x it, whatever the machine did to the round as a whole.
+    plain = [5.0, 9.0, 6.0, 14.0, 7.0, 8.0, 6.5, 10.0]
+    row = _row(100, [p * 1.1 for p in plain], [p * 1.5 for p in plain], plain,
+               [1.3] * len(plain))
+    figures = _by_name(bench.lateness_figures(row))
+    ratio = figures["p99 send lateness, 100 sessions, runner / plain wsproto"]
+    assert ratio["met"] is True and ratio["value"] == pytest.approx(1.1)
+    # The absolute goal is missed, next to what the plain clients and bare sleeps got.
+    absolute = figures["p99 send lateness, 100 sessions"]
+    assert absolute["met"] is False and absolute["goal"] == "< 2 ms"
+    assert figures["p99 send lateness, 100 sessions, plain wsproto clients"]["value"] == 7.5
+    assert figures["p99 send lateness, 100 sessions, bare trio.sleep_until floor"][
+        "value"] == 1.3
+    # ...and as a share of the plain client's, the goal's form for any machine: missed.
+    (scaled,) = [f for f in figures.values() if "issue's plain" in f["name"]]
+    assert scaled["goal"] == "< 1.05x plain" and scaled["met"] is False
+
+
+def test_rounds_that_straddle_the_goal_give_no_verdict(bench: Any) -> None:
+    plain = [5.0] * 8
+    row = _row(1, [4.0, 7.0, 5.0, 8.0, 5.5, 6.5, 4.5, 7.5], plain, [p * 2 for p in plain],
+               [1.0] * 8)
+    (figure,) = bench.lateness_figures(row)
+    assert figure["met"] is None and "spans the goal" in figure["why"]
+    assert "cannot conclude" in bench.benchmeta.verdict(figure)
+
+
+def test_throughput_is_judged_on_paired_rounds_against_the_faster_plain_client(
+        bench: Any) -> None:
+    wsproto = [16000, 9000, 15000, 12000, 17000, 11000]
+    throughput = {"runner_msgs_per_s": [r * 0.95 for r in wsproto], "best_runner": 16150,
+                  "trio-websocket": {"msgs_per_s": [6000] * 6, "best": 6000},
+                  "wsproto": {"msgs_per_s": wsproto, "best": 17000},
+                  "client_cpu_us_per_message": {}}
+    (figure,) = bench.figures({"accuracy": [], "throughput": throughput})
+    assert figure["name"] == "throughput, gaps 0, runner / plain wsproto"
+    assert figure["met"] is True and figure["value"] == pytest.approx(0.95)
