@@ -152,8 +152,6 @@ class UpgradeAnswer:
         self._sent = sent
         self._h11: h11.Connection | None = None
         self._events: deque[Event] = deque()
-        self.trailing = b""
-        """What h11 read past a 101's head (frames already sent): the connection's start."""
 
     def take_head(self, head: bytes) -> AcceptConnection | None:
         """The server's 101 when `head` (a whole response head) is a plain one (see
@@ -185,7 +183,6 @@ class UpgradeAnswer:
                 if event.status_code == 101:
                     self._events.append(accepted(list(event.headers), self._sent.nonce,
                                                  self._sent.subprotocols))
-                    self.trailing = self._h11.trailing_data[0]
                 else:
                     self._events.append(RejectConnection(
                         headers=list(event.headers), status_code=event.status_code,

@@ -203,9 +203,9 @@ class WireClient:
                 # which the reader takes (a frame cut in two must not sit in wsproto).
                 seen = len(head)
                 head += data
-                end = head.find(b"\r\n\r\n")
+                end = upgrade.head_end(head)  # where h11 ends it (a bare LF ends a line too)
                 if end >= 0:
-                    cut = end + 4 - seen
+                    cut = end - seen
                     # (never an empty chunk: h11 reads b"" as the end of the stream)
                     chunks, in_head = [c for c in (data[:cut], data[cut:]) if c], False
                     if fast is not None and not seen:
@@ -217,7 +217,7 @@ class WireClient:
                             raise TargetUnreachable(f"{where}: bad answer to the upgrade: "
                                                     f"{error}") from None
                         if taken is not None:
-                            self._accepted(taken, b"")
+                            self._accepted(taken, fast=True)
                             self._pending = data[cut:]
                             return
             for n_chunk, chunk in enumerate(chunks):
@@ -229,7 +229,7 @@ class WireClient:
                                             f"{error}") from None
                 for event in events:
                     if isinstance(event, AcceptConnection):
-                        self._accepted(event, None if fast is None else fast.trailing)
+                        self._accepted(event, fast=fast is not None)
                         # The server may speak at once: the reader starts with that.
                         self._pending = b"".join(chunks[n_chunk + 1:])
                         return
@@ -242,16 +242,15 @@ class WireClient:
                         if event.body_finished:
                             raise _rejected(rejected, bytes(body))
 
-    def _accepted(self, event: AcceptConnection, trailing: bytes | None) -> None:
-        """The server's 101, as `event` tells it; `trailing`: read by `upgrade` (not
-        wsproto's handshake), what h11 read past the head (wsproto's connection starts
-        with it, as wsproto's own handshake would start it)."""
+    def _accepted(self, event: AcceptConnection, *, fast: bool) -> None:
+        """The server's 101, as `event` tells it; `fast`: read by `upgrade`, so wsproto's
+        connection starts here (the head was all it was given: nothing trails it)."""
         self.subprotocol = event.subprotocol
         self.response_headers = _decode(event.extra_headers)
         self.extensions = tuple(ext.name for ext in event.extensions)
         self._fast = not self.extensions
-        if trailing is not None:
-            self._ws = Connection(ConnectionType.CLIENT, [], trailing)
+        if fast:
+            self._ws = Connection(ConnectionType.CLIENT)
 
     async def reader(self) -> None:
         """Read until the connection is closed; messages go to `get_message()`."""
