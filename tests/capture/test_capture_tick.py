@@ -123,3 +123,31 @@ def test_a_message_that_cannot_be_recorded_is_logged_with_its_flow_and_the_next_
     (session,) = read_recording(path).sessions
     assert [m.payload for m in session.messages] == ["kept"]
     assert all(type(m) is Message for m in session.messages)
+
+
+def test_a_record_that_cannot_be_encoded_costs_only_itself_in_its_iterations_append(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The iteration's records go to the file in one append; one that msgpack refuses (this
+    redacted payload keeps a lone surrogate) must not take the others with it."""
+    unencodable = '{"token":"wsreplay-redacted\\ud800"}'
+
+    async def main() -> None:
+        addon = capture.addon.WsReplay()
+        flow = tflow.twebsocketflow()
+        flow.websocket.messages = []  # type: ignore[union-attr]
+        with taddons.context(addon) as tctx:
+            tctx.configure(addon, wsreplay_dir=str(tmp_path))
+            addon.websocket_start(flow)
+            for text in ("before", unencodable, "after"):
+                _say(flow, text)(addon)
+            with caplog.at_level(logging.ERROR):
+                await asyncio.sleep(0)
+            addon.done()
+
+    asyncio.run(main())
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "UnicodeEncodeError" in errors[0]
+    (path,) = tmp_path.glob("*.wsr")
+    recording = read_recording(path)
+    assert recording.complete
+    assert [m.payload for m in recording.sessions[0].messages] == ["before", "after"]
