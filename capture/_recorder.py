@@ -383,10 +383,15 @@ class Recorder:
         """Write the messages noted so far, in the order their hooks ran."""
         while self._noted:
             noted, self._noted = self._noted, []
+            redactor = self.settings.redactor
             for flow_id, live, message in noted:
                 try:
-                    self._write(live, _records.message_of(message, session=live.session,
-                                                          epoch_ns=live.epoch_ns))
+                    payload = _records.payload_of(message)
+                    if redactor is not None:
+                        payload = self._redacted(live, redactor, payload)
+                    self._append(live, _records.message_of(
+                        message, session=live.session, epoch_ns=live.epoch_ns,
+                        payload=payload, clock=live.clock))
                 except Exception as error:
                     log.error(f"wsreplay: message failed for flow {flow_id}: "
                               f"{type(error).__name__}: {error} (the connection continues)")
@@ -398,17 +403,28 @@ class Recorder:
         record = live.clock.stamp(record)  # type: ignore[type-var]
         redactor = self.settings.redactor
         if redactor is not None:
-            try:
+            if type(record) is Message:
+                payload = self._redacted(live, redactor, record.payload)
+                if payload is not record.payload:
+                    record = record.with_payload(payload)
+            else:
                 record = redactor.record(record)
-            except Exception as error:
-                if type(record) is not Message:
-                    raise
-                # Never lose a message to redaction, never write what was not checked.
-                log.warning(f"wsreplay: session {live.session}: a message could not be "
-                            f"redacted ({type(error).__name__}); recorded as a placeholder")
-                record = record.with_payload(placeholder("payload:unredactable")
-                                             if isinstance(record.payload, str)
-                                             else placeholder("payload:unredactable").encode())
+        self._append(live, record)
+
+    @staticmethod
+    def _redacted(live: _Live, redactor: Redactor, payload: str | bytes) -> str | bytes:
+        try:
+            return redactor.payload(payload)
+        except Exception as error:
+            # Never lose a message to redaction, never write what was not checked.
+            log.warning(f"wsreplay: session {live.session}: a message could not be "
+                        f"redacted ({type(error).__name__}); recorded as a placeholder")
+            text = placeholder("payload:unredactable")
+            return text if isinstance(payload, str) else text.encode()
+
+    def _append(self, live: _Live, record: Record) -> None:
+        """Into the file's buffer; flushed at the end of the iteration (or now, with no loop
+        or once shutting down)."""
         sink = live.sink
         sink.write(record)
         if not sink.dirty:

@@ -133,15 +133,21 @@ def message(message: WebSocketMessage, *, session: int, epoch_ns: int) -> Messag
     return message_of(noted(message), session=session, epoch_ns=epoch_ns)
 
 
-def message_of(noted: Noted, *, session: int, epoch_ns: int) -> Message:
-    content, is_text, from_client, timestamp, injected, dropped = noted
-    payload: str | bytes = content
-    if is_text:
-        payload = content.decode("utf-8", "replace")  # wsproto already checked UTF-8
+def payload_of(noted: Noted) -> str | bytes:
+    content, is_text = noted[0], noted[1]
+    return content.decode("utf-8", "replace") if is_text else content  # wsproto checked UTF-8
+
+
+def message_of(noted: Noted, *, session: int, epoch_ns: int,
+               payload: str | bytes | None = None, clock: SessionClock | None = None) -> Message:
+    """The record of a noted message: with `payload` (already redacted, say) instead of its
+    own, and with `clock` its time kept in order (`SessionClock`) — built once, with both."""
+    _, _, from_client, timestamp, injected, dropped = noted
+    t = _rel(timestamp, epoch_ns)
     return Message(
-        session, _rel(timestamp, epoch_ns),
+        session, t if clock is None else clock.at(t),
         Direction.CLIENT_TO_SERVER if from_client else Direction.SERVER_TO_CLIENT,
-        payload, injected, dropped,
+        payload_of(noted) if payload is None else payload, injected, dropped,
     )
 
 
@@ -167,6 +173,13 @@ class SessionClock:
 
     def __init__(self) -> None:
         self.last = 0
+
+    def at(self, t: int) -> int:
+        """The time of a record that has no response time (a message, a close)."""
+        if t < self.last:
+            return self.last
+        self.last = t
+        return t
 
     def stamp(self, record: R) -> R:
         if record.t < self.last:

@@ -89,6 +89,7 @@ def load_bench(name: str) -> Any:
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # a bench's dataclasses look their module up there
     loader.exec_module(module)
     return module
 

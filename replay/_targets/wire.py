@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -45,10 +45,12 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import Extension, PerMessageDeflate
-from wsproto.utilities import ProtocolError
+from wsproto.utilities import ProtocolError, generate_nonce
 
 from corpus import Headers
 from replay._errors import HandshakeRejected, TargetError, TargetUnreachable
+
+from . import upgrade
 
 RECEIVE_SIZE = 2**16
 FAST_FRAME = 2**16
@@ -138,7 +140,7 @@ class WireClient:
 
     def __init__(self, stream: trio.abc.Stream, *, max_message_size: int) -> None:
         self._stream = stream
-        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._ws: WSConnection | Connection = WSConnection(ConnectionType.CLIENT)
         self._send_lock = trio.StrictFIFOLock()
         self.max_message_size = max_message_size
         self.subprotocol: str | None = None
@@ -172,11 +174,20 @@ class WireClient:
     async def handshake(self, *, host: str, target: str, subprotocols: list[str],
                         extensions: list[Extension], headers: Headers, where: str) -> None:
         """Send the upgrade request; return on 101, raise `HandshakeRejected` otherwise."""
-        request = Request(host=host, target=target, subprotocols=subprotocols,
-                          extensions=extensions,
-                          extra_headers=[(k.encode("latin-1"), v.encode("latin-1"))
-                                         for k, v in headers])
-        await self._write(self._ws.send(request))
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        # No extension offered: the request and its answer without wsproto's handshake
+        # object (see `upgrade`), unless the request is one h11 would refuse or rewrite.
+        sent = None if extensions else upgrade.request(
+            host=host, target=target, subprotocols=subprotocols, headers=extra,
+            nonce=generate_nonce())
+        fast = None if sent is None else upgrade.UpgradeAnswer(sent)
+        answer = self._ws if fast is None else fast
+        if sent is None:
+            await self._write(self._ws.send(Request(
+                host=host, target=target, subprotocols=subprotocols, extensions=extensions,
+                extra_headers=extra)))
+        else:
+            await self._write(sent.data)
         rejected: RejectConnection | None = None
         body = bytearray()
         head = bytearray()  # the response head, until its end is seen
@@ -192,24 +203,33 @@ class WireClient:
                 # which the reader takes (a frame cut in two must not sit in wsproto).
                 seen = len(head)
                 head += data
-                end = head.find(b"\r\n\r\n")
+                end = upgrade.head_end(head)  # where h11 ends it (a bare LF ends a line too)
                 if end >= 0:
-                    cut = end + 4 - seen
+                    cut = end - seen
                     # (never an empty chunk: h11 reads b"" as the end of the stream)
                     chunks, in_head = [c for c in (data[:cut], data[cut:]) if c], False
+                    if fast is not None and not seen:
+                        # The whole head in one read, nothing given to h11 yet: a plain
+                        # 101 is taken at once.
+                        try:
+                            taken = fast.take_head(data[:cut])
+                        except ProtocolError as error:
+                            raise TargetUnreachable(f"{where}: bad answer to the upgrade: "
+                                                    f"{error}") from None
+                        if taken is not None:
+                            self._accepted(taken, fast=True)
+                            self._pending = data[cut:]
+                            return
             for n_chunk, chunk in enumerate(chunks):
                 try:
-                    self._ws.receive_data(chunk)
-                    events = list(self._ws.events())
+                    answer.receive_data(chunk)
+                    events = list(answer.events())
                 except ProtocolError as error:
                     raise TargetUnreachable(f"{where}: bad answer to the upgrade: "
                                             f"{error}") from None
                 for event in events:
                     if isinstance(event, AcceptConnection):
-                        self.subprotocol = event.subprotocol
-                        self.response_headers = _decode(event.extra_headers)
-                        self.extensions = tuple(ext.name for ext in event.extensions)
-                        self._fast = not self.extensions
+                        self._accepted(event, fast=fast is not None)
                         # The server may speak at once: the reader starts with that.
                         self._pending = b"".join(chunks[n_chunk + 1:])
                         return
@@ -221,6 +241,16 @@ class WireClient:
                         body += event.data
                         if event.body_finished:
                             raise _rejected(rejected, bytes(body))
+
+    def _accepted(self, event: AcceptConnection, *, fast: bool) -> None:
+        """The server's 101, as `event` tells it; `fast`: read by `upgrade`, so wsproto's
+        connection starts here (the head was all it was given: nothing trails it)."""
+        self.subprotocol = event.subprotocol
+        self.response_headers = _decode(event.extra_headers)
+        self.extensions = tuple(ext.name for ext in event.extensions)
+        self._fast = not self.extensions
+        if fast:
+            self._ws = Connection(ConnectionType.CLIENT)
 
     async def reader(self) -> None:
         """Read until the connection is closed; messages go to `get_message()`."""

@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import corpus
@@ -372,3 +372,44 @@ def test_the_quick_pass_over_json_misses_no_secret(payload: str) -> None:
 def test_json_without_secrets_is_kept_byte_for_byte() -> None:
     payload = '{"op":"chat", "seq":12,"thread":"9f1c2d3e-1111-2222-3333-444455556666"}'
     assert R.text(payload) == payload
+
+
+# The capture hook's fast pass over JSON without a backslash (`_json_strings`) must give
+# exactly what the token-by-token pass (`_json_tokens`, any JSON) gives: keys that name
+# secrets (numbers and strings under them), id-like keys, opaque values, JWTs,
+# placeholders, long and short strings, non-ASCII keys, any JSON whitespace and nesting.
+_KEYS = st.sampled_from([
+    "op", "seq", "data", "token", "Access-Token", "PASSWORD", "pin", "passwd", "key", "apiKey",
+    "user_id", "sha", "hash", "message", "api_key", "secretive", "x", "",
+    "K\u212aey", "pass\u00e9", "tōken", "sig", "signature", "jwt", "client_secret"])
+_VALUES = st.sampled_from([
+    "tick", "0123456789abcdef0123456789abcdef", "Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk",
+    "9f1c2d3e-1111-2222-3333-444455556666", JWT, REDACTED, "wsreplay-redacted:json:token",
+    "hello world, a sentence of ordinary words", "a1b2c3d4" * 3, "Room2024Room2024Room2024",
+    "ünïcödé text with Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk inside", "", " ", ":", "{", "[1,2]",
+    "k8s.io/Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk/abc"])
+_SAFE_TEXT = st.text(st.characters(blacklist_characters='"\\', blacklist_categories=("Cc", "Cs")),
+                     max_size=40)
+_LEAVES = (st.none() | st.booleans() | st.integers(-10**12, 10**12)
+           | st.floats(allow_nan=False, allow_infinity=False) | _VALUES | _SAFE_TEXT)
+_JSON_VALUES = st.recursive(
+    _LEAVES, lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(_KEYS | _SAFE_TEXT, _VALUES | inner, max_size=5), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@example(value={"user_id": "Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk", "pin": 1, "passwd": -1.5e-07,
+                "key": "Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk", "token": JWT, "list": [JWT, "x"]},
+         indent=None, separators=(", ", ": "), ascii_only=True, allow=False)
+@given(value=_JSON_VALUES, indent=st.sampled_from([None, 0, 2, "\t"]),
+       separators=st.sampled_from([(",", ":"), (", ", ": "), (" ,\r\n", " :\t ")]),
+       ascii_only=st.booleans(), allow=st.booleans())
+def test_the_split_json_pass_equals_the_token_pass(value: object, indent: int | str | None,
+                                                   separators: tuple[str, str],
+                                                   ascii_only: bool, allow: bool) -> None:
+    text = json.dumps(value, indent=indent, separators=separators, ensure_ascii=ascii_only)
+    if "\\" in text:
+        return  # the split pass is only for text without a backslash
+    redactor = Redactor(RedactionPolicy(allow=("[0-9a-f]{32}",))) if allow else R
+    assert redactor._json_strings(text) == redactor._json_tokens(text)
+    assert redactor._json_values(text) == redactor._json_tokens(text)

@@ -1,0 +1,48 @@
+"""bench_capture's profiled figure: which py-spy samples are the addon's, and the capacity
+verdict from their share (a binomial interval, never a bare point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import load_bench
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    return load_bench("bench_capture")
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A verdict the machine's load would turn into "too busy" is not what is tested here.
+    monkeypatch.setattr("os.getloadavg", lambda: (0.1, 0.1, 0.1))
+
+
+def test_a_sample_is_the_addons_when_any_frame_of_its_stack_is(bench: Any) -> None:
+    lines = [
+        "<module> (mitmdump:8);run (asyncio/runners.py:118);_tick (capture/_recorder.py:373) 7",
+        "<module> (mitmdump:8);loads (json/__init__.py:346) 5",
+        "<module> (mitmdump:8);invoke (mitmproxy/addonmanager.py:269);text "
+        "(corpus/_redact.py:474);loads (json/__init__.py:346) 3",
+        "<module> (mitmdump:8);capture_thing (notours/capture_x.py:1) 11",
+        "garbage line",
+    ]
+    assert bench._samples_in(lines, ("(capture/", "(corpus/")) == (26, 10)
+
+
+@pytest.mark.parametrize(("share", "verdict"), [
+    (0.03, "met"), (0.10, "NOT met"), (0.05, "cannot conclude")])
+def test_the_profiled_capacity_is_judged_on_its_interval(bench: Any, share: float,
+                                                         verdict: str) -> None:
+    result: dict[str, Any] = {
+        "hook_us_p99": 100.0,
+        "addon_share_of_mitmdump_cpu": {"samples": 5000, "addon_samples": int(5000 * share),
+                                        "share": share}}
+    rounds = {"p50": [1.0] * 6, "p99": [2.0] * 6, "cpu": [900.0] * 6}
+    bench._judge(result, {"with_addon": rounds, "without_addon": dict(rounds)}, [1.0] * 6)
+    (figure,) = [f for f in result["figures"] if "profiled" in f["name"]]
+    assert figure["value"] == pytest.approx(1 - share)
+    assert bench.benchmeta.verdict(figure).startswith(verdict)
