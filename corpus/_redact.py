@@ -253,6 +253,8 @@ def jwt_spans(text: str) -> Iterator[tuple[int, int, int]]:
 
 def redact_jwts(text: str) -> str:
     """Every JWT's signature in `text` replaced by the placeholder."""
+    if "eyJ" not in text:
+        return text
     out: list[str] = []
     position = 0
     for _, sig, end in jwt_spans(text):
@@ -500,6 +502,14 @@ class Redactor:
         # inside one word: without one anywhere, no word needs looking at.
         if len(text) < 20 or _LONG_ALNUM_RUN.search(text) is None:
             return text
+        if _WORD.fullmatch(text) and "eyJ" not in text and PLACEHOLDER not in text:
+            # One word, nothing protected in it (a JSON string value, often): the loop
+            # below would find just this word.
+            return placeholder("opaque") if self.opaque(text) else text
+        return self._opaque_words(text)
+
+    def _opaque_words(self, text: str) -> str:
+        """Each opaque word of `text` replaced, words in protected spans kept."""
         protected: list[tuple[int, int]] | None = None
         out: list[str] = []
         position = 0
@@ -565,10 +575,11 @@ class Redactor:
         # other text is checked key by key): then only long strings need looking at.
         names = not text.isascii() or _may_name_secret(text)
         changed = False
-        for i in range(1, len(parts), 2):
+        strings = range(1, len(parts), 2)
+        if not names:  # only long strings can change
+            strings = [i for i in strings if len(parts[i]) >= 20]  # type: ignore[assignment]
+        for i in strings:
             raw = parts[i]
-            if len(raw) < 20 and not names:
-                continue
             after = parts[i + 1].lstrip(_JSON_SPACE)
             if after[:1] == ":":  # a key
                 if names and _could_name_secret(raw):
@@ -678,11 +689,13 @@ def parse_json(text: str) -> Any:
     not JSON, RecursionError for what is nested too deep), without the layers it calls
     the scanner through: they cost more than the scan of a small message on the capture
     hook's path. A differential test holds the two together."""
-    try:  # (a leading BOM, which json.loads refuses first, is no value to the scanner)
-        document, end = _SCAN_JSON(text, _skip_whitespace(text, 0))
+    # (A leading BOM, which json.loads refuses first, is no value to the scanner either.)
+    start = 0 if text[:1] in ("{", "[") else _skip_whitespace(text, 0)
+    try:
+        document, end = _SCAN_JSON(text, start)
     except StopIteration:
         raise ValueError("Expecting value") from None
-    if _skip_whitespace(text, end) != len(text):
+    if end != len(text) and _skip_whitespace(text, end) != len(text):
         raise ValueError("Extra data")
     return document
 

@@ -438,3 +438,12 @@ def test_the_capture_paths_json_parse_is_json_loads(text: str) -> None:
     from corpus._redact import parse_json
 
     assert _outcome(parse_json, text) == _outcome(json.loads, text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(word=st.text(alphabet="abcXYZ0123456789+/_~-=.", min_size=18, max_size=40)
+       | st.sampled_from(["Zx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk", REDACTED, "wsreplay-redacted:opaque",
+                          "a1b2c3d4" * 3, "eyJZx9Qw2Er7Ty1Ui5Op3As8DfGh4Jk=="]))
+def test_the_one_word_opaque_shortcut_equals_the_word_scan(word: str) -> None:
+    for redactor in (R, Redactor(RedactionPolicy(allow=("[a-d0-9]+",)))):
+        assert redactor._opaque(word) == redactor._opaque_words(word)
