@@ -170,6 +170,13 @@ class _Live:
     """How many of the flow's messages are noted or written."""
 
 
+def _failed(work: str, flow_id: str, error: Exception) -> None:
+    """Log a hook's (or a noted message's) failure, with the flow id; never raise."""
+    log.error(f"wsreplay: {work} failed for flow {flow_id}: "
+              f"{type(error).__name__}: {error} (the connection continues)")
+    log.debug("wsreplay: traceback", exc_info=True)
+
+
 def _hook(method: Callable[..., None]) -> Callable[..., None]:
     """Run a hook's work; log (with the flow id) instead of raising into mitmproxy."""
 
@@ -178,9 +185,7 @@ def _hook(method: Callable[..., None]) -> Callable[..., None]:
         try:
             method(self, flow)
         except Exception as error:
-            log.error(f"wsreplay: {method.__name__} failed for flow {flow.id}: "
-                      f"{type(error).__name__}: {error} (the connection continues)")
-            log.debug("wsreplay: traceback", exc_info=True)
+            _failed(method.__name__, flow.id, error)
 
     return guarded
 
@@ -380,22 +385,38 @@ class Recorder:
             self._tick_pending = False
 
     def _write_noted(self) -> None:
-        """Write the messages noted so far, in the order their hooks ran."""
+        """Write the messages noted so far, in the order their hooks ran: one append per
+        file."""
         while self._noted:
             noted, self._noted = self._noted, []
             redactor = self.settings.redactor
+            batches: dict[_Sink, list[tuple[str, Message]]] = {}
             for flow_id, live, message in noted:
                 try:
                     payload = _records.payload_of(message)
                     if redactor is not None:
                         payload = self._redacted(live, redactor, payload)
-                    self._append(live, _records.message_of(
-                        message, session=live.session, epoch_ns=live.epoch_ns,
-                        payload=payload, clock=live.clock))
+                    record = _records.message_of(message, session=live.session,
+                                                 epoch_ns=live.epoch_ns, payload=payload,
+                                                 clock=live.clock)
                 except Exception as error:
-                    log.error(f"wsreplay: message failed for flow {flow_id}: "
-                              f"{type(error).__name__}: {error} (the connection continues)")
-                    log.debug("wsreplay: traceback", exc_info=True)
+                    _failed("message", flow_id, error)
+                    continue
+                batch = batches.get(live.sink)
+                if batch is None:
+                    batches[live.sink] = batch = []
+                batch.append((flow_id, record))
+            for sink, batch in batches.items():
+                try:
+                    self._append(sink, *(record for _, record in batch))
+                except Exception:
+                    # A record that cannot be encoded leaves the file as it was: write them
+                    # one by one, so it is the only one lost.
+                    for flow_id, record in batch:
+                        try:
+                            self._append(sink, record)
+                        except Exception as error:
+                            _failed("message", flow_id, error)
 
     def _write(self, live: _Live, record: Record) -> None:
         if self._noted and type(record) is not Message:
@@ -409,7 +430,7 @@ class Recorder:
                     record = record.with_payload(payload)
             else:
                 record = redactor.record(record)
-        self._append(live, record)
+        self._append(live.sink, record)
 
     @staticmethod
     def _redacted(live: _Live, redactor: Redactor, payload: str | bytes) -> str | bytes:
@@ -422,11 +443,10 @@ class Recorder:
             text = placeholder("payload:unredactable")
             return text if isinstance(payload, str) else text.encode()
 
-    def _append(self, live: _Live, record: Record) -> None:
+    def _append(self, sink: _Sink, *records: Record) -> None:
         """Into the file's buffer; flushed at the end of the iteration (or now, with no loop
         or once shutting down)."""
-        sink = live.sink
-        sink.write(record)
+        sink.write(*records)
         if not sink.dirty:
             return  # its file could not be written
         if self._sealed:

@@ -60,21 +60,22 @@ class CorpusWriter:
         per record; records reach the file whole either way.
         """
         file = self._require_open()
-        sealed = self._sealed_at is not None
-        if self._sealed_at is not None:  # the records go where the trailer was
-            file.seek(self._sealed_at)
-            file.truncate()
-            self._sealed_at = None
         pack = self._packer.pack
+        # Encoded first: a record that cannot be encoded leaves the file and the counts as
+        # they were, and the caller can write the others.
+        data = b"".join([pack(encode(record)) for record in records])
         counts = self._messages
-        chunks = []
         for record in records:
             if type(record) is Message:
                 counts[record.session] = counts.get(record.session, 0) + 1
             else:
                 counts.setdefault(record.session, 0)
-            chunks.append(pack(encode(record)))
-        file.write(b"".join(chunks))
+        sealed = self._sealed_at is not None
+        if self._sealed_at is not None:  # the records go where the trailer was
+            file.seek(self._sealed_at)
+            file.truncate()
+            self._sealed_at = None
+        file.write(data)
         if sealed:
             self.seal()
         elif flush:

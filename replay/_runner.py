@@ -62,7 +62,7 @@ from ._engine.transcript import (
     new_sent,
 )
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
-from ._gc import LIVE_THRESHOLD, collector_tuned
+from ._gc import live_collector
 from ._options import DEFAULT_TIMEOUT
 from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
@@ -135,17 +135,16 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
         warm_up(schedule)
     # On the real clock a collector pass is lateness for every session at once; in-process
     # targets tune the collector around their own loop (`replay._gc`).
-    with (collector_tuned(LIVE_THRESHOLD) if target.clock == "real"
-          else contextlib.nullcontext()):
-        async with target, trio.open_nursery() as nursery:
-            run._clock = trio.lowlevel.current_clock().current_time
-            run.t0 = run._clock()
-            nursery.start_soon(run.watchdog)
-            with stop if stop is not None else contextlib.nullcontext():
-                async with trio.open_nursery() as sessions:
-                    for log in run.logs:
-                        sessions.start_soon(run.session, log)
-            nursery.cancel_scope.cancel()  # the watchdog: every session has ended
+    async with (live_collector() if target.clock == "real" else contextlib.nullcontext(),
+                target, trio.open_nursery() as nursery):
+        run._clock = trio.lowlevel.current_clock().current_time
+        run.t0 = run._clock()
+        nursery.start_soon(run.watchdog)
+        with stop if stop is not None else contextlib.nullcontext():
+            async with trio.open_nursery() as sessions:
+                for log in run.logs:
+                    sessions.start_soon(run.session, log)
+        nursery.cancel_scope.cancel()  # the watchdog: every session has ended
     return Transcript(sessions=tuple(SessionTranscript(session=log.plan.session,
                                                        events=log.events())
                                      for log in run.logs),

@@ -31,7 +31,7 @@ from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from corpus import Closer
@@ -201,15 +201,35 @@ def ignored_paths(options: OracleOptions, profile: Profile = DEFAULT_PROFILE) ->
     return (*options.ignore_paths, *profile.volatile_paths)
 
 
+CACHED_UP_TO = 2048
+"""Payloads up to this long (characters or bytes) have their keys cached (`payload_key`)."""
+
+
 def payload_key(payload: str | bytes, options: OracleOptions = OracleOptions(),
                 profile: Profile = DEFAULT_PROFILE) -> Key:
-    """What `payload` is compared by under `options`, decoded by `profile`."""
+    """What `payload` is compared by under `options`, decoded by `profile`.
+
+    Decoding and canonicalising were ~80% of judging a session, and the same payloads
+    come back again and again (a load's copies of one recording, a chat's repeated
+    messages): the keys of short payloads are cached (a key is immutable)."""
+    if len(payload) <= CACHED_UP_TO:
+        try:
+            return _cached_key(payload, options, profile)
+        except TypeError:  # a profile of the user's that cannot be hashed
+            pass
+    return _payload_key(payload, options, profile)
+
+
+def _payload_key(payload: str | bytes, options: OracleOptions, profile: Profile) -> Key:
     doc = _decoded(payload, profile, ignored_paths(options, profile))
     if isinstance(doc, bytes):
         return ("binary", doc)
     if isinstance(doc, str):
         return ("text", doc)
     return ("json", _canonical(doc))
+
+
+_cached_key = lru_cache(maxsize=4096)(_payload_key)
 
 
 def data_received(events: Sequence[Event]) -> list[Received]:

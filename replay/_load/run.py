@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import signal
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import Any
 from replay._credentials import chain
 from replay._engine.schedule import SessionPlan
 from replay._facade import credential_filler
-from replay._gc import LIVE_THRESHOLD, collector_tuned
+from replay._gc import LIVE_THRESHOLD, collector_tuned, freeze_survivors
 from replay._options import ReplayOptions
 from replay._targets.clocks import real_time
 from replay._targets.open import TargetSpec
@@ -172,45 +171,18 @@ def run_shard(job: ShardJob, *, tick: Tick | None = None, sigint: bool = False) 
     return dataclasses.replace(result, cpu_s=cpu, wall_s=wall)
 
 
-FREEZE_EVERY = 0.1
-"""Seconds between freezes of what the shard's young objects are (see `_freeze_survivors`)."""
-
-MAX_FROZEN = 2_000_000
-"""Objects made (net) during a run beyond which the shard collects once, mid-run, to bound
-its memory; then counts again."""
-
-
 @contextlib.contextmanager
 def _quiet_gc() -> Iterator[bool]:
     """No garbage collection pass while a shard runs: a pass stops every session at once,
     and it walks every young object still alive — with 1,000 sessions a pass took 40-100
     ms, all of it send lateness (7 passes in a 17-second run set its p99). What exists
     before the run is frozen out of the collector's view and the thresholds are raised;
-    during the run `_freeze_survivors` freezes what survives, so no pass has anything to
+    during the run `freeze_survivors` freezes what survives, so no pass has anything to
     walk. Yields whether the freezes are ours to make (the process froze nothing of its
     own); everything is unfrozen after the run, and the run's cyclic garbage is collected
     by the next pass as usual."""
-    ours = gc.get_freeze_count() == 0
-    with collector_tuned(LIVE_THRESHOLD, collect_first=True):  # a shard is a live run
+    with collector_tuned(LIVE_THRESHOLD, collect_first=True) as ours:  # a live run
         yield ours
-
-
-async def _freeze_survivors() -> None:
-    """Freeze the objects made since the last freeze (O(1): the collector's lists are
-    spliced), so a pass never walks the sessions' long-lived state. Cyclic garbage made
-    meanwhile waits for the end of the run — or for one pass here, once more than
-    `MAX_FROZEN` objects are frozen (a long load: memory stays bounded)."""
-    import trio
-
-    grown = 0  # net tracked objects made since the run began (gc.get_freeze_count() walks
-    while True:  # the frozen list: milliseconds at every tick)
-        await trio.sleep(FREEZE_EVERY)
-        grown += gc.get_count()[0]  # net since the last freeze, which reset it
-        if grown > MAX_FROZEN:
-            gc.unfreeze()
-            gc.collect()
-            grown = 0
-        gc.freeze()
 
 
 def _failed(job: ShardJob, error: str) -> ShardResult:
@@ -264,7 +236,7 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, binder: Any,
     async with trio.open_nursery() as nursery:
         nursery.start_soon(report_and_listen, nursery.cancel_scope)
         if state.freezes:
-            nursery.start_soon(_freeze_survivors)
+            nursery.start_soon(freeze_survivors)
         if sigint and threading.current_thread() is threading.main_thread():
             nursery.start_soon(on_sigint, nursery.cancel_scope)
         state.t0_unix = real_time()

@@ -17,7 +17,7 @@ from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 
 import capture.addon
-from corpus import CorpusReader, Message, Record, read_recording
+from corpus import CorpusReader, Record, read_recording
 
 Step = Callable[[capture.addon.WsReplay], None]
 
@@ -98,8 +98,10 @@ def test_records_written_at_the_iterations_end_equal_those_written_in_each_hook(
     assert "abc" not in str(records) and "Zx9Qw2Er7" not in str(records)
 
 
-def test_a_message_that_cannot_be_recorded_is_logged_with_its_flow_and_the_next_is_kept(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _one_iteration(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                   messages: list[WebSocketMessage]) -> tuple[list[str], list[object]]:
+    """One session whose messages all arrive in one iteration; the errors logged at its
+    end, and the payloads recorded."""
     async def main() -> None:
         addon = capture.addon.WsReplay()
         flow = tflow.twebsocketflow()
@@ -107,19 +109,41 @@ def test_a_message_that_cannot_be_recorded_is_logged_with_its_flow_and_the_next_
         with taddons.context(addon) as tctx:
             tctx.configure(addon, wsreplay_dir=str(tmp_path))
             addon.websocket_start(flow)
-            # Content that is no bytes cannot become a record (mitmproxy never sends one).
-            flow.websocket.messages.append(  # type: ignore[union-attr]
-                WebSocketMessage(Opcode.TEXT, True, "not bytes", 946681204))  # type: ignore[arg-type]
-            addon.websocket_message(flow)
-            _say(flow, "kept")(addon)
+            for message in messages:
+                flow.websocket.messages.append(message)  # type: ignore[union-attr]
+                addon.websocket_message(flow)
             with caplog.at_level(logging.ERROR):
                 await asyncio.sleep(0)
             addon.done()
 
     asyncio.run(main())
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "the connection continues" in errors[0]
     (path,) = tmp_path.glob("*.wsr")
-    (session,) = read_recording(path).sessions
-    assert [m.payload for m in session.messages] == ["kept"]
-    assert all(type(m) is Message for m in session.messages)
+    recording = read_recording(path)
+    assert recording.complete
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    return errors, [m.payload for m in recording.sessions[0].messages]
+
+
+def _text(text: str) -> WebSocketMessage:
+    return WebSocketMessage(Opcode.TEXT, True, text.encode(), 946681204)
+
+
+def test_a_message_that_cannot_be_recorded_is_logged_with_its_flow_and_the_next_is_kept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Content that is no bytes cannot become a record (mitmproxy never sends one).
+    not_bytes = WebSocketMessage(Opcode.TEXT, True, "not bytes", 946681204)  # type: ignore[arg-type]
+    errors, payloads = _one_iteration(tmp_path, caplog, [not_bytes, _text("kept")])
+    assert len(errors) == 1 and "the connection continues" in errors[0]
+    assert "failed for flow" in errors[0]
+    assert payloads == ["kept"]
+
+
+def test_a_record_that_cannot_be_encoded_costs_only_itself_in_its_iterations_append(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The iteration's records go to the file in one append; one that msgpack refuses (this
+    redacted payload keeps a lone surrogate) must not take the others with it."""
+    unencodable = '{"token":"wsreplay-redacted\\ud800"}'
+    errors, payloads = _one_iteration(
+        tmp_path, caplog, [_text("before"), _text(unencodable), _text("after")])
+    assert len(errors) == 1 and "UnicodeEncodeError" in errors[0]
+    assert payloads == ["before", "after"]

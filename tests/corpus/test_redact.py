@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -413,3 +414,27 @@ def test_the_split_json_pass_equals_the_token_pass(value: object, indent: int | 
     redactor = Redactor(RedactionPolicy(allow=("[0-9a-f]{32}",))) if allow else R
     assert redactor._json_strings(text) == redactor._json_tokens(text)
     assert redactor._json_values(text) == redactor._json_tokens(text)
+
+
+def _outcome(parse: Any, text: str) -> tuple[str, str]:
+    try:
+        return "ok", repr(parse(text))  # repr: NaN equals itself
+    except RecursionError:
+        return "too deep", ""
+    except ValueError:
+        return "not json", ""
+
+
+_JSONISH = st.text(alphabet='{}[]",:0123456789.eE+- \t\n\r\x0b\ufeffatrufslnNIiy\\u', max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_JSONISH | st.builds(lambda v, a, b: a + json.dumps(v) + b, _JSON_VALUES,
+                                 _JSONISH, _JSONISH))
+@example(text="[" * 100_000 + "]" * 100_000)
+@example(text="\ufeff{}")
+@example(text=" {} \x0b")
+def test_the_capture_paths_json_parse_is_json_loads(text: str) -> None:
+    from corpus._redact import parse_json
+
+    assert _outcome(parse_json, text) == _outcome(json.loads, text)

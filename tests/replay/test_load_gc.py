@@ -10,6 +10,7 @@ import weakref
 import pytest
 import trio
 
+from replay import _gc
 from replay._load import run as shard_run
 
 
@@ -19,23 +20,23 @@ class _Node:
 
 async def test_survivors_are_frozen_and_one_pass_past_the_bound_frees_cycles(
         autojump_clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shard_run, "MAX_FROZEN", 10_000)
+    monkeypatch.setattr(_gc, "MAX_FROZEN", 10_000)
     if gc.get_freeze_count():
         pytest.skip("the test process froze objects of its own")
     with shard_run._quiet_gc() as ours:
         assert ours
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(shard_run._freeze_survivors)
+            nursery.start_soon(_gc.freeze_survivors)
             node = _Node()
             node.me = node  # a cycle: garbage once dropped, freed only by a pass
             alive = weakref.ref(node)
             del node
             before = gc.get_freeze_count()
-            await trio.sleep(shard_run.FREEZE_EVERY * 1.5)
+            await trio.sleep(_gc.FREEZE_EVERY * 1.5)
             assert gc.get_freeze_count() > before  # frozen with what else survived
             assert alive() is not None
             made = [_Node() for _ in range(12_000)]  # past the bound: one pass, then again
-            await trio.sleep(shard_run.FREEZE_EVERY)
+            await trio.sleep(_gc.FREEZE_EVERY)
             assert alive() is None
             assert len(made) == 12_000
             nursery.cancel_scope.cancel()

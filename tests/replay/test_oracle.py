@@ -420,3 +420,23 @@ def test_a_long_changed_payload_is_shown_around_its_first_difference() -> None:
     assert finding.detail.endswith(
         "first difference at byte 60: expected …00 00 00 00 00 00 00 00, "
         "got …00 00 00 00 01 00 00 00 (lengths 64 and 64)")
+
+
+def test_a_payload_seen_again_is_not_decoded_again_and_keys_as_before() -> None:
+    # A load judges many copies of one recording: each short payload is decoded once.
+    from replay._protocols.base import JsonProfile
+
+    decoded: list[object] = []
+
+    class Counting(JsonProfile):
+        def decode(self, frame: str | bytes) -> object:
+            decoded.append(frame)
+            return super().decode(frame)
+
+    options = OracleOptions(ignore_paths=("$.ts",))
+    short, long = '{"b": 1, "a": [2], "ts": 7}', '{"x": "%s"}' % ("y" * oracle.CACHED_UP_TO)
+    keys = [payload_key(p, options, Counting()) for p in (short, short, long, long)]
+    assert decoded == [short, long, long]  # the long one is not kept
+    assert keys[0] == keys[1] == payload_key('{"a":[2],"b":1,"ts":9}', options) \
+        == ("json", '{"a":[2],"b":1}')
+    assert keys[2] == keys[3]
