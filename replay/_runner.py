@@ -75,6 +75,7 @@ CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
 
 _TIME = operator.attrgetter("t")
+_START = operator.attrgetter("plan.start")
 
 OnEvent = Callable[[int, Event], None]
 """Called with (recorded session id, event) as each event is recorded: progress displays."""
@@ -145,8 +146,11 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
         nursery.start_soon(run.watchdog)
         with stop if stop is not None else contextlib.nullcontext():
             async with trio.open_nursery() as sessions:
-                for log in run.logs:
-                    sessions.start_soon(run.session, log)
+                if target.clock == "real":
+                    await run.start_each_at_its_time(sessions)
+                else:  # a virtual clock's seeded same-instant orderings stay as they are
+                    for log in run.logs:
+                        sessions.start_soon(run.session, log)
         nursery.cancel_scope.cancel()  # the watchdog: every session has ended
     return Transcript(sessions=tuple(SessionTranscript(session=log.plan.session,
                                                        events=log.events())
@@ -331,6 +335,15 @@ class _Run:
         # the run loop per message, which halves live throughput when gaps are 0.
         if t > self.now():
             await trio.sleep_until(self.t0 + t / 1e9)
+
+    async def start_each_at_its_time(self, sessions: trio.Nursery) -> None:
+        """Start each session's task at its start, in the plan's order among equal starts
+        (on the real clock, where Trio orders same-instant wake-ups at random anyway): not
+        every task at t=0, which cost the first sessions ~15 ms at 1,000 sessions and kept
+        a sleeping task per session not yet due."""
+        for log in sorted(self.logs, key=_START):
+            await self.until(log.plan.start)
+            sessions.start_soon(self.session, log)
 
     async def session(self, log: _SessionLog) -> None:
         log.planned_wait(log.plan.start)
