@@ -83,7 +83,9 @@ def test_throughput_is_judged_on_paired_rounds_against_the_faster_plain_client(
                   "client_cpu_us_per_message_per_round": {
                       "runner": [60.0, 65.0, 60.0, 65.0, 60.0, 65.0],
                       "trio-websocket": [150.0] * 6, "wsproto": [50.0] * 6}}
-    rate, cpu = bench.figures({"accuracy": [], "throughput": throughput})
+    rate, cpu, conversation, _ = bench.figures({"accuracy": [], "throughput": throughput,
+                                                "conversation": throughput})
+    assert conversation["name"] == "throughput, gaps 0, conversation, runner / plain wsproto"
     assert rate["name"] == "throughput, gaps 0, runner / plain wsproto"
     assert rate["met"] is True and rate["value"] == pytest.approx(0.95)
     assert cpu["name"] == "throughput, gaps 0, client CPU per message, runner / plain wsproto"
