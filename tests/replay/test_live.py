@@ -24,7 +24,7 @@ from replay._runner import replay
 from replay._targets.headers import forwarded_headers
 from replay._targets.live import LiveTarget, parse_header_option
 
-from .servers import echo_recording, serve
+from .servers import MS, echo_recording, serve
 
 
 async def _judge(url: str, **target_options):
@@ -175,6 +175,41 @@ async def test_live_latency_can_only_add_delay(nursery) -> None:
     received = [e for e in events if type(e) is Received]
     assert [e.payload for e in received] == ["one", "two", "bye"]
     assert received[0].t - first_sent.t >= 150_000_000
+
+
+def _conversation():  # type: ignore[no-untyped-def]
+    """The echo recording as a conversation: each message sent after the previous echo."""
+    from corpus import Direction, Recording, Session
+
+    (burst,) = echo_recording().sessions
+    c2s, s2c = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
+    order = [(c2s, "one"), (s2c, "one"), (c2s, "two"), (s2c, "two"), (c2s, "bye"),
+             (s2c, "bye")]
+    messages = tuple(type(burst.messages[0])(burst.id, burst.handshake.t_response + (i + 1) * MS,
+                                             d, text) for i, (d, text) in enumerate(order))
+    return Recording(header=echo_recording().header,
+                     sessions=(Session(burst.id, burst.handshake, messages, burst.close),))
+
+
+@pytest.mark.parametrize("behaviour", ["faithful", "drop"])
+async def test_with_gaps_warped_to_0_each_send_goes_when_its_echo_arrives(
+        nursery, behaviour: str) -> None:
+    # Woken by the echo itself (no deadline already past); and when the echo never comes,
+    # the waiting send is stuck like any other.
+    url = await nursery.start(serve, behaviour)
+    schedule = plan_recording(_conversation(), warp=Warp.parse("scale=0"))
+    transcript = await replay(schedule, LiveTarget(url), timeout=0.5)
+    events = transcript.sessions[0].events
+    received = {e.payload: e.t for e in events if type(e) is Received}
+    sent = [e for e in events if type(e) is Sent]
+    if behaviour == "faithful":
+        assert judge_transcript(schedule, transcript).kind is VerdictKind.PASS
+        assert [(e.payload, e.scheduled) for e in sent[1:]] == [
+            ("two", received["one"]), ("bye", received["two"])]
+        return
+    assert [e.payload for e in sent] == ["one", "two"]  # "bye" waits for the lost echo
+    (stuck,) = [e for e in events if type(e).__name__ == "Stuck"]
+    assert "server message 1 (anchor of client message 2)" in stuck.waiting
 
 
 def test_bad_target_urls_and_headers_are_one_line_errors(tmp_path) -> None:

@@ -42,7 +42,14 @@ def test_lateness_is_judged_on_per_round_ratios_to_the_faster_plain_client(bench
     plain = [5.0, 9.0, 6.0, 14.0, 7.0, 8.0, 6.5, 10.0]
     row = _row(100, [p * 1.1 for p in plain], [p * 1.5 for p in plain], plain,
                [1.3] * len(plain))
+    # As the echo server saw it (from each echo to the next message): the runner 0.9x tws.
+    row["server_seen_p99_ms_per_round"] = {
+        "runner": [p * 0.9 for p in plain], "trio-websocket": plain,
+        "wsproto": [p * 1.3 for p in plain]}
     figures = _by_name(bench.lateness_figures(row))
+    seen = figures["p99 send lateness seen by the server, 100 sessions, runner / plain "
+                   "trio-websocket"]
+    assert seen["met"] is True and seen["value"] == pytest.approx(0.9)
     ratio = figures["p99 send lateness, 100 sessions, runner / plain wsproto"]
     assert ratio["met"] is True and ratio["value"] == pytest.approx(1.1)
     # The absolute goal is missed, next to what the plain clients and bare sleeps got.
@@ -76,7 +83,9 @@ def test_throughput_is_judged_on_paired_rounds_against_the_faster_plain_client(
                   "client_cpu_us_per_message_per_round": {
                       "runner": [60.0, 65.0, 60.0, 65.0, 60.0, 65.0],
                       "trio-websocket": [150.0] * 6, "wsproto": [50.0] * 6}}
-    rate, cpu = bench.figures({"accuracy": [], "throughput": throughput})
+    rate, cpu, conversation, _ = bench.figures({"accuracy": [], "throughput": throughput,
+                                                "conversation": throughput})
+    assert conversation["name"] == "throughput, gaps 0, conversation, runner / plain wsproto"
     assert rate["name"] == "throughput, gaps 0, runner / plain wsproto"
     assert rate["met"] is True and rate["value"] == pytest.approx(0.95)
     assert cpu["name"] == "throughput, gaps 0, client CPU per message, runner / plain wsproto"
