@@ -66,10 +66,13 @@ from ._gc import live_collector
 from ._options import DEFAULT_TIMEOUT
 from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
+from ._targets.virtual import new_alarm
+from ._targets.virtual import sleep_until as virtual_sleep_until
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
     from ._targets.clocks import AppClocks
+    from ._targets.virtual import Alarm
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -108,9 +111,10 @@ class _Pending:
     key: tuple[str, int]
     gap: int
     then: str | tuple[str, Send]
-    scope: trio.CancelScope | None
-    """The sleep's scope, whose deadline the anchor sets; None: the driver is parked and
-    the anchor reschedules `task` itself (see `_SessionLog.at_anchor`)."""
+    scope: trio.CancelScope | Alarm | None
+    """The sleep's scope (on virtual time an alarm, the same wake-up without a
+    `Cancelled`), whose deadline the anchor sets; None: the driver is parked and the anchor
+    reschedules `task` itself (see `_SessionLog.at_anchor`)."""
     task: trio.lowlevel.Task | None = None
 
 
@@ -258,6 +262,16 @@ class _SessionLog:
             self._pending = _Pending(key, gap, then, None, trio.lowlevel.current_task())
             await trio.lowlevel.wait_task_rescheduled(abort)
             return self.anchors[key]
+        alarm = new_alarm() if t is None and not self.run.wake_directly else None
+        if alarm is not None:
+            # Virtual time: the anchor sets the alarm's deadline, the same wake-up as the
+            # scope's below without a `Cancelled` raised through the driver.
+            self._pending = _Pending(key, gap, then, alarm)
+            try:
+                await alarm.wait()
+            finally:
+                self._pending = None
+            return self.anchors[key] + gap
         if t is None:
             with trio.CancelScope() as scope:
                 self._pending = _Pending(key, gap, then, scope)
@@ -314,6 +328,9 @@ class _Run:
         self.wake_directly = target.clock == "real"
         """A send due the moment its anchor happens is woken by the anchor (not on a
         virtual clock, see `_SessionLog.at_anchor`)."""
+        self.sleep_until = trio.sleep_until if self.wake_directly else virtual_sleep_until
+        """Virtual time sleeps on alarms: the same wake-ups as Trio's, no `Cancelled`
+        raised and caught per wait (`replay._targets.virtual.sleep_until`)."""
         self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
         self.t0 = 0.0
         self._deadlines: list[tuple[int, int, _SessionLog, int]] = []
@@ -334,7 +351,7 @@ class _Run:
         # Already due: go at once. A sleep into the past would still cost a trip through
         # the run loop per message, which halves live throughput when gaps are 0.
         if t > self.now():
-            await trio.sleep_until(self.t0 + t / 1e9)
+            await self.sleep_until(self.t0 + t / 1e9)
 
     async def start_each_at_its_time(self, sessions: trio.Nursery) -> None:
         """Start each session's task at its start, in the plan's order among equal starts
@@ -568,7 +585,7 @@ class _Run:
                 log.planned_wait(scheduled)
                 t = self.now()
                 if scheduled > t:
-                    await trio.sleep_until(self.t0 + scheduled / 1e9)
+                    await self.sleep_until(self.t0 + scheduled / 1e9)
                     t = self.now()
             if log.binding is None:
                 payload = send.payload
