@@ -66,10 +66,13 @@ from ._gc import live_collector
 from ._options import DEFAULT_TIMEOUT
 from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
+from ._targets.virtual import new_alarm
+from ._targets.virtual import sleep_until as virtual_sleep_until
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
     from ._targets.clocks import AppClocks
+    from ._targets.virtual import Alarm
 
 CLOSE_GRACE = 2.0
 """Seconds the runner gives a connection to finish closing when it tears a session down."""
@@ -173,9 +176,10 @@ class _SessionLog:
         """The anchor the driver waits for (None: it waits for none)."""
         self.wait_gap = 0
         self.wait_then: str | tuple[str, Send] = ""
-        self.wait_scope: trio.CancelScope | None = None
-        """The sleep's scope, whose deadline the anchor sets; None: the driver is parked
-        and the anchor reschedules `wait_task` itself (see `park`)."""
+        self.wait_scope: trio.CancelScope | Alarm | None = None
+        """The sleep's scope (on virtual time an alarm, the same wake-up without a
+        `Cancelled`), whose deadline the anchor sets; None: the driver is parked and the
+        anchor reschedules `wait_task` itself (see `park`)."""
         self.wait_task: trio.lowlevel.Task | None = None
         self.scope: trio.CancelScope | None = None
         """The session's scope while it runs, for the watchdog to cancel."""
@@ -262,6 +266,17 @@ class _SessionLog:
         if t is None and gap == 0 and self.run.wake_directly:
             await self.park(key, then)
             return self.anchors[key]
+        alarm = new_alarm() if t is None and not self.run.wake_directly else None
+        if alarm is not None:
+            # Virtual time: the anchor sets the alarm's deadline, the same wake-up as the
+            # scope's below without a `Cancelled` raised through the driver.
+            self.wait_key, self.wait_gap, self.wait_then = key, gap, then
+            self.wait_scope = alarm
+            try:
+                await alarm.wait()
+            finally:
+                self.wait_key = self.wait_scope = None
+            return self.anchors[key] + gap
         if t is None:
             with trio.CancelScope() as scope:
                 self.wait_key, self.wait_gap, self.wait_then = key, gap, then
@@ -309,6 +324,9 @@ class _Run:
         self.wake_directly = target.clock == "real"
         """A send due the moment its anchor happens is woken by the anchor (not on a
         virtual clock, see `_SessionLog.at_anchor`)."""
+        self.sleep_until = trio.sleep_until if self.wake_directly else virtual_sleep_until
+        """Virtual time sleeps on alarms: the same wake-ups as Trio's, no `Cancelled`
+        raised and caught per wait (`replay._targets.virtual.sleep_until`)."""
         self.logs = [_SessionLog(self, plan) for plan in schedule.sessions]
         self.t0 = 0.0
         self._deadlines: list[tuple[int, int, _SessionLog, int]] = []
@@ -329,7 +347,7 @@ class _Run:
         # Already due: go at once. A sleep into the past would still cost a trip through
         # the run loop per message, which halves live throughput when gaps are 0.
         if t > self.now():
-            await trio.sleep_until(self.t0 + t / 1e9)
+            await self.sleep_until(self.t0 + t / 1e9)
 
     async def start_each_at_its_time(self, sessions: trio.Nursery) -> None:
         """Start each session's task at its start, in the plan's order among equal starts
@@ -568,7 +586,7 @@ class _Run:
         recorded = None if plan is log.plan else {s.index: s.payload for s in log.plan.sends}
         anchors, clock, t0, binding = log.anchors, self._clock, self.t0, log.binding
         append, on_event, session = log.append, self.on_event, log.plan.session
-        send_now, park = connection.send, self.wake_directly
+        send_now, park, sleep_until = connection.send, self.wake_directly, self.sleep_until
         # Per message, as in `_deliver`: what `log.add`, `log.happened`, `log.at_anchor`
         # and `self.now` do, inline.
         for send in plan.sends:
@@ -591,7 +609,7 @@ class _Run:
                     log.planned_wait(scheduled)
                 t = round((clock() - t0) * 1e9)
                 if scheduled > t:
-                    await trio.sleep_until(t0 + scheduled / 1e9)
+                    await sleep_until(t0 + scheduled / 1e9)
                     t = round((clock() - t0) * 1e9)
             if binding is None:
                 payload = send.payload

@@ -82,7 +82,7 @@ from .asgi_network import EMPTY, Pipe
 from .asgi_scope import ASGI_VERSION, str_headers, websocket_scope
 from .base import ConnectRequest, HttpRequest, HttpResponse, Report, Target
 from .clocks import AppClocks
-from .virtual import run_virtual
+from .virtual import run_virtual, sleep_until
 
 T = TypeVar("T")
 Loop = Literal["trio", "asyncio", "auto"]
@@ -203,7 +203,7 @@ class AsgiConnection:
 
     async def _serve(self, scope: Message, arrives: float) -> None:
         if arrives > trio.current_time():
-            await trio.sleep_until(arrives)
+            await sleep_until(arrives)
         else:
             # Arrived already (no handshake latency): the same one trip through the run
             # loop as a sleep into the past, without raising and catching a Cancelled.
@@ -477,7 +477,7 @@ class AsgiTarget(Target):
     async def _sleep_until(self, t: float) -> None:
         """Sleep until Trio time `t` from the app's side, which may be asyncio code."""
         if self._aio is None:
-            await trio.sleep_until(t)
+            await sleep_until(t)
         else:
             import asyncio
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+from .virtual import sleep_until
+
 _NS = 1_000_000_000
 
 
@@ -110,7 +112,7 @@ class Pipe:
             if item is not EMPTY:
                 return item
             if self._items:
-                await trio.sleep_until(self._items[0][0])
+                await sleep_until(self._items[0][0])
             else:
                 await self._park()
 
