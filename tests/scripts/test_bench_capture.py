@@ -46,3 +46,16 @@ def test_the_profiled_capacity_is_judged_on_its_interval(bench: Any, share: floa
     (figure,) = [f for f in result["figures"] if "profiled" in f["name"]]
     assert figure["value"] == pytest.approx(1 - share)
     assert bench.benchmeta.verdict(figure).startswith(verdict)
+
+
+def test_a_process_cpu_time_is_read_finer_than_a_clock_tick(bench: Any) -> None:
+    # A round's per-message CPU is a difference of two readings: with /proc/PID/stat's
+    # 10 ms ticks a few ms of work reads as 0 or 10 ms.
+    import os
+    import time
+
+    before, start = bench._cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - start < 0.003:
+        pass
+    spent = bench._cpu_seconds(os.getpid()) - before
+    assert 0.002 < spent < 0.009
