@@ -14,16 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 from mitmproxy import http
 from mitmproxy.websocket import WebSocketMessage
 
-from corpus import (
-    Close,
-    Closer,
-    Direction,
-    Handshake,
-    Headers,
-    HttpExchange,
-    Message,
-    encode_message,
-)
+from corpus import Close, Closer, Direction, Handshake, Headers, HttpExchange, Message
+from corpus import encode_message as encode_message_map
 
 R = TypeVar("R", Handshake, Message, Close)
 
@@ -170,7 +162,7 @@ def message_map(noted: Noted, *, session: int, epoch_ns: int, payload: str | byt
     Its fields need no checking: the session is the recorder's count, the time is kept
     non-negative and in order, the payload is the message's own (or its redaction)."""
     _, _, from_client, timestamp, injected, dropped = noted
-    return encode_message(session, clock.at(_rel(timestamp, epoch_ns)),
+    return encode_message_map(session, clock.at(_rel(timestamp, epoch_ns)),
                           _C2S if from_client else _S2C, payload, injected=injected,
                           dropped=dropped)
 
