@@ -63,15 +63,35 @@ async def freeze_survivors() -> None:
     run: memory stays bounded)."""
     import trio
 
-    grown = 0  # net tracked objects made since the run began (gc.get_freeze_count() walks
-    while True:  # the frozen list: milliseconds at every tick)
+    freeze = Freezer(every=-1)  # whatever was made since the last tick
+    while True:
         await trio.sleep(FREEZE_EVERY)
-        grown += gc.get_count()[0]  # net since the last freeze, which reset it
-        if grown > MAX_FROZEN:
-            gc.unfreeze()
-            gc.collect()
-            grown = 0
-        gc.freeze()
+        freeze()
+
+
+class Freezer:
+    """Each call freezes the objects made (net) since the last freeze once there are more
+    than `every`; past `MAX_FROZEN` frozen, it unfreezes and collects once first (memory
+    stays bounded). A live run calls it on a timer (`freeze_survivors`); a virtual run from
+    its in-process messages (`replay._targets.virtual.freeze_young`)."""
+
+    __slots__ = ("_grown", "every")
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        """Young objects (net) after which the next call freezes them: below the young
+        generation's threshold, so that no pass comes due first."""
+        self._grown = 0
+
+    def __call__(self) -> None:
+        young = gc.get_count()[0]
+        if young > self.every:
+            self._grown += young
+            if self._grown > MAX_FROZEN:
+                gc.unfreeze()
+                gc.collect()
+                self._grown = 0
+            gc.freeze()
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from .virtual import sleep_until
+from .virtual import freeze_young, sleep_until
 
 _NS = 1_000_000_000
 
@@ -56,6 +56,7 @@ class Pipe:
             at = self._now() + ns / _NS
         at = max(at, self._last)
         self._last = at
+        freeze_young()
         self._items.append((at, item))
         if self._waiting:
             self._wake()
