@@ -147,6 +147,10 @@ class WireClient:
         self.extensions: tuple[str, ...] = ()
         self.response_headers: Headers = ()
         self.closed: CloseInfo | None = None
+        self.closed_error: Callable[[CloseInfo | None], Exception] = _wire_closed
+        """What `send` raises once the connection is closed, made from how it closed:
+        `WireClosed`, or its owner's own error (a connection sends with this client's
+        `send` itself then, with no coroutine of its own around each message)."""
         self._closed_event = trio.Event()
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -369,14 +373,18 @@ class WireClient:
             self._push(payload)
 
     async def send(self, payload: str | bytes) -> None:
+        """One whole message; raises ``closed_error(info)`` once the connection is closed."""
         if self.closed is not None or self._ws.state is not ConnectionState.OPEN:
-            raise WireClosed(self.closed or CloseInfo(None))
-        if self._fast:
-            await self._write(self._frame(payload))
-            return
-        event = TextMessage(data=payload) if isinstance(payload, str) else \
-            BytesMessage(data=payload)
-        await self._write(self._ws.send(event))
+            raise self.closed_error(self.closed or CloseInfo(None))
+        try:
+            if self._fast:
+                await self._write(self._frame(payload))
+                return
+            event = TextMessage(data=payload) if isinstance(payload, str) else \
+                BytesMessage(data=payload)
+            await self._write(self._ws.send(event))
+        except WireClosed as closed:
+            raise self.closed_error(closed.info) from None
 
     def _frame(self, payload: str | bytes) -> bytes:
         """One whole, masked client data frame (RFC 6455 5.2), as wsproto would write it."""
@@ -482,6 +490,10 @@ class WireClient:
             raise WireClosed(self.closed or CloseInfo(None)) from None
         finally:
             lock.release()
+
+
+def _wire_closed(info: CloseInfo | None) -> WireClosed:
+    return WireClosed(info or CloseInfo(None))
 
 
 def _frame_header(buffer: bytes, at: int) -> tuple[int, int, int, bool] | None:
