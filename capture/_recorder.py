@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from mitmproxy import http
@@ -81,13 +82,20 @@ class _Sink:
 
     def write(self, *records: Record) -> None:
         """Append records to the file's buffer; `flush` hands them to the OS."""
+        self._put(lambda writer: writer.write(*records, flush=False))
+
+    def write_messages(self, maps: list[dict[str, Any]]) -> None:
+        """`write` for messages given as their maps (`_records.message_map`)."""
+        self._put(lambda writer: writer.write_messages(maps, flush=False))
+
+    def _put(self, write: Callable[[CorpusWriter], None]) -> None:
         if self.failed:
             return
         try:
             if self.writer is None:
                 self.writer = _create(self.path, self.header)
                 self.path = self.writer.path
-            self.writer.write(*records, flush=False)
+            write(self.writer)
         except OSError as error:
             self._fail(error)
             return
@@ -390,31 +398,34 @@ class Recorder:
         while self._noted:
             noted, self._noted = self._noted, []
             redactor = self.settings.redactor
-            batches: dict[_Sink, list[tuple[str, Message]]] = {}
+            # Records go to the writer as the maps it packs: building each `Message` (its
+            # checks, a frozen dataclass) cost more than packing it.
+            batches: dict[_Sink, tuple[list[str], list[dict[str, Any]]]] = {}
             for flow_id, live, message in noted:
                 try:
                     payload = _records.payload_of(message)
                     if redactor is not None:
                         payload = self._redacted(live, redactor, payload)
-                    record = _records.message_of(message, session=live.session,
-                                                 epoch_ns=live.epoch_ns, payload=payload,
-                                                 clock=live.clock)
+                    record = _records.message_map(message, session=live.session,
+                                                  epoch_ns=live.epoch_ns, payload=payload,
+                                                  clock=live.clock)
                 except Exception as error:
                     _failed("message", flow_id, error)
                     continue
                 batch = batches.get(live.sink)
                 if batch is None:
-                    batches[live.sink] = batch = []
-                batch.append((flow_id, record))
-            for sink, batch in batches.items():
+                    batches[live.sink] = batch = ([], [])
+                batch[0].append(flow_id)
+                batch[1].append(record)
+            for sink, (flow_ids, records) in batches.items():
                 try:
-                    self._append(sink, *(record for _, record in batch))
+                    self._append_messages(sink, records)
                 except Exception:
                     # A record that cannot be encoded leaves the file as it was: write them
                     # one by one, so it is the only one lost.
-                    for flow_id, record in batch:
+                    for flow_id, record in zip(flow_ids, records, strict=True):
                         try:
-                            self._append(sink, record)
+                            self._append_messages(sink, [record])
                         except Exception as error:
                             _failed("message", flow_id, error)
 
@@ -447,6 +458,13 @@ class Recorder:
         """Into the file's buffer; flushed at the end of the iteration (or now, with no loop
         or once shutting down)."""
         sink.write(*records)
+        self._written(sink)
+
+    def _append_messages(self, sink: _Sink, maps: list[dict[str, Any]]) -> None:
+        sink.write_messages(maps)
+        self._written(sink)
+
+    def _written(self, sink: _Sink) -> None:
         if not sink.dirty:
             return  # its file could not be written
         if self._sealed:

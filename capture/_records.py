@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from mitmproxy import http
 from mitmproxy.websocket import WebSocketMessage
 
 from corpus import Close, Closer, Direction, Handshake, Headers, HttpExchange, Message
+from corpus import encode_message as encode_message_map
 
 R = TypeVar("R", Handshake, Message, Close)
 
@@ -149,6 +150,21 @@ def message_of(noted: Noted, *, session: int, epoch_ns: int,
         Direction.CLIENT_TO_SERVER if from_client else Direction.SERVER_TO_CLIENT,
         payload_of(noted) if payload is None else payload, injected, dropped,
     )
+
+
+_C2S, _S2C = Direction.CLIENT_TO_SERVER.value, Direction.SERVER_TO_CLIENT.value
+
+
+def message_map(noted: Noted, *, session: int, epoch_ns: int, payload: str | bytes,
+                clock: SessionClock) -> dict[str, Any]:
+    """`message_of`'s record as the map the writer packs (`corpus.encode_message`), the
+    same bytes without building the record: the capture addon's path for every message.
+    Its fields need no checking: the session is the recorder's count, the time is kept
+    non-negative and in order, the payload is the message's own (or its redaction)."""
+    _, _, from_client, timestamp, injected, dropped = noted
+    return encode_message_map(session, clock.at(_rel(timestamp, epoch_ns)),
+                          _C2S if from_client else _S2C, payload, injected=injected,
+                          dropped=dropped)
 
 
 def close(flow: http.HTTPFlow, *, session: int, epoch_ns: int) -> Close:

@@ -5,6 +5,7 @@ Depends on msgpack only; importing it loads neither Trio nor mitmproxy.
 
 from pathlib import Path as _Path
 
+from ._codec import encode_message as encode_message
 from ._errors import CorpusError as CorpusError
 from ._errors import CorruptCorpus as CorruptCorpus
 from ._errors import NotACorpus as NotACorpus

@@ -633,7 +633,10 @@ class Redactor:
             owner = key if m.start() == value_at else None  # the key whose value this is
             if owner is not None and secret_named and names_secret(owner, raw):
                 value = raw if "\\" not in raw else json.loads(m[0])
-                new = json.dumps(secret(value, "json:" + owner.lower()), ensure_ascii=False)
+                redacted = secret(value, "json:" + owner.lower())
+                # Unchanged (already a placeholder): the token stays as written, since an
+                # escaped lone surrogate written out unescaped is text no file can hold.
+                new = m[0] if redacted == value else json.dumps(redacted, ensure_ascii=False)
             elif (owner is not None and id_named) or len(raw) < 20:
                 continue
             else:

@@ -17,6 +17,7 @@ from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 
 import capture.addon
+import corpus
 from corpus import CorpusReader, Record, read_recording
 
 Step = Callable[[capture.addon.WsReplay], None]
@@ -139,11 +140,25 @@ def test_a_message_that_cannot_be_recorded_is_logged_with_its_flow_and_the_next_
 
 
 def test_a_record_that_cannot_be_encoded_costs_only_itself_in_its_iterations_append(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The iteration's records go to the file in one append; one that msgpack refuses (this
-    redacted payload keeps a lone surrogate) must not take the others with it."""
-    unencodable = '{"token":"wsreplay-redacted\\ud800"}'
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The iteration's records go to the file in one append; one that msgpack refuses (a
+    lone surrogate, which no redaction produces any more: forced here) must not take the
+    others with it."""
+    redact = corpus.Redactor.payload
+    monkeypatch.setattr(corpus.Redactor, "payload", lambda self, payload: (
+        "\ud800" if payload == "unencodable" else redact(self, payload)))
     errors, payloads = _one_iteration(
-        tmp_path, caplog, [_text("before"), _text(unencodable), _text("after")])
+        tmp_path, caplog, [_text("before"), _text("unencodable"), _text("after")])
     assert len(errors) == 1 and "UnicodeEncodeError" in errors[0]
     assert payloads == ["before", "after"]
+
+
+def test_an_escaped_lone_surrogate_under_a_secret_key_is_recorded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Valid JSON (an escape, in ASCII); unescaped, the lone surrogate is no UTF-8 text.
+    kept = '{"token":"wsreplay-redacted\\ud800","password":"x\\ud800"}'
+    errors, payloads = _one_iteration(tmp_path, caplog, [_text(kept)])
+    assert errors == []
+    assert payloads == ['{"token":"wsreplay-redacted\\ud800",'
+                        '"password":"wsreplay-redacted:json:password"}']

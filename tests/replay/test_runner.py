@@ -402,15 +402,18 @@ async def test_a_stop_scope_ends_the_run_gracefully_from_t0(autojump_clock) -> N
 
 def test_the_runners_quick_events_are_the_events_themselves() -> None:
     # The send path builds Sent/Received past the frozen __init__: same value, same hash,
-    # still frozen; a class that validates itself refuses the short cut.
+    # same type, still frozen; a class that validates itself, or whose slots are not
+    # exactly its fields, refuses the short cut.
     import dataclasses
 
-    from replay._engine.transcript import _slot_setters, new_received, new_sent
+    from replay._engine.transcript import _draft, new_received, new_sent
 
     sent, received = new_sent(5, 1, "hi", 4), new_received(6, b"\x00")
     assert sent == Sent(t=5, index=1, payload="hi", scheduled=4)
     assert received == Received(t=6, payload=b"\x00")
+    assert type(sent) is Sent and type(received) is Received
     assert hash(sent) == hash(Sent(t=5, index=1, payload="hi", scheduled=4))
+    assert repr(received) == repr(Received(t=6, payload=b"\x00"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         sent.t = 0  # type: ignore[misc]
 
@@ -420,8 +423,13 @@ def test_the_runners_quick_events_are_the_events_themselves() -> None:
 
         def __post_init__(self) -> None: ...
 
-    with pytest.raises(TypeError, match="validates itself"):
-        _slot_setters(Checked)
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        t: int
+
+    for cls, why in ((Checked, "validates itself"), (Unslotted, "as slots")):
+        with pytest.raises(TypeError, match=why):
+            _draft(cls)
 
 
 async def test_a_run_on_the_real_clock_tunes_the_collector_and_puts_it_back() -> None:
