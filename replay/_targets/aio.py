@@ -126,6 +126,7 @@ async def open_loop() -> AsyncIterator[Any]:
     trio_asyncio = _prepare()
     _SCOPES.restart()
     _SCOPES.active = True
+    saved, _OPEN[0] = _OPEN[0], trio_asyncio
     try:
         async with trio_asyncio.open_loop() as loop:
             loop.set_task_factory(_ordered_task_factory())
@@ -133,6 +134,7 @@ async def open_loop() -> AsyncIterator[Any]:
             yield loop
     finally:
         _SCOPES.active = False
+        _OPEN[0] = saved
 
 
 def _lean_call_soon(loop: Any) -> None:
@@ -154,6 +156,11 @@ def _lean_call_soon(loop: Any) -> None:
 
 
 def aio_as_trio(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Call asyncio function `fn` from Trio (on the loop `open_loop` opened)."""
-    return _prepare().aio_as_trio(fn)
+    """Call asyncio function `fn` from Trio (on the loop `open_loop` opened, which fitted
+    anyio's backend already: not again for each session's handler)."""
+    return (_OPEN[0] or _prepare()).aio_as_trio(fn)
+
+
+_OPEN: list[ModuleType | None] = [None]
+"""trio_asyncio while `open_loop` has a loop open (prepared for it)."""
 
