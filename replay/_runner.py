@@ -232,7 +232,8 @@ class _SessionLog:
         self.wait_key = None
         scheduled = t + self.wait_gap
         self.waiting = self.wait_then
-        self.planned_wait(scheduled)
+        if scheduled > self.progress_at or scheduled > self.watch_deadline:
+            self.planned_wait(scheduled)  # (else it would change nothing)
         if self.wait_scope is not None:
             self.wait_scope.deadline = self.run.t0 + scheduled / 1e9
         elif self.wait_task is not None:
