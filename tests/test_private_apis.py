@@ -70,8 +70,9 @@ def test_trio_asyncio_still_offers_what_aio_py_uses() -> None:
 def test_trio_deadline_heap_still_has_what_virtual_alarms_use() -> None:
     # replay/_targets/virtual.py: in-process timed waits are alarms in Trio's own deadline
     # heap (Deadlines._heap/_active/add, expired through `_cancel`, read through
-    # `_registered_deadline`), a task's `_cancel_status`, `Cancelled._create`. Without
-    # them the waits fall back to Trio's own: same orderings, slower.
+    # `_registered_deadline`), the runner's `is_guest`, a task's `_cancel_status`,
+    # `Cancelled._create`. Without them the waits fall back to Trio's own: same
+    # orderings, slower.
     from replay._targets.virtual import light_timers
 
     assert light_timers(), "trio's Deadlines changed shape: see replay/_targets/virtual.py"

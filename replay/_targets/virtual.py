@@ -231,12 +231,14 @@ class Alarm:
 def _check_deadlines() -> Any:
     """Trio's run context if its deadline heap still has the shape `Alarm` relies on."""
     try:
-        from trio._core._run import GLOBAL_RUN_CONTEXT, Deadlines
+        from trio._core._run import GLOBAL_RUN_CONTEXT, Deadlines, Runner
     except ImportError:
         return None
     names = {field.name for field in getattr(Deadlines, "__attrs_attrs__", ())}
     task = {field.name for field in getattr(trio.lowlevel.Task, "__attrs_attrs__", ())}
+    runner = {field.name for field in getattr(Runner, "__attrs_attrs__", ())}
     if ({"_heap", "_active"} <= names and "_cancel_status" in task
+            and {"deadlines", "is_guest", "clock"} <= runner
             and callable(getattr(trio.Cancelled, "_create", None)) and all(
                 callable(getattr(Deadlines, name, None))
                 for name in ("add", "remove", "expire", "next_deadline"))):
@@ -261,8 +263,10 @@ async def sleep_until(deadline: float) -> None:
         await trio.sleep_until(deadline)
         return
     runner = _RUN_CONTEXT.runner
-    if deadline <= runner.clock.current_time():
-        await trio.sleep_until(deadline)  # due now: one trip through the run loop, as Trio's
+    if runner.is_guest or deadline <= runner.clock.current_time():
+        # Due now: one trip through the run loop, as Trio's. (A guest run's host loop must
+        # hear of a new first deadline, which Trio's cancel scopes see to.)
+        await trio.sleep_until(deadline)
         return
     alarm = Alarm(trio.lowlevel.current_task(), runner.deadlines)
     alarm.deadline = deadline
@@ -272,6 +276,6 @@ async def sleep_until(deadline: float) -> None:
 def new_alarm() -> Alarm | None:
     """An alarm for the current task, unset (its `deadline` set later, by any task, as a
     cancel scope's would be); None when this Trio keeps deadlines otherwise."""
-    if _RUN_CONTEXT is None:
+    if _RUN_CONTEXT is None or _RUN_CONTEXT.runner.is_guest:
         return None
     return Alarm(trio.lowlevel.current_task(), _RUN_CONTEXT.runner.deadlines)
