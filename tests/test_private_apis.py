@@ -76,3 +76,35 @@ def test_trio_deadline_heap_still_has_what_virtual_alarms_use() -> None:
     from replay._targets.virtual import light_timers
 
     assert light_timers(), "trio's Deadlines changed shape: see replay/_targets/virtual.py"
+
+
+def test_trio_cancel_scope_still_exposes_the_status_the_live_runner_reads() -> None:
+    # replay/_runner.py: a live connection's reader hands messages to the runner only
+    # while the session's scope is not cancelled (`CancelScope._cancel_status`); without
+    # it the runner receives in a task of its own (tests/replay/test_live.py): slower.
+    import trio
+
+    from replay._runner import _status
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            status = _status(scope)
+            assert status is not None, (
+                "trio.CancelScope._cancel_status moved: see replay/_runner.py (_status)")
+            assert status.effectively_cancelled is False
+            scope.cancel()
+            assert status.effectively_cancelled is True
+
+    trio.run(main)
+
+
+def test_trio_mock_clock_still_keeps_the_fields_virtual_reads_read() -> None:
+    # replay/_targets/virtual.py: at rate 0 a MockClock's time is its `_virtual_base`;
+    # without the fields, virtual runs read the clock through current_time(): slower.
+    import trio.testing
+
+    clock = trio.testing.MockClock()
+    assert isinstance(getattr(clock, "_virtual_base", None), float) and clock._rate == 0, (
+        "trio.testing.MockClock._virtual_base/_rate moved: see replay/_targets/virtual.py")
+    clock.jump(1.5)
+    assert clock._virtual_base == clock.current_time()
