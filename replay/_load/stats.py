@@ -209,6 +209,8 @@ class ShardResult:
     """CPU seconds the shard's runner thread used: how close it came to saturating a core."""
     wall_s: float = 0.0
     """Seconds the shard ran."""
+    traffic: tuple[int, int] | None = None
+    """Shard-clock ns of its first and last message sent or received (None: none)."""
 
 
 def message_kind(payload: str | bytes) -> str:
@@ -319,9 +321,14 @@ class ShardCollector:
         outcomes: list[SessionOutcome] = []
         failed: list[tuple[SessionPlan, SessionVerdict]] = []
         response: dict[str, tuple[Histogram, Histogram]] = {}
+        # Found here, not per event: the send path of a load stays as it was.
+        first, last = math.inf, -math.inf
         for plan in self.load.schedule.sessions:
             sid, origin = plan.session, self.origins[plan.session]
             events = sorted(self.events.get(sid, ()), key=lambda e: e.t)
+            moved = [e.t for e in events if type(e) is Sent or type(e) is Received]
+            if moved:
+                first, last = min(first, moved[0]), max(last, moved[-1])
             base: dict[str, Any] = {"session": sid, "copy": origin.copy, "source": origin.source,
                     "recorded": origin.recorded, "start": plan.start}
             finished = complete or any(type(e) in TERMINAL for e in events)
@@ -355,7 +362,8 @@ class ShardCollector:
                            diffs=tuple(diffs), lateness=self.lateness, steady=self.steady,
                            connect=self.connect, response=response,
                            timeline=self.timeline, sent=self.sent, received=self.received,
-                           stopped=stopped)
+                           stopped=stopped,
+                           traffic=(int(first), int(last)) if first <= last else None)
 
 
 def _response_times(plan: SessionPlan, events: Sequence[Event],
@@ -425,6 +433,9 @@ class LoadReport:
     settings: dict[str, Any] = field(default_factory=dict)
     shard_load: tuple[tuple[float, float], ...] = ()
     """(CPU seconds, wall seconds) per shard."""
+    traffic_s: float = 0.0
+    """Seconds from the first message sent or received to the last, across shards: a
+    rate over it is exact where the timeline's 100 ms bins round a short run up."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -467,6 +478,7 @@ class LoadReport:
             "passed": self.passed,
             "counts": self.counts,
             "messages": {"sent": self.sent, "received": self.received},
+            "traffic_s": round(self.traffic_s, 6),
             "shard_cpu": [{"cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
                            "busy": round(cpu / wall, 3) if wall else None}
                           for cpu, wall in self.shard_load],
@@ -524,6 +536,8 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
     failures = tuple(Failure(o, load.sources[o.source], diffs.get(o.session, ""))
                      for o in failing[:max_failures])
     reasons = [r.stopped for r in results if r.stopped] + ([stopped] if stopped else [])
+    spans = [(r.t0_unix + r.traffic[0] / 1e9, r.t0_unix + r.traffic[1] / 1e9)
+             for r in results if r.traffic is not None and r.error is None]
     return LoadReport(
         target=target, sources=load.sources, copies=load.copies, shards=len(results),
         outcomes=ordered, failures=failures, lateness=lateness, steady=steady,
@@ -532,7 +546,8 @@ def merge(results: Iterable[ShardResult], *, load: Load, target: str,
         received=sum(r.received for r in results),
         stopped=reasons[0] if reasons else None,
         errors=tuple(r.error for r in results if r.error), settings=dict(settings or {}),
-        shard_load=tuple((r.cpu_s, r.wall_s) for r in results))
+        shard_load=tuple((r.cpu_s, r.wall_s) for r in results),
+        traffic_s=max(b for _, b in spans) - min(a for a, _ in spans) if spans else 0.0)
 
 
 # --- text ------------------------------------------------------------------------------------

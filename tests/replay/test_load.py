@@ -99,6 +99,9 @@ def test_200_sessions_across_2_workers_all_pass_on_a_faithful_server(
     assert report["lateness_ns"]["count"] == 400
     assert set(report["response_ns"]) == {"joined", "pong"}
     assert sum(row["opened"] for row in report["timeline"]) == 200
+    # From the first message to the last across both shards: the 1-second ramp, within
+    # the timeline's span (a rate over it is not rounded up to whole 100 ms bins).
+    assert 0.99 <= report["traffic_s"] <= len(report["timeline"]) * 0.1
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert "200 of 200 sessions passed" in result.stdout
 
