@@ -168,7 +168,6 @@ class _SessionLog:
     def __init__(self, run: _Run, plan: SessionPlan) -> None:
         self.run, self.plan = run, plan
         self._events: list[Event] = []
-        self.append = self._events.append
         self.anchors: dict[tuple[str, int], int] = {}
         # The driver's wait for an anchor (see `happened`), in fields of the log rather
         # than an object per wait: the anchor, when it happens, sets its wake-up.
@@ -184,11 +183,10 @@ class _SessionLog:
         self.scope: trio.CancelScope | None = None
         """The session's scope while it runs, for the watchdog to cancel."""
         self.received = 0
-        self.copies: dict[Payload, int] = {}
-        """How many of each recorded server payload arrived (see `Run._deliver`)."""
-        self.recorded: dict[Payload, int] = {}
+        self._copies: dict[Payload, int] = {}
+        self._recorded: dict[Payload, int] = {}
         for expect in plan.expects:
-            self.recorded[expect.payload] = self.recorded.get(expect.payload, 0) + 1
+            self._recorded[expect.payload] = self._recorded.get(expect.payload, 0) + 1
         self.connect_at = 0
         self.progress_at = 0
         """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
@@ -232,8 +230,7 @@ class _SessionLog:
         self.wait_key = None
         scheduled = t + self.wait_gap
         self.waiting = self.wait_then
-        if scheduled > self.progress_at or scheduled > self.watch_deadline:
-            self.planned_wait(scheduled)  # (else it would change nothing)
+        self.planned_wait(scheduled)
         if self.wait_scope is not None:
             self.wait_scope.deadline = self.run.t0 + scheduled / 1e9
         elif self.wait_task is not None:
@@ -267,31 +264,36 @@ class _SessionLog:
         if t is None and gap == 0 and self.run.wake_directly:
             await self.park(key, then)
             return self.anchors[key]
-        alarm = new_alarm() if t is None and not self.run.wake_directly else None
-        if alarm is not None:
-            # Virtual time: the anchor sets the alarm's deadline, the same wake-up as the
-            # scope's below without a `Cancelled` raised through the driver.
+        if t is None:
+            # The anchor sets the deadline of the wait: on virtual time an alarm's (the
+            # same wake-up without a `Cancelled` raised through the driver), else a scope's.
+            alarm = None if self.run.wake_directly else new_alarm()
             self.wait_key, self.wait_gap, self.wait_then = key, gap, then
-            self.wait_scope = alarm
             try:
-                await alarm.wait()
+                if alarm is not None:
+                    self.wait_scope = alarm
+                    await alarm.wait()
+                else:
+                    with trio.CancelScope() as self.wait_scope:
+                        await trio.sleep_forever()
             finally:
                 self.wait_key = self.wait_scope = None
-            return self.anchors[key] + gap
-        if t is None:
-            with trio.CancelScope() as scope:
-                self.wait_key, self.wait_gap, self.wait_then = key, gap, then
-                self.wait_scope = scope
-                try:
-                    await trio.sleep_forever()
-                finally:
-                    self.wait_key = self.wait_scope = None
             return self.anchors[key] + gap
         scheduled = t + gap
         self.waiting = then
         self.planned_wait(scheduled)
         await self.run.until(scheduled)
         return scheduled
+
+    def surplus(self, payload: Payload) -> bool:
+        """A copy of a recorded server message beyond as many as the recording had (a
+        duplicate): not the next anchor, or every later send and the close would move one
+        message early and a duplicate would also show as a message missing at the end."""
+        recorded = self._recorded.get(payload, 0)
+        if not recorded:
+            return False  # unknown text: maybe the next message, changed; it counts
+        seen = self._copies[payload] = self._copies.get(payload, 0) + 1
+        return seen > recorded
 
     def waiting_text(self) -> str:
         if isinstance(self.waiting, str):
@@ -501,42 +503,23 @@ class _Run:
         waits for it. `status`, for a caller outside the session's tasks (a connection's
         reader): nothing is recorded once it is cancelled, as a receiver task's next
         checkpoint would raise then."""
-        clock, t0, binding = self._clock, self.t0, log.binding
+        now, binding = self.now, log.binding
         # The payload restored only when a rewrite gave a function for it.
         restore = None if log.restore is _keep else log.restore
-        append, on_event, session = log.append, self.on_event, log.plan.session
-        anchors, recorded, copies = log.anchors, log.recorded, log.copies
+        add, surplus, happened = log.add, log.surplus, log.happened
 
-        # Per message: what `log.add`, `log.happened` and `self.now` do, inline (each
-        # call is ~0.1-0.5 us of a ~60 us message on the bench machine, and a plain
-        # client makes none of them).
         def deliver(payload: Payload) -> None:
             if status is not None and status.effectively_cancelled:
                 return
-            t = round((clock() - t0) * 1e9)
+            t = now()
             if binding is not None:
                 payload = binding.received(payload)
             if restore is not None:
                 payload = restore(payload)
-            if not log.done:
-                event = new_received(t, payload)
-                append(event)
-                log.progress_at = max(log.progress_at, t)
-                if on_event is not None:
-                    on_event(session, event)
-            known = recorded.get(payload)
-            if known:
-                # A copy beyond as many as the recording had (a duplicate) is not the next
-                # anchor, or every later send and the close would move one message early
-                # and the duplicate would also show as a message missing at the end;
-                # unknown text counts (maybe the next message, changed).
-                seen = copies[payload] = copies.get(payload, 0) + 1
-                if seen > known:
-                    return
-            key = ("received", log.received)
-            anchors[key] = t
-            if log.wait_key == key:
-                log.woken(t)
+            add(new_received(t, payload))
+            if surplus(payload):
+                return
+            happened("received", log.received, t)
             log.received += 1
 
         return deliver
@@ -585,53 +568,37 @@ class _Run:
         """Send each client message at its anchor's time + gap, then close as recorded."""
         # A rewritten plan (re-minted tokens) sends other payloads than the recording's.
         recorded = None if plan is log.plan else {s.index: s.payload for s in log.plan.sends}
-        anchors, clock, t0, binding = log.anchors, self._clock, self.t0, log.binding
-        append, on_event, session = log.append, self.on_event, log.plan.session
-        send_now, park, sleep_until = connection.send, self.wake_directly, self.sleep_until
-        # Per message, as in `_deliver`: what `log.add`, `log.happened`, `log.at_anchor`
-        # and `self.now` do, inline.
+        anchors, now, binding = log.anchors, self.now, log.binding
         for send in plan.sends:
             after = send.after
-            key = (after.kind, after.index)
-            anchor = anchors.get(key)
+            anchor = anchors.get((after.kind, after.index))
             if anchor is None:
                 log.waiting = ("anchor", send)
-                if park and send.gap == 0:
-                    await log.park(key, ("time", send))
-                    scheduled = anchors[key]
-                else:
-                    scheduled = await log.at_anchor(after, send.gap, ("time", send))
-                t = round((clock() - t0) * 1e9)
+                scheduled = await log.at_anchor(after, send.gap, ("time", send))
+                t = now()
             else:
-                # The anchor has happened (the previous send, an echo already in).
+                # The anchor has happened (the previous send, an echo already in): what
+                # `at_anchor` would do, without two coroutines per message.
                 scheduled = anchor + send.gap
                 log.waiting = ("time", send)
-                if scheduled > log.progress_at or scheduled > log.watch_deadline:
-                    log.planned_wait(scheduled)
-                t = round((clock() - t0) * 1e9)
+                log.planned_wait(scheduled)
+                t = now()
                 if scheduled > t:
-                    await sleep_until(t0 + scheduled / 1e9)
-                    t = round((clock() - t0) * 1e9)
+                    await self.sleep_until(self.t0 + scheduled / 1e9)
+                    t = now()
             if binding is None:
                 payload = send.payload
             else:
                 payload = await binding.outgoing(send)
-                t = self.now()
+                t = now()
             try:
-                await send_now(payload)
+                await connection.send(payload)
             except ConnectionClosed:
                 return  # the receiver records the close
-            if not log.done:
-                # The transcript keeps the recorded payload: a re-minted token never
-                # leaves here.
-                event = new_sent(t, send.index, send.payload if recorded is None
-                                 else recorded.get(send.index, send.payload), scheduled)
-                append(event)
-                log.progress_at = max(log.progress_at, t)
-                if on_event is not None:
-                    on_event(session, event)
-            # The anchor of what follows; nothing waits for it (the driver is the waiter).
-            anchors[("sent", send.index)] = t
+            # The transcript keeps the recorded payload: a re-minted token never leaves here.
+            kept = send.payload if recorded is None else recorded.get(send.index, send.payload)
+            log.add(new_sent(t, send.index, kept, scheduled))
+            log.happened("sent", send.index, t)
         await self._end(log, plan, connection, scope)
 
     async def _end(self, log: _SessionLog, plan: SessionPlan, connection: Connection,
