@@ -575,9 +575,9 @@ class Redactor:
         # other text is checked key by key): then only long strings need looking at.
         names = not text.isascii() or _may_name_secret(text)
         changed = False
-        strings = range(1, len(parts), 2)
+        strings: Sequence[int] = range(1, len(parts), 2)
         if not names:  # only long strings can change
-            strings = [i for i in strings if len(parts[i]) >= 20]  # type: ignore[assignment]
+            strings = [i for i in strings if len(parts[i]) >= 20]
         for i in strings:
             raw = parts[i]
             after = parts[i + 1].lstrip(_JSON_SPACE)
