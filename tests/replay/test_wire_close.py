@@ -35,6 +35,8 @@ from wsproto.utilities import ProtocolError
 from replay._targets import closing
 from replay._targets.wire import WireClient, WireClosed
 
+from .test_wire_framing import _open_server
+
 KEY = b"\x37\xfa\x21\x3d"
 
 _codes = st.one_of(st.sampled_from([1000, 1001, 1002, 1005, 1006, 1011, 1015, 1016, 2999,
@@ -125,14 +127,6 @@ def test_the_servers_close_reads_as_wsproto_reads_it_or_is_left_to_wsproto(
 
 
 # --- the whole close, through the client ----------------------------------------------------
-
-
-def _open_server() -> WSConnection:
-    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
-    server.receive_data(client.send(Request(host="x", target="/")))
-    next(server.events())
-    server.send(AcceptConnection())
-    return server
 
 
 _framer = _open_server()
