@@ -335,6 +335,8 @@ class _LiveConnection:
         self.extensions: tuple[str, ...] = ws.extensions
         self.released = trio.Event()
         self._serving: trio.CancelScope | None = None
+        self._read_all = False
+        """The reader has returned (the connection is over): `close` need not cancel it."""
         self._delays: list[tuple[Callable[..., Awaitable[None]], object, int]] = []
         self._client_closed = False
         # Seeding a generator costs ~7 us per connection: only one with jitter draws.
@@ -367,6 +369,7 @@ class _LiveConnection:
                     return
                 if not self._delays:
                     await self._ws.reader()
+                    self._read_all = True  # nothing left for `close` to stop
                     await self.released.wait()
                     return
                 async with trio.open_nursery() as nursery:
@@ -427,7 +430,7 @@ class _LiveConnection:
             await self._ws.aclose(code, reason, wait=DEFAULT_CONNECT_TIMEOUT)
         finally:
             self.released.set()
-            if self._serving is not None:
+            if self._serving is not None and not self._read_all:
                 self._serving.cancel()  # a reader still running: the server never answered
 
     def waiting_for(self) -> str:

@@ -141,7 +141,9 @@ class WireClient:
 
     def __init__(self, stream: trio.abc.Stream, *, max_message_size: int) -> None:
         self._stream = stream
-        self._ws: WSConnection | Connection = WSConnection(ConnectionType.CLIENT)
+        self._ws: WSConnection | Connection = Connection(ConnectionType.CLIENT)
+        """The frames' wsproto connection; a whole `WSConnection` (handshake included) only
+        when the upgrade goes through wsproto (`handshake`)."""
         self._send_lock = trio.StrictFIFOLock()
         self.max_message_size = max_message_size
         self.subprotocol: str | None = None
@@ -155,8 +157,11 @@ class WireClient:
         self._closed_event = trio.Event()
         self._parts: list[str | bytes] = []
         self._size = 0
-        self._outbox, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
-        self._push: Callable[[str | bytes], None] = self._outbox.send_nowait
+        self._outbox: trio.MemorySendChannel[str | bytes] | None = None
+        self._inbox: trio.MemoryReceiveChannel[str | bytes] | None = None
+        """The queue `get_message()` reads, made when first needed (`_open_queue`): a
+        connection whose messages go to a listener never needs one."""
+        self._push: Callable[[str | bytes], None] = self._enqueue
         """Where a whole server message goes: the queue `get_message()` reads, or the
         listener given to `listen()`."""
         self._on_closed: Callable[[], None] | None = None
@@ -190,13 +195,14 @@ class WireClient:
             host=host, target=target, subprotocols=subprotocols, headers=extra,
             nonce=generate_nonce())
         fast = None if sent is None else upgrade.UpgradeAnswer(sent)
-        answer = self._ws if fast is None else fast
         if sent is None:
+            self._ws = WSConnection(ConnectionType.CLIENT)
             await self._write(self._ws.send(Request(
                 host=host, target=target, subprotocols=subprotocols, extensions=extensions,
                 extra_headers=extra)))
         else:
             await self._write(sent.data)
+        answer = self._ws if fast is None else fast
         rejected: RejectConnection | None = None
         body = bytearray()
         head = bytearray()  # the response head, until its end is seen
@@ -226,7 +232,7 @@ class WireClient:
                             raise TargetUnreachable(f"{where}: bad answer to the upgrade: "
                                                     f"{error}") from None
                         if taken is not None:
-                            self._accepted(taken, fast=True)
+                            self._accepted(taken)
                             self._pending = data[cut:]
                             return
             for n_chunk, chunk in enumerate(chunks):
@@ -238,7 +244,7 @@ class WireClient:
                                             f"{error}") from None
                 for event in events:
                     if isinstance(event, AcceptConnection):
-                        self._accepted(event, fast=fast is not None)
+                        self._accepted(event)
                         # The server may speak at once: the reader starts with that.
                         self._pending = b"".join(chunks[n_chunk + 1:])
                         return
@@ -251,15 +257,13 @@ class WireClient:
                         if event.body_finished:
                             raise _rejected(rejected, bytes(body))
 
-    def _accepted(self, event: AcceptConnection, *, fast: bool) -> None:
-        """The server's 101, as `event` tells it; `fast`: read by `upgrade`, so wsproto's
-        connection starts here (the head was all it was given: nothing trails it)."""
+    def _accepted(self, event: AcceptConnection) -> None:
+        """The server's 101, as `event` tells it. (Read by `upgrade`, the frames then go to
+        the connection made in `__init__`, given nothing yet: nothing trails the head.)"""
         self.subprotocol = event.subprotocol
         self.response_headers = _decode(event.extra_headers)
         self.extensions = tuple(ext.name for ext in event.extensions)
         self._fast = not self.extensions
-        if fast:
-            self._ws = Connection(ConnectionType.CLIENT)
 
     async def reader(self) -> None:
         """Read until the connection is closed; messages go to `get_message()`."""
@@ -441,7 +445,7 @@ class WireClient:
         the end of the connection (`closed` is then set) to `on_closed`, once, instead of
         queueing them for `get_message()`: no task step and no queue per message for a
         caller that only records what arrives. Call before the reader first runs."""
-        while True:  # anything queued already (nothing, when called as documented)
+        while self._inbox is not None:  # anything queued already (none, called as documented)
             try:
                 on_message(self._inbox.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
@@ -451,16 +455,33 @@ class WireClient:
         if self.closed is not None:
             self._closed_now()
 
+    def _open_queue(self) -> trio.MemoryReceiveChannel[str | bytes]:
+        if self._inbox is None:
+            self._outbox, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
+            if self.closed is not None:
+                self._outbox.close()  # as `_closed_now` has done to any queue
+        return self._inbox
+
+    def _enqueue(self, message: str | bytes) -> None:
+        """The first message for `get_message()`: into a new queue, the next ones
+        straight into it."""
+        self._open_queue()
+        assert self._outbox is not None
+        self._push = self._outbox.send_nowait
+        self._push(message)
+
     def _closed_now(self) -> None:
         # As the reader of `get_message()` would learn it from the queue's end: at once.
-        self._outbox.close()
+        if self._outbox is not None:
+            self._outbox.close()
         on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
             on_closed()
 
     async def get_message(self) -> str | bytes:
+        inbox = self._inbox if self._inbox is not None else self._open_queue()
         try:
-            return await self._inbox.receive()
+            return await inbox.receive()
         except trio.EndOfChannel:
             assert self.closed is not None
             raise WireClosed(self.closed) from None
