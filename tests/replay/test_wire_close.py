@@ -54,7 +54,7 @@ def _wsproto_close(code: int, reason: str, monkeypatch: pytest.MonkeyPatch) -> b
     return bytes(Connection(ConnectionType.CLIENT).send(CloseConnection(code, reason)))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(code=_codes, reason=_reasons)
 def test_the_close_frame_is_wsprotos_or_left_to_wsproto(code: int, reason: str) -> None:
     frame = closing.close_frame(code, reason, KEY)
@@ -115,7 +115,7 @@ def _wsproto_reads(frame: bytes) -> tuple[int, str] | None:
     return int(events[0].code), events[0].reason or ""
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @example(frame=b"\x88\x00")
 @example(frame=b"\x88\x02\x03\xe8")
 @example(frame=b"\x88\x05\x03\xe8bye")
@@ -201,7 +201,7 @@ async def _close(code: int, reason: str, before: list[bytes], answer: list[bytes
             client._state)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @example(code=1000, reason="", before=[], answer=[b"\x88\x02\x03\xe8"], cuts=[], eof=False)
 @example(code=1000, reason="", before=[], answer=[b"\x88\x02\x03\xe8"], cuts=[1], eof=True)
 @example(code=4000, reason="bye", before=[b"\x01\x02ab"], answer=[b"\x88\x00"], cuts=[],
