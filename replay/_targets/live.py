@@ -254,6 +254,9 @@ class LiveTarget(NurseryTarget):
 
 DESCRIPTOR_MARGIN = 64
 """Descriptors beyond one per session that a run may hold (Trio's own, the process's)."""
+MAX_RESERVED = 2**16
+"""No more than this reserved however many sessions a run plans (a long load's sessions
+are not all open at once; 65,536 slots of the table are 512 KiB)."""
 
 
 def reserve_descriptors(count: int) -> None:
@@ -270,7 +273,7 @@ def reserve_descriptors(count: int) -> None:
     except ImportError:  # not a POSIX system: nothing to grow ahead
         return
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = count + DESCRIPTOR_MARGIN
+    want = min(count + DESCRIPTOR_MARGIN, MAX_RESERVED)
     if soft != resource.RLIM_INFINITY:
         want = min(want, soft - 1)
     if want <= 0:
