@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from corpus import Closer
 from replay._engine.transcript import (
@@ -451,3 +453,19 @@ async def test_a_run_on_the_real_clock_tunes_the_collector_and_puts_it_back() ->
     assert all(t >= live for t, live in zip(threshold, LIVE_THRESHOLD, strict=True))
     assert frozen > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+@given(recorded=st.lists(st.sampled_from("abc"), max_size=8),
+       arrived=st.lists(st.sampled_from("abcd"), max_size=12))
+def test_surplus_copies_are_told_as_by_counting_every_copy(recorded: list[str],
+                                                           arrived: list[str]) -> None:
+    # The runner counts copies down in one dict of the recorded payloads: the same answers
+    # as counting every copy seen against the recording's count (the rule it implements).
+    from replay._runner import _SessionLog
+
+    log = _SessionLog(None, session(expects=tuple(expect(i, p) for i, p in enumerate(recorded))))  # type: ignore[arg-type]
+    seen: dict[str, int] = {}
+    for payload in arrived:
+        seen[payload] = seen.get(payload, 0) + 1
+        wanted = recorded.count(payload) > 0 and seen[payload] > recorded.count(payload)
+        assert log.surplus(payload) is wanted
