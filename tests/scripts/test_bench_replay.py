@@ -95,7 +95,7 @@ def test_throughput_is_judged_on_paired_rounds_against_the_faster_plain_client(
 def test_every_fleet_sends_enough_per_round_for_its_p99_to_be_a_percentile(bench: Any) -> None:
     # One session at --per-session 5 gave five sends a round: its "p99" was their worst.
     for sessions in (1, 3, 10, 100, 1000):
-        gap, sends = bench.rhythm(sessions, 5)
+        _gap, sends = bench.rhythm(sessions, 5)
         assert sessions * sends >= bench.MIN_SENDS
         assert sends >= 5
     # A chat-like rhythm: about 1,000 messages/s from the fleet from 10 sessions on.
