@@ -38,6 +38,7 @@ import heapq
 import itertools
 import math
 import operator
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -68,6 +69,11 @@ from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 from ._targets.virtual import new_alarm
 from ._targets.virtual import sleep_until as virtual_sleep_until
+
+try:  # Trio's real clock (see `_clock_reader`)
+    from trio._core._run import SystemClock as _SystemClock
+except ImportError:  # pragma: no cover - a Trio that moved it: read through current_time()
+    _SystemClock = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
@@ -131,8 +137,9 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
     # targets tune the collector around their own loop (`replay._gc`).
     async with (live_collector() if target.clock == "real" else contextlib.nullcontext(),
                 target, trio.open_nursery() as nursery):
-        run._clock = trio.lowlevel.current_clock().current_time
-        run.t0 = run._clock()
+        run._clock, offset = _clock_reader(trio.lowlevel.current_clock())
+        run.t0 = run._clock() + offset
+        run._base = run.t0 - offset
         nursery.start_soon(run.watchdog)
         with stop if stop is not None else contextlib.nullcontext():
             async with trio.open_nursery() as sessions:
@@ -168,11 +175,15 @@ class _SessionLog:
     def __init__(self, run: _Run, plan: SessionPlan) -> None:
         self.run, self.plan = run, plan
         self._events: list[Event] = []
-        self.anchors: dict[tuple[str, int], int] = {}
+        self.anchors: dict[str, dict[int, int]] = {"open": {}, "sent": {}, "received": {}}
+        """When each anchor happened (replay ns), by kind, then index: no (kind, index)
+        tuple made, hashed and kept per message."""
         # The driver's wait for an anchor (see `happened`), in fields of the log rather
         # than an object per wait: the anchor, when it happens, sets its wake-up.
-        self.wait_key: tuple[str, int] | None = None
-        """The anchor the driver waits for (None: it waits for none)."""
+        self.wait_on: dict[int, int] | None = None
+        """The times of the anchor kind the driver waits for (None: it waits for none)..."""
+        self.wait_index = 0
+        """... and the index it waits for among them."""
         self.wait_gap = 0
         self.wait_then: str | tuple[str, Send] = ""
         self.wait_scope: trio.CancelScope | Alarm | None = None
@@ -183,10 +194,12 @@ class _SessionLog:
         self.scope: trio.CancelScope | None = None
         """The session's scope while it runs, for the watchdog to cancel."""
         self.received = 0
-        self._copies: dict[Payload, int] = {}
-        self._recorded: dict[Payload, int] = {}
+        self._unseen: dict[Payload, int] = {}
+        """Per recorded server payload, the copies still to come (negative: surplus): one
+        dict, counted down, not a second one of every copy seen (a table that grew by an
+        entry per message: memory touched for nothing)."""
         for expect in plan.expects:
-            self._recorded[expect.payload] = self._recorded.get(expect.payload, 0) + 1
+            self._unseen[expect.payload] = self._unseen.get(expect.payload, 0) + 1
         self.connect_at = 0
         self.progress_at = 0
         """Replay ns of the last progress, or of a planned wait's end (whichever is later)."""
@@ -217,17 +230,16 @@ class _SessionLog:
         """The target's out-of-band channel: stamped with the runner's clock."""
         self.add(dataclasses.replace(event, t=self.run.now()))
 
-    # Anchors are keyed by (kind, index) tuples: cheaper than an `Anchor` per message.
     def happened(self, kind: str, index: int, t: int) -> None:
-        key = (kind, index)
-        self.anchors[key] = t
-        if self.wait_key == key:
+        times = self.anchors[kind]
+        times[index] = t
+        if self.wait_on is times and self.wait_index == index:
             self.woken(t)
 
     def woken(self, t: int) -> None:
         """The anchor the driver waits for happened at `t`: wake it at its send time, not
         now (one wake-up, no Event, no timer set by the driver after it wakes)."""
-        self.wait_key = None
+        self.wait_on = None
         scheduled = t + self.wait_gap
         self.waiting = self.wait_then
         self.planned_wait(scheduled)
@@ -237,19 +249,21 @@ class _SessionLog:
             task, self.wait_task = self.wait_task, None
             trio.lowlevel.reschedule(task)
 
-    def park(self, key: tuple[str, int], then: str | tuple[str, Send]) -> Awaitable[object]:
-        """Wait (awaited by the caller, the driver) until anchor `key` happens; it is due at
-        once then (gap 0), and the anchor reschedules the driver itself. Not a deadline
-        already past, which costs a run-loop pass and a Cancelled raised through the
-        driver per message (~70 us an echo on the bench machine, half again a plain
-        client's send-and-get_message). Real clock only: virtual time keeps the deadline,
-        whose same-instant order is what seeded in-process runs replay."""
-        self.wait_key, self.wait_gap, self.wait_then = key, 0, then
+    def park(self, times: dict[int, int], index: int,
+             then: str | tuple[str, Send]) -> Awaitable[object]:
+        """Wait (awaited by the caller, the driver) until anchor `index` of the kind whose
+        `times` these are happens; it is due at once then (gap 0), and the anchor
+        reschedules the driver itself. Not a deadline already past, which costs a run-loop
+        pass and a Cancelled raised through the driver per message (~70 us an echo on the
+        bench machine, half again a plain client's send-and-get_message). Real clock only:
+        virtual time keeps the deadline, whose same-instant order is what seeded in-process
+        runs replay."""
+        self.wait_on, self.wait_index, self.wait_gap, self.wait_then = times, index, 0, then
         self.wait_task = trio.lowlevel.current_task()
         return trio.lowlevel.wait_task_rescheduled(self._unpark)
 
     def _unpark(self, _: object) -> trio.lowlevel.Abort:
-        self.wait_key = self.wait_task = None
+        self.wait_on = self.wait_task = None
         return trio.lowlevel.Abort.SUCCEEDED
 
     async def at_anchor(self, anchor: Anchor, gap: int,
@@ -259,16 +273,17 @@ class _SessionLog:
         While waiting for the anchor `waiting` says so (the caller set it); from the
         anchor on it is `then`, and the gap is a planned wait.
         """
-        key = (anchor.kind, anchor.index)
-        t = self.anchors.get(key)
+        times, index = self.anchors[anchor.kind], anchor.index
+        t = times.get(index)
         if t is None and gap == 0 and self.run.wake_directly:
-            await self.park(key, then)
-            return self.anchors[key]
+            await self.park(times, index, then)
+            return times[index]
         if t is None:
             # The anchor sets the deadline of the wait: on virtual time an alarm's (the
             # same wake-up without a `Cancelled` raised through the driver), else a scope's.
             alarm = None if self.run.wake_directly else new_alarm()
-            self.wait_key, self.wait_gap, self.wait_then = key, gap, then
+            self.wait_on, self.wait_index, self.wait_gap, self.wait_then = (times, index,
+                                                                            gap, then)
             try:
                 if alarm is not None:
                     self.wait_scope = alarm
@@ -277,8 +292,8 @@ class _SessionLog:
                     with trio.CancelScope() as self.wait_scope:
                         await trio.sleep_forever()
             finally:
-                self.wait_key = self.wait_scope = None
-            return self.anchors[key] + gap
+                self.wait_on = self.wait_scope = None
+            return times[index] + gap
         scheduled = t + gap
         self.waiting = then
         self.planned_wait(scheduled)
@@ -289,11 +304,11 @@ class _SessionLog:
         """A copy of a recorded server message beyond as many as the recording had (a
         duplicate): not the next anchor, or every later send and the close would move one
         message early and a duplicate would also show as a message missing at the end."""
-        recorded = self._recorded.get(payload, 0)
-        if not recorded:
+        left = self._unseen.get(payload)
+        if left is None:
             return False  # unknown text: maybe the next message, changed; it counts
-        seen = self._copies[payload] = self._copies.get(payload, 0) + 1
-        return seen > recorded
+        self._unseen[payload] = left - 1
+        return left <= 0
 
     def waiting_text(self) -> str:
         if isinstance(self.waiting, str):
@@ -341,10 +356,13 @@ class _Run:
         self._watch_scope: trio.CancelScope | None = None
         self._clock: Callable[[], float] = trio.current_time
         """The run's clock, read directly once the run has started (`trio.current_time()`
-        finds the run and its clock again on every call, twice per message)."""
+        finds the run and its clock again on every call, twice per message): Trio's
+        clock less a constant (`_clock_reader`)."""
+        self._base = 0.0
+        """`t0` on `_clock`'s scale."""
 
     def now(self) -> int:
-        return round((self._clock() - self.t0) * 1e9)
+        return round((self._clock() - self._base) * 1e9)
 
     async def until(self, t: int) -> None:
         # Already due: go at once. A sleep into the past would still cost a trip through
@@ -571,7 +589,7 @@ class _Run:
         anchors, now, binding = log.anchors, self.now, log.binding
         for send in plan.sends:
             after = send.after
-            anchor = anchors.get((after.kind, after.index))
+            anchor = anchors[after.kind].get(after.index)
             if anchor is None:
                 log.waiting = ("anchor", send)
                 scheduled = await log.at_anchor(after, send.gap, ("time", send))
@@ -707,6 +725,20 @@ class _Run:
         else:
             return 0
         return log.connect_at + due
+
+
+def _clock_reader(clock: trio.abc.Clock) -> tuple[Callable[[], float], float]:
+    """A function reading `clock`, and what to add to it to get ``clock.current_time()``:
+    Trio's own real clock is `time.perf_counter` plus its ``offset``, read here without the
+    method around it (a Python call less per read, two reads per message). That clock's
+    class and field are Trio's private ones (``trio._core._run.SystemClock.offset``): any
+    other clock, or a Trio where they changed (checked against a reading of the clock),
+    is read through ``current_time()``."""
+    offset = getattr(clock, "offset", None)
+    if type(clock) is _SystemClock and type(offset) is float \
+            and abs(clock.current_time() - (offset + time.perf_counter())) < 1e-3:
+        return time.perf_counter, offset
+    return clock.current_time, 0.0
 
 
 class _Status(Protocol):

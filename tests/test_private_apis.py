@@ -108,3 +108,27 @@ def test_trio_mock_clock_still_keeps_the_fields_virtual_reads_read() -> None:
         "trio.testing.MockClock._virtual_base/_rate moved: see replay/_targets/virtual.py")
     clock.jump(1.5)
     assert clock._virtual_base == clock.current_time()
+
+
+def test_trio_system_clock_is_still_perf_counter_plus_its_offset() -> None:
+    # replay/_runner.py (`_clock_reader`): a live run reads Trio's real clock as
+    # `time.perf_counter() + SystemClock.offset`, without the method around it; without the
+    # class or field (or if the clock reads otherwise) it reads `current_time()`: slower.
+    import time
+
+    import trio
+    import trio.testing
+
+    from replay._runner import _clock_reader
+
+    async def main() -> None:
+        clock = trio.lowlevel.current_clock()
+        read, offset = _clock_reader(clock)
+        assert read is time.perf_counter, (
+            "trio._core._run.SystemClock.offset moved or the clock changed: see "
+            "replay/_runner.py (_clock_reader)")
+        assert abs(read() + offset - trio.current_time()) < 1e-3
+
+    trio.run(main)
+    clock = trio.testing.MockClock()
+    assert _clock_reader(clock) == (clock.current_time, 0.0)  # any other clock: as it is

@@ -17,7 +17,8 @@ server frame of up to `FAST_FRAME` bytes is taken here. Every other frame (contr
 fragments, anything malformed or unusual, invalid UTF-8, and every frame once the
 connection is closing) goes to wsproto byte for byte, so its checks and its errors are
 exactly wsproto's. Frame boundaries are found here either way, so the two never disagree
-on where the stream is.
+on where the stream is. The client's close and the server's answer to it take the same
+kind of short cut (see `closing`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from wsproto.utilities import ProtocolError, generate_nonce
 from corpus import Headers
 from replay._errors import HandshakeRejected, TargetError, TargetUnreachable
 
-from . import upgrade
+from . import closing, upgrade
 
 RECEIVE_SIZE = 2**16
 FAST_FRAME = 2**16
@@ -140,7 +141,9 @@ class WireClient:
 
     def __init__(self, stream: trio.abc.Stream, *, max_message_size: int) -> None:
         self._stream = stream
-        self._ws: WSConnection | Connection = WSConnection(ConnectionType.CLIENT)
+        self._ws: WSConnection | Connection = Connection(ConnectionType.CLIENT)
+        """The frames' wsproto connection; a whole `WSConnection` (handshake included) only
+        when the upgrade goes through wsproto (`handshake`)."""
         self._send_lock = trio.StrictFIFOLock()
         self.max_message_size = max_message_size
         self.subprotocol: str | None = None
@@ -154,8 +157,11 @@ class WireClient:
         self._closed_event = trio.Event()
         self._parts: list[str | bytes] = []
         self._size = 0
-        self._outbox, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
-        self._push: Callable[[str | bytes], None] = self._outbox.send_nowait
+        self._outbox: trio.MemorySendChannel[str | bytes] | None = None
+        self._inbox: trio.MemoryReceiveChannel[str | bytes] | None = None
+        """The queue `get_message()` reads, made when first needed (`_open_queue`): a
+        connection whose messages go to a listener never needs one."""
+        self._push: Callable[[str | bytes], None] = self._enqueue
         """Where a whole server message goes: the queue `get_message()` reads, or the
         listener given to `listen()`."""
         self._on_closed: Callable[[], None] | None = None
@@ -167,6 +173,10 @@ class WireClient:
         """Bytes of the current frame still to be passed on to wsproto."""
         self._fragmented = False
         """wsproto holds a fragmented message: its continuation frames go to wsproto too."""
+        self._closing: tuple[ConnectionState, CloseConnection] | None = None
+        """Our close, written without wsproto (`closing.close_frame`), with the state wsproto
+        would be in: LOCAL_CLOSING, or CLOSED once the server's answer was read here too.
+        wsproto is told of it before it is given any later frame (`_feed`)."""
         self._masks = b""
         self._mask_at = _MASK_POOL
         self._socket = stream.socket if type(stream) is trio.SocketStream else None
@@ -185,13 +195,14 @@ class WireClient:
             host=host, target=target, subprotocols=subprotocols, headers=extra,
             nonce=generate_nonce())
         fast = None if sent is None else upgrade.UpgradeAnswer(sent)
-        answer = self._ws if fast is None else fast
         if sent is None:
+            self._ws = WSConnection(ConnectionType.CLIENT)
             await self._write(self._ws.send(Request(
                 host=host, target=target, subprotocols=subprotocols, extensions=extensions,
                 extra_headers=extra)))
         else:
             await self._write(sent.data)
+        answer = self._ws if fast is None else fast
         rejected: RejectConnection | None = None
         body = bytearray()
         head = bytearray()  # the response head, until its end is seen
@@ -221,7 +232,7 @@ class WireClient:
                             raise TargetUnreachable(f"{where}: bad answer to the upgrade: "
                                                     f"{error}") from None
                         if taken is not None:
-                            self._accepted(taken, fast=True)
+                            self._accepted(taken)
                             self._pending = data[cut:]
                             return
             for n_chunk, chunk in enumerate(chunks):
@@ -233,7 +244,7 @@ class WireClient:
                                             f"{error}") from None
                 for event in events:
                     if isinstance(event, AcceptConnection):
-                        self._accepted(event, fast=fast is not None)
+                        self._accepted(event)
                         # The server may speak at once: the reader starts with that.
                         self._pending = b"".join(chunks[n_chunk + 1:])
                         return
@@ -246,21 +257,19 @@ class WireClient:
                         if event.body_finished:
                             raise _rejected(rejected, bytes(body))
 
-    def _accepted(self, event: AcceptConnection, *, fast: bool) -> None:
-        """The server's 101, as `event` tells it; `fast`: read by `upgrade`, so wsproto's
-        connection starts here (the head was all it was given: nothing trails it)."""
+    def _accepted(self, event: AcceptConnection) -> None:
+        """The server's 101, as `event` tells it. (Read by `upgrade`, the frames then go to
+        the connection made in `__init__`, given nothing yet: nothing trails the head.)"""
         self.subprotocol = event.subprotocol
         self.response_headers = _decode(event.extra_headers)
         self.extensions = tuple(ext.name for ext in event.extensions)
         self._fast = not self.extensions
-        if fast:
-            self._ws = Connection(ConnectionType.CLIENT)
 
     async def reader(self) -> None:
         """Read until the connection is closed; messages go to `get_message()`."""
         try:
             data, self._pending = self._pending, b""
-            while self.closed is None or self._ws.state is not ConnectionState.CLOSED:
+            while self.closed is None or self._state is not ConnectionState.CLOSED:
                 if not data:
                     try:
                         if self._socket is not None:
@@ -273,7 +282,7 @@ class WireClient:
                     if data:
                         await self._take(data)
                     else:
-                        self._ws.receive_data(None)
+                        self._feed(None)
                         for event in self._ws.events():
                             await self._handle(event)
                 except ProtocolError as error:
@@ -300,7 +309,7 @@ class WireClient:
                 piece = buffer[at:at + self._owed]
                 at += len(piece)
                 self._owed -= len(piece)
-                self._ws.receive_data(piece)
+                self._feed(piece)
                 for event in self._ws.events():
                     await self._handle(event)
                 continue
@@ -327,25 +336,47 @@ class WireClient:
                 else:
                     self._push(payload)  # whole and in size: as `_message`
                 continue
+            if first == closing.CLOSE and end == size and self._closing is not None \
+                    and self._closing[0] is ConnectionState.LOCAL_CLOSING \
+                    and closing.read_close(buffer[at:end]) is not None:
+                # The server's answer to our close, the last bytes it sent: read as wsproto
+                # reads it (nothing follows that wsproto would refuse once closed).
+                self._closing = (ConnectionState.CLOSED, self._closing[1])
+                at = end
+                continue
             # Any other frame: wsproto takes exactly its bytes.
             self._owed = end - at
             if first & 0x0F in (0, 1, 2):
                 self._fragmented = not first & 0x80
         self._pending = buffer[at:]
 
+    @property
+    def _state(self) -> ConnectionState:
+        """wsproto's state, or the one it would be in had it written our close."""
+        return self._ws.state if self._closing is None else self._closing[0]
+
+    def _feed(self, data: bytes | None) -> None:
+        """Received bytes (None: the stream's end) to wsproto, once it knows of a close
+        written without it: it writes it again into the void, as it would have then."""
+        if self._closing is not None:
+            _, close = self._closing
+            self._closing = None
+            self._ws.send(close)
+        self._ws.receive_data(data)
+
     async def _handle(self, event: Event) -> None:
         if isinstance(event, Message):
             await self._message(event.data, event.message_finished,
                                 isinstance(event, TextMessage))
         elif isinstance(event, Ping):
-            if self._ws.state is ConnectionState.OPEN:
+            if self._state is ConnectionState.OPEN:
                 with contextlib.suppress(WireClosed):  # the reader will see the stream end
                     await self._write(self._ws.send(event.response()))
         elif isinstance(event, CloseConnection):
             if self.closed is None:  # else: the answer to our own close
                 code = None if event.code == ABNORMAL else int(event.code)
                 await self._finish(CloseInfo(code, event.reason or ""))
-            if self._ws.state is ConnectionState.REMOTE_CLOSING:
+            if self._state is ConnectionState.REMOTE_CLOSING:
                 with contextlib.suppress(WireClosed):
                     await self._write(self._ws.send(event.response()))
 
@@ -414,7 +445,7 @@ class WireClient:
         the end of the connection (`closed` is then set) to `on_closed`, once, instead of
         queueing them for `get_message()`: no task step and no queue per message for a
         caller that only records what arrives. Call before the reader first runs."""
-        while True:  # anything queued already (nothing, when called as documented)
+        while self._inbox is not None:  # anything queued already (none, called as documented)
             try:
                 on_message(self._inbox.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
@@ -424,34 +455,65 @@ class WireClient:
         if self.closed is not None:
             self._closed_now()
 
+    def _open_queue(self) -> trio.MemoryReceiveChannel[str | bytes]:
+        if self._inbox is None:
+            self._outbox, self._inbox = trio.open_memory_channel[str | bytes](math.inf)
+            if self.closed is not None:
+                self._outbox.close()  # as `_closed_now` has done to any queue
+        return self._inbox
+
+    def _enqueue(self, message: str | bytes) -> None:
+        """The first message for `get_message()`: into a new queue, the next ones
+        straight into it."""
+        self._open_queue()
+        assert self._outbox is not None
+        self._push = self._outbox.send_nowait
+        self._push(message)
+
     def _closed_now(self) -> None:
         # As the reader of `get_message()` would learn it from the queue's end: at once.
-        self._outbox.close()
+        if self._outbox is not None:
+            self._outbox.close()
         on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
             on_closed()
 
     async def get_message(self) -> str | bytes:
+        inbox = self._inbox if self._inbox is not None else self._open_queue()
         try:
-            return await self._inbox.receive()
+            return await inbox.receive()
         except trio.EndOfChannel:
             assert self.closed is not None
             raise WireClosed(self.closed) from None
 
     async def aclose(self, code: int = 1000, reason: str = "", *, wait: float = 10.0) -> None:
         """Close from the client side and wait (at most `wait` s) for the server's answer."""
-        if self._ws.state is ConnectionState.OPEN:
+        if self._state is ConnectionState.OPEN:
             await self._close_locally(code, reason)
         with trio.move_on_after(wait):
             await self._closed_event.wait()
 
     async def _close_locally(self, code: int, reason: str, *, refused: str = "") -> None:
+        # Closed already while still open: wsproto failed to read a frame (and reads no
+        # more), or the stream broke. Not the short cut's case.
+        ordinary = self.closed is None
         self.closed = CloseInfo(code, reason, by_client=True, refused=refused)
         self._closed_now()
-        if self._ws.state is ConnectionState.OPEN:
+        if self._state is ConnectionState.OPEN:
             # A stream already gone has closed as far as it ever will: not an error here.
             with contextlib.suppress(WireClosed):
-                await self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+                await self._write(self._close_frame(code, reason, ordinary=ordinary))
+
+    def _close_frame(self, code: int, reason: str, *, ordinary: bool) -> bytes:
+        """Our close frame: written here when the connection was `ordinary` so far and
+        wsproto holds nothing of a message (see `closing`), else by wsproto."""
+        close = CloseConnection(code=code, reason=reason)
+        if ordinary and self._fast and not self._owed and not self._fragmented:
+            frame = closing.close_frame(code, reason, os.urandom(4))
+            if frame is not None:
+                self._closing = (ConnectionState.LOCAL_CLOSING, close)
+                return frame
+        return self._ws.send(close)
 
     async def _finish(self, info: CloseInfo) -> None:
         if self.closed is None:

@@ -90,3 +90,16 @@ def test_throughput_is_judged_on_paired_rounds_against_the_faster_plain_client(
     assert rate["met"] is True and rate["value"] == pytest.approx(0.95)
     assert cpu["name"] == "throughput, gaps 0, client CPU per message, runner / plain wsproto"
     assert cpu["goal"] == "< 1.11x plain" and cpu["met"] is False
+
+
+def test_every_fleet_sends_enough_per_round_for_its_p99_to_be_a_percentile(bench: Any) -> None:
+    # One session at --per-session 5 gave five sends a round: its "p99" was their worst.
+    for sessions in (1, 3, 10, 100, 1000):
+        _gap, sends = bench.rhythm(sessions, 5)
+        assert sessions * sends >= bench.MIN_SENDS
+        assert sends >= 5
+    # A chat-like rhythm: about 1,000 messages/s from the fleet from 10 sessions on.
+    assert bench.rhythm(100, 5) == (100.0, 5)
+    assert bench.rhythm(1000, 5) == (1000.0, 5)
+    assert bench.rhythm(10, 5) == (10.0, 20)
+    assert bench.rhythm(1, 5) == (10.0, 200)
