@@ -27,6 +27,8 @@ from ._model import (
 HEADER, OPEN, MSG, CLOSE, TRAILER = "header", "open", "msg", "close", "trailer"
 
 _INJECTED, _DROPPED = 1, 2
+# Read once: an enum member's .value is a descriptor call, on every message encoded.
+_TEXT, _BINARY = Opcode.TEXT.value, Opcode.BINARY.value
 _DECIMAL_ID = re.compile(r"[0-9]{1,20}")
 _DIRECTIONS = {d.value: d for d in Direction}
 _CLOSERS = {c.value: c for c in Closer}
@@ -53,7 +55,7 @@ def encode_message(session: int, t: int, direction: str, payload: str | bytes, *
     capture addon, on every proxied message, where building the record cost more than the
     rest of its encoding). The fields are not checked here."""
     out = {"k": MSG, "s": session, "t": t, "d": direction,
-           "o": Opcode.TEXT.value if isinstance(payload, str) else Opcode.BINARY.value,
+           "o": _TEXT if isinstance(payload, str) else _BINARY,
            "p": payload}
     flags = (_INJECTED if injected else 0) | (_DROPPED if dropped else 0)
     if flags:

@@ -494,18 +494,21 @@ class WireClient:
             await self._closed_event.wait()
 
     async def _close_locally(self, code: int, reason: str, *, refused: str = "") -> None:
+        # Closed already while still open: wsproto failed to read a frame (and reads no
+        # more), or the stream broke. Not the short cut's case.
+        ordinary = self.closed is None
         self.closed = CloseInfo(code, reason, by_client=True, refused=refused)
         self._closed_now()
         if self._state is ConnectionState.OPEN:
             # A stream already gone has closed as far as it ever will: not an error here.
             with contextlib.suppress(WireClosed):
-                await self._write(self._close_frame(code, reason))
+                await self._write(self._close_frame(code, reason, ordinary=ordinary))
 
-    def _close_frame(self, code: int, reason: str) -> bytes:
-        """Our close frame: written here while wsproto holds nothing of a message (see
-        `closing`), else by wsproto."""
+    def _close_frame(self, code: int, reason: str, *, ordinary: bool) -> bytes:
+        """Our close frame: written here when the connection was `ordinary` so far and
+        wsproto holds nothing of a message (see `closing`), else by wsproto."""
         close = CloseConnection(code=code, reason=reason)
-        if self._fast and not self._owed and not self._fragmented:
+        if ordinary and self._fast and not self._owed and not self._fragmented:
             frame = closing.close_frame(code, reason, os.urandom(4))
             if frame is not None:
                 self._closing = (ConnectionState.LOCAL_CLOSING, close)

@@ -212,6 +212,7 @@ async def _close(code: int, reason: str, before: list[bytes], answer: list[bytes
          eof=False)
 @example(code=1001, reason="", before=[], answer=[b"\x88\x02\x03\xe8\x81"], cuts=[],
          eof=True)
+@example(code=1000, reason="", before=[b"\x83\x00"], answer=[b"\x88\x00"], cuts=[], eof=False)
 @given(code=st.one_of(st.sampled_from([1000, 1001, 4000, 1005]), _codes),
        reason=st.one_of(st.sampled_from(["", "bye"]), _reasons.filter(
            lambda r: "\ud800" not in r)),
