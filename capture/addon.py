@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mitmproxy import ctx, exceptions, http
@@ -29,19 +29,11 @@ from capture._options import OPTIONS, repeated_options, settings_from
 from capture._recorder import PER_RUN, Recorder, Settings
 
 
-def _not_recording(flow: http.HTTPFlow) -> None:
-    """The message hook while no recorder is configured (bad options at start-up)."""
-
-
 class WsReplay:
     def __init__(self) -> None:
         self.recorder: Recorder | None = None
         self.started = False
         """The proxy is up (`running` was called): a bad option is then a refused change."""
-        self.websocket_message: Callable[[http.HTTPFlow], None] = _not_recording
-        """mitmproxy's per-message hook: the recorder's own (guarded) `Recorder.message`,
-        looked up by mitmproxy on every message, so no method of ours stands in between
-        (each frame on this path runs before mitmproxy forwards the message)."""
 
     def load(self, loader) -> None:
         loader.add_option("wsreplay_dir", str, "wsreplay-captures",
@@ -89,7 +81,6 @@ class WsReplay:
         if self.recorder is not None:
             self.recorder.done()
         self.recorder = Recorder(settings)
-        self.websocket_message = self.recorder.message
 
     @staticmethod
     def _settings() -> Settings:
@@ -121,6 +112,10 @@ class WsReplay:
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         if self.recorder is not None:
             self.recorder.handshake(flow)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        if self.recorder is not None:
+            self.recorder.message(flow)
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         if self.recorder is not None:
