@@ -47,7 +47,7 @@ import trio
 
 from corpus import Closer, Direction
 
-from ._engine.schedule import Anchor, Schedule, Send, SessionPlan
+from ._engine.schedule import ANCHOR_KINDS, Anchor, Schedule, Send, SessionPlan
 from ._engine.transcript import (
     ClientRefused,
     Closed,
@@ -175,7 +175,7 @@ class _SessionLog:
     def __init__(self, run: _Run, plan: SessionPlan) -> None:
         self.run, self.plan = run, plan
         self._events: list[Event] = []
-        self.anchors: dict[str, dict[int, int]] = {"open": {}, "sent": {}, "received": {}}
+        self.anchors: dict[str, dict[int, int]] = {kind: {} for kind in ANCHOR_KINDS}
         """When each anchor happened (replay ns), by kind, then index: no (kind, index)
         tuple made, hashed and kept per message."""
         # The driver's wait for an anchor (see `happened`), in fields of the log rather

@@ -28,7 +28,7 @@ Pacing rules (the runner's contract):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 from corpus import (
     Closer,
@@ -60,11 +60,15 @@ def message_size_limit(recording: Recording) -> int:
     return max(DEFAULT_MAX_MESSAGE_SIZE, 2 * largest)
 
 
+AnchorKind = Literal["open", "sent", "received"]
+ANCHOR_KINDS: tuple[AnchorKind, ...] = get_args(AnchorKind)
+
+
 @dataclass(frozen=True, slots=True)
 class Anchor:
     """The replay event a step waits for before its gap starts counting."""
 
-    kind: Literal["open", "sent", "received"]
+    kind: AnchorKind
     index: int = 0
     """For ``sent``: the client message index; for ``received``: the server message index."""
 
