@@ -69,6 +69,7 @@ from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 from ._targets.virtual import new_alarm
 from ._targets.virtual import sleep_until as virtual_sleep_until
+from ._timer import precise_wakeups
 
 try:  # Trio's real clock (see `_clock_reader`)
     from trio._core._run import SystemClock as _SystemClock
@@ -133,9 +134,12 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
     warm_up = getattr(target, "warm_up", None)  # before t=0: live, imports are lateness
     if warm_up is not None:
         warm_up(schedule)
-    # On the real clock a collector pass is lateness for every session at once; in-process
-    # targets tune the collector around their own loop (`replay._gc`).
-    async with (live_collector() if target.clock == "real" else contextlib.nullcontext(),
+    # On the real clock a collector pass is lateness for every session at once (in-process
+    # targets tune the collector around their own loop: `replay._gc`), and so is epoll's
+    # whole-millisecond timeout (`replay._timer`).
+    live = target.clock == "real"
+    async with (live_collector() if live else contextlib.nullcontext(),
+                precise_wakeups() if live else contextlib.nullcontext(),
                 target, trio.open_nursery() as nursery):
         run._clock, offset = _clock_reader(trio.lowlevel.current_clock())
         run.t0 = run._clock() + offset

@@ -132,3 +132,21 @@ def test_trio_system_clock_is_still_perf_counter_plus_its_offset() -> None:
     trio.run(main)
     clock = trio.testing.MockClock()
     assert _clock_reader(clock) == (clock.current_time, 0.0)  # any other clock: as it is
+
+
+def test_trio_system_clock_is_where_the_precise_wakeups_find_it() -> None:
+    # replay/_timer.py: timerfd wake-ups are armed only on Trio's real clock, recognised by
+    # its private class; if it moves, live runs silently go back to whole-millisecond waits.
+    import os
+
+    import trio
+
+    from replay import _timer
+
+    async def main() -> object:
+        async with _timer.precise_wakeups() as timer:
+            return timer
+
+    if hasattr(os, "timerfd_create"):
+        assert trio.run(main) is not None, (
+            "trio._core._run.SystemClock moved: see replay/_timer.py")

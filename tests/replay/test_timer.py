@@ -1,0 +1,96 @@
+"""Precise wake-ups on the real clock (`replay._timer`): while a live run is on, the run's
+next deadline is armed on a timerfd, so a wait ends at its deadline instead of the next
+whole millisecond epoll's timeout rounds it up to.
+
+These tests read the timer's state (what it is armed for, whether an expiry is left
+unread), never how late a wake-up was: that is the benchmarks' business
+(scripts/bench_replay's lateness rows).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+
+import pytest
+import trio
+import trio.testing
+
+from replay._engine.warp import Warp
+from replay._facade import plan_recording
+from replay._runner import replay
+from replay._targets.live import LiveTarget
+from replay._timer import AVAILABLE, active_timer, precise_wakeups
+
+from .servers import echo_recording, serve
+
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason="no timerfd here (Linux, Python 3.13+)")
+
+
+class _Armed(trio.abc.Instrument):
+    """After the timer's own hook: each timeout Trio waits and the timerfd's time left."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.seen: list[tuple[float, float]] = []
+
+    def before_io_wait(self, timeout: float) -> None:
+        left, _ = os.timerfd_gettime(self.fd)  # type: ignore[attr-defined]
+        self.seen.append((timeout, left))
+
+
+async def test_a_sleep_arms_the_timer_at_its_deadline_not_at_a_whole_millisecond() -> None:
+    async with precise_wakeups() as timer:
+        assert timer is not None
+        armed = _Armed(timer.fd)
+        trio.lowlevel.add_instrument(armed)
+        await trio.sleep(0.0503)  # epoll alone would wait 51 ms
+        trio.lowlevel.remove_instrument(armed)
+    waits = [(timeout, left) for timeout, left in armed.seen if timeout > 0.04]
+    assert waits, armed.seen
+    for timeout, left in waits:
+        # Armed for the deadline itself: never later than the timeout Trio computed, and
+        # (the hooks run back to back) not much earlier either.
+        assert 0 < left <= timeout
+        assert timeout - left < 0.02
+
+
+async def test_each_expiry_is_read_so_the_loop_does_not_spin() -> None:
+    async with precise_wakeups() as timer:
+        assert timer is not None
+        for _ in range(3):
+            await trio.sleep(0.002)
+            await trio.testing.wait_all_tasks_blocked()  # the drain task has run
+            readable, _, _ = select.select([timer.fd], [], [], 0)
+            assert readable == []
+
+
+async def test_blocks_in_one_run_share_one_timer_and_the_last_one_out_closes_it() -> None:
+    async with precise_wakeups() as outer:
+        assert active_timer() is outer
+        async with precise_wakeups() as inner:
+            assert inner is outer
+        assert active_timer() is outer  # still the outer block's
+        fd = outer.fd if outer is not None else -1
+    assert active_timer() is None
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
+    await trio.sleep(0.001)  # the run goes on without it
+
+
+def test_on_a_virtual_or_mock_clock_there_is_nothing_to_arm() -> None:
+    async def main() -> object:
+        async with precise_wakeups() as timer:
+            return timer
+
+    assert trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0)) is None
+
+
+async def test_a_live_replay_runs_with_precise_wakeups_and_ends_without_them(nursery) -> None:
+    url = await nursery.start(serve, "faithful")
+    seen = []
+    schedule = plan_recording(echo_recording(), warp=Warp.parse("scale=0.5"))
+    await replay(schedule, LiveTarget(url), timeout=5,
+                 on_event=lambda session, event: seen.append(active_timer()))
+    assert seen and all(timer is not None for timer in seen)
+    assert active_timer() is None
