@@ -93,10 +93,11 @@ def spawn(argv: Sequence[str], port: int, log: Path, *, env: dict[str, str] | No
 
 def start_mitmdump(workdir: Path, upstream_port: int | None, *, addon: bool = True,
                    options: Sequence[str] = (), name: str = "mitmdump",
-                   upstream_scheme: str = "http") -> Proc:
+                   upstream_scheme: str = "http", script: Path | None = None) -> Proc:
     """mitmdump in reverse mode in front of `upstream_port` (regular proxy mode when None;
     `upstream_scheme` https for a TLS server), recording into workdir/captures unless a
-    ``wsreplay_dir=`` option says otherwise."""
+    ``wsreplay_dir=`` option says otherwise; `script`: another mitmproxy script to load
+    (after the addon, if both)."""
     port = free_port()
     mode = "regular" if upstream_port is None else \
         f"reverse:{upstream_scheme}://127.0.0.1:{upstream_port}"
@@ -108,6 +109,8 @@ def start_mitmdump(workdir: Path, upstream_port: int | None, *, addon: bool = Tr
         argv += ["-s", str(ADDON)]
         if not any(o.startswith("wsreplay_dir=") for o in options):
             argv += ["--set", f"wsreplay_dir={workdir / 'captures'}"]
+    if script is not None:
+        argv += ["-s", str(script)]
     for option in options:
         argv += ["--set", option]
     return spawn(argv, port, workdir / f"{name}.out")

@@ -59,3 +59,22 @@ def test_a_process_cpu_time_is_read_finer_than_a_clock_tick(bench: Any) -> None:
         pass
     spent = bench._cpu_seconds(os.getpid()) - before
     assert 0.002 < spent < 0.009
+
+
+def test_each_part_of_the_decomposition_is_a_script_that_replaces_what_exists(
+        bench: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--decompose` loads these into real mitmdumps; here they run in-process (what they
+    # patch restored after), so a renamed recorder method fails here, not as a wrong bench.
+    from capture import _recorder
+
+    monkeypatch.setattr(_recorder.Recorder, "_write_noted", _recorder.Recorder._write_noted)
+    monkeypatch.setattr(_recorder._Sink, "write_messages", _recorder._Sink.write_messages)
+    scripts = {name: script for name, (_, script) in bench.PARTS.items()
+               if script not in ("", "addon")}
+    assert list(scripts) == ["empty script", "no-op hook", "note only",
+                             "records, not written"]
+    for name, script in scripts.items():
+        namespace: dict[str, Any] = {}
+        exec(compile(script, name, "exec"), namespace)
+        assert isinstance(namespace["addons"], list), name
+    assert _recorder.Recorder._write_noted.__name__ == "_drop"  # it did replace it
