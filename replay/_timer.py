@@ -15,15 +15,17 @@ each sending 100 ms after its previous echo): p99 send lateness 1.23 -> 0.26 ms,
 -> 0.08 ms. The price is CPU: sends no longer fall due together at a millisecond boundary,
 so fewer share a pass of the event loop (~3.6 loop passes per send instead of ~2.0; client
 CPU per send ~160 -> ~235 us there; at one session, where nothing is shared, ~+5 us).
-Elsewhere (no ``os.timerfd_create``: Python 3.12, or not Linux) nothing changes.
+On Python 3.12 libc's timerfd functions are called through ctypes; off Linux nothing
+changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -33,8 +35,61 @@ try:  # Trio's real clock: the only one whose timeouts are real seconds from now
 except ImportError:  # pragma: no cover - a Trio that moved it: no precise wake-ups
     _SystemClock = None  # type: ignore[assignment,misc]
 
-AVAILABLE = hasattr(os, "timerfd_create") and _SystemClock is not None
-"""Whether this platform has timerfds (Linux, Python >= 3.13)."""
+Arm = Callable[[int, float], None]
+"""Arm timerfd `fd` to expire at a CLOCK_MONOTONIC time (seconds)."""
+
+
+def _timerfds() -> tuple[Callable[[], int], Arm] | None:
+    """(open a non-blocking timerfd, arm one): Python 3.13's `os` functions, else libc's
+    through ctypes (Python 3.12 on Linux), else None."""
+    if hasattr(os, "timerfd_create"):
+        # (Python 3.13's; mypy checks this package as 3.12, hence the ignores)
+        flags = os.TFD_NONBLOCK | os.TFD_CLOEXEC  # type: ignore[attr-defined]
+
+        def create() -> int:
+            return os.timerfd_create(time.CLOCK_MONOTONIC, flags=flags)  # type: ignore[attr-defined]
+
+        def arm(fd: int, at: float) -> None:
+            os.timerfd_settime(fd, flags=os.TFD_TIMER_ABSTIME, initial=at)  # type: ignore[attr-defined]
+
+        return create, arm
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc_create, libc_settime = libc.timerfd_create, libc.timerfd_settime
+    except (OSError, AttributeError):
+        return None
+
+    class TimeSpec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+    class ITimerSpec(ctypes.Structure):
+        _fields_ = [("it_interval", TimeSpec), ("it_value", TimeSpec)]
+
+    def checked(result: int) -> int:
+        if result < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+        return result
+
+    def create_with_libc() -> int:  # TFD_NONBLOCK and TFD_CLOEXEC are O_NONBLOCK, O_CLOEXEC
+        return checked(libc_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC))
+
+    def arm_with_libc(fd: int, at: float) -> None:
+        seconds = int(at)
+        value = ITimerSpec(TimeSpec(0, 0), TimeSpec(seconds, int((at - seconds) * 1e9)))
+        checked(libc_settime(fd, 1, ctypes.byref(value), None))  # 1: TFD_TIMER_ABSTIME
+
+    return create_with_libc, arm_with_libc
+
+
+_TIMERFDS = _timerfds()
+
+AVAILABLE = _TIMERFDS is not None and _SystemClock is not None
+"""Whether this platform has timerfds (Linux)."""
 
 _NEVER = 86_400.0
 """Trio's longest wait (``_MAX_TIMEOUT``): no deadline at all; nothing to arm."""
@@ -44,9 +99,9 @@ class DeadlineTimer(trio.abc.Instrument):
     """A timerfd kept armed at the deadline Trio is about to wait for."""
 
     def __init__(self) -> None:
-        # (Python 3.13's functions; mypy checks this package as 3.12, hence the ignores)
-        self.fd: int = os.timerfd_create(  # type: ignore[attr-defined]
-            time.CLOCK_MONOTONIC, flags=os.TFD_NONBLOCK | os.TFD_CLOEXEC)  # type: ignore[attr-defined]
+        assert _TIMERFDS is not None
+        create, self._arm = _TIMERFDS
+        self.fd = create()
         self.armed = 0.0
         """The monotonic time the fd is armed for (0: not armed, or fired)."""
         self.users = 0
@@ -59,8 +114,7 @@ class DeadlineTimer(trio.abc.Instrument):
         if 0 < timeout < _NEVER:
             at = time.monotonic() + timeout
             if at != self.armed:
-                os.timerfd_settime(self.fd, flags=os.TFD_TIMER_ABSTIME,  # type: ignore[attr-defined]
-                                   initial=at)
+                self._arm(self.fd, at)
                 self.armed = at
 
     async def drain(self) -> None:

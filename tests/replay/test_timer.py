@@ -16,6 +16,7 @@ import pytest
 import trio
 import trio.testing
 
+from replay import _timer
 from replay._engine.warp import Warp
 from replay._facade import plan_recording
 from replay._runner import replay
@@ -39,7 +40,19 @@ class _Armed(trio.abc.Instrument):
         self.seen.append((timeout, left))
 
 
-async def test_a_sleep_arms_the_timer_at_its_deadline_not_at_a_whole_millisecond() -> None:
+@pytest.fixture(params=["os", "libc"])
+def timerfds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Python 3.13's `os` timerfd functions, and libc's through ctypes (Python 3.12's way)."""
+    if request.param == "libc":
+        monkeypatch.delattr(os, "timerfd_create")
+        libc = _timer._timerfds()
+        assert libc is not None
+        monkeypatch.setattr(_timer, "_TIMERFDS", libc)
+    return str(request.param)
+
+
+async def test_a_sleep_arms_the_timer_at_its_deadline_not_at_a_whole_millisecond(
+        timerfds: str) -> None:
     async with precise_wakeups() as timer:
         assert timer is not None
         armed = _Armed(timer.fd)
@@ -55,7 +68,7 @@ async def test_a_sleep_arms_the_timer_at_its_deadline_not_at_a_whole_millisecond
         assert timeout - left < 0.02
 
 
-async def test_each_expiry_is_read_so_the_loop_does_not_spin() -> None:
+async def test_each_expiry_is_read_so_the_loop_does_not_spin(timerfds: str) -> None:
     async with precise_wakeups() as timer:
         assert timer is not None
         for _ in range(3):
