@@ -153,13 +153,18 @@ def active_timer() -> DeadlineTimer | None:
 @asynccontextmanager
 async def precise_wakeups() -> AsyncIterator[DeadlineTimer | None]:
     """Within the block, this Trio run wakes at its deadlines to the timer's resolution;
-    yields the timer, or None where there is none (another clock, no timerfds)."""
+    yields the timer, or None where there is none (another clock, no timerfds, no
+    descriptor left for one): the run then goes on with epoll's whole milliseconds."""
     if not AVAILABLE or type(trio.lowlevel.current_clock()) is not _SystemClock:
         yield None
         return
     timer = _TIMER.get()
     if timer is None:
-        timer = DeadlineTimer()
+        try:
+            timer = DeadlineTimer()
+        except OSError:  # no descriptor left (EMFILE), say: epoll's whole milliseconds then
+            yield None
+            return
         _TIMER.set(timer)
         trio.lowlevel.add_instrument(timer)
         # A system task: the block's own exceptions pass through as they are.

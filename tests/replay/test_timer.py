@@ -91,6 +91,18 @@ async def test_blocks_in_one_run_share_one_timer_and_the_last_one_out_closes_it(
     await trio.sleep(0.001)  # the run goes on without it
 
 
+async def test_without_a_descriptor_for_the_timer_the_run_goes_on_without_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_descriptor_left() -> int:
+        raise OSError(24, "Too many open files")
+
+    arm = _timer._TIMERFDS[1] if _timer._TIMERFDS else None
+    monkeypatch.setattr(_timer, "_TIMERFDS", (no_descriptor_left, arm))
+    async with precise_wakeups() as timer:
+        assert timer is None and active_timer() is None
+        await trio.sleep(0.001)
+
+
 def test_on_a_virtual_or_mock_clock_there_is_nothing_to_arm() -> None:
     async def main() -> object:
         async with precise_wakeups() as timer:
