@@ -199,6 +199,8 @@ class CorpusReader:
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, msgpack.StackError):  # says nothing itself: its name is all
+        return "nested too deeply (arrays or maps inside each other beyond msgpack's limit)"
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
 

@@ -115,6 +115,16 @@ def test_garbage_after_valid_records_names_the_offset(tmp_path, original) -> Non
     assert sum(1 + len(s.messages) for s in prefix.sessions) == 5
 
 
+def test_a_record_nested_beyond_msgpacks_limit_says_so_at_its_offset(tmp_path, original) -> None:
+    data, _full = original
+    path = tmp_path / "deep.wsr"
+    path.write_bytes(data + b"\x91" * 1_000_000 + b"\xc0")  # arrays a million deep
+    with pytest.raises(CorruptCorpus) as caught:
+        _read_all(path)
+    assert caught.value.offset == len(data)
+    assert "corrupt record: nested too deeply" in str(caught.value)
+
+
 def test_an_oversized_record_is_refused_before_it_is_allocated(tmp_path) -> None:
     from corpus import CorpusWriter, Direction, Handshake, Message, new_header
 
