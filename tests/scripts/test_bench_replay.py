@@ -103,3 +103,23 @@ def test_every_fleet_sends_enough_per_round_for_its_p99_to_be_a_percentile(bench
     assert bench.rhythm(1000, 5) == (1000.0, 5)
     assert bench.rhythm(10, 5) == (10.0, 20)
     assert bench.rhythm(1, 5) == (10.0, 200)
+
+
+def test_instruction_counts_judge_the_cpu_goal_exactly_with_no_interval(bench: Any) -> None:
+    counts = {"streamed": {"runner": 60_000, "wsproto": 57_000, "planning": 9_000,
+                           "ratio": 60_000 / 57_000},
+              "conversation": {"runner": 150_000, "wsproto": 126_000, "planning": 9_000,
+                               "ratio": 150_000 / 126_000}}
+    found = _by_name(bench.instruction_figures(counts))
+    streamed = found["throughput, gaps 0, client instructions per message, runner / plain "
+                     "wsproto (valgrind)"]
+    assert streamed["met"] is True and "interval" not in streamed
+    conversation = found["throughput, gaps 0, conversation, client instructions per message, "
+                         "runner / plain wsproto (valgrind)"]
+    assert conversation["met"] is False  # 1.19x: over the 1.11x goal
+    assert bench.instruction_figures({}) == []  # no valgrind: no figure, not a failure
+
+
+def test_a_counted_planning_run_needs_no_server(bench: Any) -> None:
+    # `--count-one plan,...` is what valgrind runs to subtract the runner's planning.
+    bench.count_one("plan,ws://127.0.0.1:9,50,1")
