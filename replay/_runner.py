@@ -69,12 +69,7 @@ from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 from ._targets.virtual import new_alarm
 from ._targets.virtual import sleep_until as virtual_sleep_until
-from ._timer import precise_wakeups
-
-try:  # Trio's real clock (see `_clock_reader`)
-    from trio._core._run import SystemClock as _SystemClock
-except ImportError:  # pragma: no cover - a Trio that moved it: read through current_time()
-    _SystemClock = None  # type: ignore[assignment,misc]
+from ._timer import SYSTEM_CLOCK, precise_wakeups
 
 if TYPE_CHECKING:
     from ._bind import Binder, SessionBinding
@@ -739,7 +734,7 @@ def _clock_reader(clock: trio.abc.Clock) -> tuple[Callable[[], float], float]:
     other clock, or a Trio where they changed (checked against a reading of the clock),
     is read through ``current_time()``."""
     offset = getattr(clock, "offset", None)
-    if type(clock) is _SystemClock and type(offset) is float \
+    if type(clock) is SYSTEM_CLOCK and type(offset) is float \
             and abs(clock.current_time() - (offset + time.perf_counter())) < 1e-3:
         return time.perf_counter, offset
     return clock.current_time, 0.0

@@ -30,10 +30,12 @@ from contextlib import asynccontextmanager
 
 import trio
 
-try:  # Trio's real clock: the only one whose timeouts are real seconds from now
-    from trio._core._run import SystemClock as _SystemClock
-except ImportError:  # pragma: no cover - a Trio that moved it: no precise wake-ups
-    _SystemClock = None  # type: ignore[assignment,misc]
+try:  # Trio's real clock, a private class: what the runner reads (`_runner._clock_reader`)
+    # and the only clock whose timeouts are real seconds from now
+    from trio._core._run import SystemClock as SYSTEM_CLOCK
+except ImportError:  # pragma: no cover - a Trio that moved it: no precise wake-ups, and the
+    # runner reads the clock through current_time()
+    SYSTEM_CLOCK = None  # type: ignore[assignment,misc]
 
 Arm = Callable[[int, float], None]
 """Arm timerfd `fd` to expire at a CLOCK_MONOTONIC time (seconds)."""
@@ -88,7 +90,7 @@ def _timerfds() -> tuple[Callable[[], int], Arm] | None:
 
 _TIMERFDS = _timerfds()
 
-AVAILABLE = _TIMERFDS is not None and _SystemClock is not None
+AVAILABLE = _TIMERFDS is not None and SYSTEM_CLOCK is not None
 """Whether this platform has timerfds (Linux)."""
 
 _NEVER = 86_400.0
@@ -155,7 +157,7 @@ async def precise_wakeups() -> AsyncIterator[DeadlineTimer | None]:
     """Within the block, this Trio run wakes at its deadlines to the timer's resolution;
     yields the timer, or None where there is none (another clock, no timerfds, no
     descriptor left for one): the run then goes on with epoll's whole milliseconds."""
-    if not AVAILABLE or type(trio.lowlevel.current_clock()) is not _SystemClock:
+    if not AVAILABLE or type(trio.lowlevel.current_clock()) is not SYSTEM_CLOCK:
         yield None
         return
     timer = _TIMER.get()
