@@ -69,8 +69,7 @@ def test_each_part_of_the_decomposition_is_a_script_that_replaces_what_exists(
 
     monkeypatch.setattr(_recorder.Recorder, "_write_noted", _recorder.Recorder._write_noted)
     monkeypatch.setattr(_recorder._Sink, "write_messages", _recorder._Sink.write_messages)
-    scripts = {name: script for name, (_, script) in bench.PARTS.items()
-               if script not in ("", "addon")}
+    scripts = {name: part.script for name, part in bench.PARTS.items() if part.script}
     assert list(scripts) == ["empty script", "no-op hook", "note only",
                              "records, not written"]
     for name, script in scripts.items():
