@@ -4,26 +4,36 @@ whole millisecond epoll's timeout rounds it up to.
 
 These tests read the timer's state (what it is armed for, whether an expiry is left
 unread), never how late a wake-up was: that is the benchmarks' business
-(scripts/bench_replay's lateness rows).
+(scripts/bench_replay's lateness rows). Their few short sleeps (at most 50 ms) are on
+Trio's real clock on purpose: the timer exists only there (on a MockClock it is not armed,
+as one test shows), so a sleep is the deadline under test, not a wait for something else.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import sys
+from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 
+from capture.testing import free_port, spawn
+from corpus import Closer
 from replay import _timer
+from replay._engine.verdict import VerdictKind
 from replay._engine.warp import Warp
-from replay._facade import plan_recording
+from replay._facade import judge_transcript, plan_recording
 from replay._runner import replay
 from replay._targets.live import LiveTarget
 from replay._timer import AVAILABLE, active_timer, precise_wakeups
 
+from .builders import recording, session_records
 from .servers import echo_recording, serve
+
+WIRE_SERVERS = Path(__file__).resolve().parent / "wire_servers.py"
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="no timerfd here (Linux, Python 3.13+)")
 
@@ -119,3 +129,27 @@ async def test_a_live_replay_runs_with_precise_wakeups_and_ends_without_them(nur
                  on_event=lambda session, event: seen.append(active_timer()))
     assert seen and all(timer is not None for timer in seen)
     assert active_timer() is None
+
+
+@pytest.mark.parametrize("stack", ["websockets", "uvicorn"])
+async def test_sub_millisecond_gaps_replay_clean_against_third_party_servers(
+        stack: str, tmp_path: Path) -> None:
+    # The `websockets` library and a raw ASGI app under uvicorn (wire_servers.py), each a
+    # process of its own: a conversation with every gap warped to a tenth of a millisecond
+    # passes, with the timer armed the whole run.
+    port = free_port()
+    server = spawn([sys.executable, str(WIRE_SERVERS), stack, str(port)], port,
+                   tmp_path / "server.out")
+    try:
+        steps = [(10 + i, ">" if i % 2 == 0 else "<", f"m{i // 2}") for i in range(10)]
+        rec = recording(session_records(1, steps, close=(21, Closer.CLIENT, 1000),
+                                        url=f"ws://127.0.0.1:{port}/chat"))
+        schedule = plan_recording(rec, warp=Warp.parse("scale=0.1"))
+        seen = []
+        transcript = await replay(schedule, LiveTarget(f"ws://127.0.0.1:{port}/chat"),
+                                  timeout=5,
+                                  on_event=lambda session, event: seen.append(active_timer()))
+    finally:
+        server.stop()
+    assert judge_transcript(schedule, transcript).kind is VerdictKind.PASS
+    assert seen and all(timer is not None for timer in seen)
