@@ -48,7 +48,8 @@ def replay_recording(recording: Recording, target: Target,
     clocks = app_clocks(recording, schedule, options) if target.clock == "virtual" else None
     transcript = run_sync(schedule, target, seed=options.seed, timeout=options.timeout,
                           concurrency=options.concurrency, on_event=on_event, rewrite=rewrite,
-                          binder=binder_for(recording, options), clocks=clocks)
+                          binder=binder_for(recording, options), clocks=clocks,
+                          wakeups=options.wakeups)
     if clocks is not None:
         transcript = replace(transcript, epoch=clocks.epoch_ns)
     transcript = _with_token_lifetimes(transcript, lifetimes)
@@ -84,7 +85,8 @@ async def replay_recording_async(recording: Recording, target: Target,
     schedule, rewrite, lifetimes = _prepare(recording, options)
     transcript = await replay(schedule, target, timeout=options.timeout,
                               concurrency=options.concurrency, on_event=on_event,
-                              rewrite=rewrite, binder=binder_for(recording, options))
+                              rewrite=rewrite, binder=binder_for(recording, options),
+                              wakeups=options.wakeups)
     transcript = _with_token_lifetimes(transcript, lifetimes)
     return Result(schedule, transcript, judge_transcript(schedule, transcript, options.oracle))
 

@@ -9,7 +9,7 @@ is a field here with its default, and one line where each front end fills it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ._engine.correlation import CorrelationOptions
 from ._engine.oracle import OracleOptions
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ._auth import SigningKey
     from ._credentials import SecretSource
     from ._engine.warp import Warp
+
+Wakeups = Literal["precise", "loop"]
+"""How a live run wakes for its deadlines (see `replay._timer`)."""
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a session may go without progress (beyond what its schedule plans) before it
@@ -53,6 +56,11 @@ class ReplayOptions:
     """Per-session progress deadline in seconds."""
     concurrency: int | None = None
     """At most this many sessions connected at once (None: as recorded)."""
+    wakeups: Wakeups = "precise"
+    """Live targets: ``precise`` wakes at each send's deadline (a timerfd, Linux: sends
+    within ~0.1 ms of their time); ``loop`` leaves it to Trio's event loop, whose waits
+    end on whole milliseconds (sends up to ~1 ms late, but due sends share loop passes:
+    less CPU per send with hundreds of sessions). In-process targets ignore it."""
     max_message_size: int | None = None
     """Largest server message (bytes; text: characters) the live replay client takes; a
     larger one is a ``client-refused`` finding. None: at least 16 MiB and twice the
@@ -78,6 +86,8 @@ class ReplayOptions:
                              f"got {self.timeout!r}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency: expected at least 1, got {self.concurrency!r}")
+        if self.wakeups not in ("precise", "loop"):
+            raise ValueError(f"wakeups: expected 'precise' or 'loop', got {self.wakeups!r}")
         if self.max_message_size is not None and self.max_message_size < 1:
             raise ValueError(f"max_message_size: expected a positive number of bytes, "
                              f"got {self.max_message_size!r}")

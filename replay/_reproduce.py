@@ -53,6 +53,8 @@ def reproduce_words(files: Sequence[str], target: TargetSpec, options: ReplayOpt
         words += ["--timeout", _seconds(options.timeout)]
     if options.concurrency:
         words += ["--concurrency", str(options.concurrency)]
+    if options.wakeups != "precise":
+        words += ["--wakeups", options.wakeups]
     if options.seed:
         words += ["--seed", str(options.seed)]
     if options.epoch is not None:

@@ -64,7 +64,7 @@ from ._engine.transcript import (
 )
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._gc import live_collector
-from ._options import DEFAULT_TIMEOUT
+from ._options import DEFAULT_TIMEOUT, Wakeups
 from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 from ._targets.virtual import new_alarm
@@ -110,7 +110,8 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
                  concurrency: int | None = None, on_event: OnEvent | None = None,
                  rewrite: SessionRewrite | None = None,
                  binder: Binder | None = None,
-                 stop: trio.CancelScope | None = None) -> Transcript:
+                 stop: trio.CancelScope | None = None,
+                 wakeups: Wakeups = "precise") -> Transcript:
     """Run `schedule` against `target` (entered for the run) and return the transcript.
 
     `timeout` is the per-session progress deadline in seconds; `concurrency` caps how many
@@ -118,12 +119,15 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
     into later client traffic (see `replay._bind`). `stop` (entered at t=0, so a
     ``relative_deadline`` counts from there) stops the run gracefully when it is cancelled:
     sessions not started never start, running ones close their connection (code 1000, the
-    target still up) and record nothing more.
+    target still up) and record nothing more. `wakeups` (live targets): ``precise`` wakes
+    at each deadline, ``loop`` at the event loop's whole milliseconds (`ReplayOptions`).
     """
     if timeout <= 0:
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
+    if wakeups not in ("precise", "loop"):
+        raise ValueError(f"wakeups: expected 'precise' or 'loop', got {wakeups!r}")
     run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
                binder=binder, cap=trio.Semaphore(concurrency) if concurrency else None)
     warm_up = getattr(target, "warm_up", None)  # before t=0: live, imports are lateness
@@ -133,8 +137,9 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
     # targets tune the collector around their own loop: `replay._gc`), and so is epoll's
     # whole-millisecond timeout (`replay._timer`).
     live = target.clock == "real"
+    precise = live and wakeups == "precise"
     async with (live_collector() if live else contextlib.nullcontext(),
-                precise_wakeups() if live else contextlib.nullcontext(),
+                precise_wakeups() if precise else contextlib.nullcontext(),
                 target, trio.open_nursery() as nursery):
         run._clock, offset = _clock_reader(trio.lowlevel.current_clock())
         run.t0 = run._clock() + offset
@@ -158,13 +163,14 @@ def run_sync(schedule: Schedule, target: Target, *, seed: int = 0, timeout: floa
              concurrency: int | None = None, on_event: OnEvent | None = None,
              rewrite: SessionRewrite | None = None,
              binder: Binder | None = None,
-             clocks: AppClocks | Literal["real"] | None = None) -> Transcript:
+             clocks: AppClocks | Literal["real"] | None = None,
+             wakeups: Wakeups = "precise") -> Transcript:
     """`replay` from synchronous code, on the target's own event loop and clock; `clocks`
     (virtual targets) is what the app's own clock reads and randomness follow."""
     extra = {"clocks": clocks} if clocks is not None else {}
     return target.run(partial(replay, schedule, target, timeout=timeout,
                               concurrency=concurrency, on_event=on_event, rewrite=rewrite,
-                              binder=binder),
+                              binder=binder, wakeups=wakeups),
                       seed=seed, **extra)  # type: ignore[arg-type]
 
 

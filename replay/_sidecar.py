@@ -370,6 +370,7 @@ def sidecar_text(target: TargetSpec, options: ReplayOptions, cases: Sequence[Cas
                      "  # the secret is not written here")
     left_out = [name for name, set_ in (
         ("concurrency", options.concurrency is not None),
+        ("--wakeups", options.wakeups != "precise"),
         ("allow_alg_change", options.allow_alg_change),
         ("ignore_extra", options.oracle.ignore_extra != OracleOptions().ignore_extra),
         ("--ca", target.ca_file is not None), ("--insecure", target.insecure),

@@ -243,7 +243,7 @@ async def _run_shard(job: ShardJob, *, target: Any, rewrite: Any, binder: Any,
         transcript = await replay(job.load.schedule, target, timeout=spec.options.timeout,
                                   concurrency=spec.options.concurrency,
                                   on_event=collector.on_event, rewrite=rewrite,
-                                  binder=binder, stop=stop)
+                                  binder=binder, stop=stop, wakeups=spec.options.wakeups)
         if stop is not None and stop.cancelled_caught:
             state.stopped = "duration"  # unfinished sessions are cut, not judged
         else:

@@ -109,6 +109,10 @@ def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = Tr
                         help="per-session progress deadline (default 10; '500ms' works)")
     parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
                         help="at most N sessions connected at once (default: as recorded)")
+    parser.add_argument("--wakeups", choices=("precise", "loop"), default="precise",
+                        help="live targets: precise wakes each send at its deadline (Linux "
+                             "timerfd, ~0.1 ms); loop leaves it to the event loop's whole "
+                             "milliseconds (up to ~1 ms late, less CPU with many sessions)")
     if in_process:
         parser.add_argument("--loop", choices=("auto", "trio", "asyncio"), default=None,
                             help="asgi: targets: run the app on Trio or on trio-asyncio's "
@@ -176,6 +180,9 @@ def replay_spec(args: argparse.Namespace) -> tuple[TargetSpec, ReplayOptions]:
         if asked and not args.target.startswith("asgi:"):
             raise UsageError(f"{flag}: only for asgi: targets (a live server reads its own "
                              f"clock and randomness), not {args.target!r}")
+    if args.wakeups != "precise" and args.target.startswith("asgi:"):
+        raise UsageError(f"--wakeups: only for live targets (an asgi: target runs on a virtual "
+                         f"clock, where every wake-up is exact), not {args.target!r}")
     if args.protocol is not None and args.protocol != "auto":
         from replay._protocols import resolve_protocol
 
@@ -188,7 +195,7 @@ def replay_spec(args: argparse.Namespace) -> tuple[TargetSpec, ReplayOptions]:
                                  timeout=args.timeout or DEFAULT_TIMEOUT,
                                  concurrency=args.concurrency, **carried, protocol=args.protocol,
                                  max_message_size=args.max_message_size,
-                                 epoch=epoch, real_random=real_random)
+                                 epoch=epoch, real_random=real_random, wakeups=args.wakeups)
 
 
 def open_replay(args: argparse.Namespace) -> tuple[Target, ReplayOptions]:

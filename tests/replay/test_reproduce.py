@@ -35,7 +35,7 @@ EVERY_OPTION = ReplayOptions(
     correlation=CorrelationOptions(correlate=("$.thread_id",), off=("$.sub",)),
     secrets=(SecretSource("bearer", "STAGING_TOKEN"), SecretSource("cookie:sid", "SID")),
     auth="tests.replay.issue17_apps:failing_hook", epoch=1_735_689_600_123_456_789,
-    real_random=True, max_message_size=65536, protocol="socketio")
+    real_random=True, max_message_size=65536, protocol="socketio", wakeups="loop")
 LIVE = TargetSpec(url="wss://127.0.0.1:8443/chat?room=1", ca_file="ca.pem",
                   headers=(("X-Tenant", "a b"), ("Origin", "https://x.test")))
 ASGI = TargetSpec(url="asgi:scripts/racy_chat.py:app", loop="asyncio")
@@ -91,6 +91,8 @@ def test_the_printed_command_parses_back_to_the_same_replay(
     options = EVERY_OPTION
     if not target.url.startswith("asgi:"):  # a live server reads its own clock and randomness
         options = dataclasses.replace(options, epoch=None, real_random=False)
+    else:  # and an in-process app's virtual clock wakes exactly
+        options = dataclasses.replace(options, wakeups="precise")
     command = reproduce_command(["a b.wsr", "c.wsr"], target, options, repeat=3)
     assert SECRET not in command
     assert f'--jwt-secret "${ENV}"' in command  # read from where it came from
@@ -130,7 +132,8 @@ def test_a_key_file_is_named_and_a_literal_secret_comes_from_the_default_variabl
 
 
 def test_the_written_sidecar_parses_back_to_the_same_replay() -> None:
-    options = dataclasses.replace(EVERY_OPTION, concurrency=None, allow_alg_change=False)
+    options = dataclasses.replace(EVERY_OPTION, concurrency=None, allow_alg_change=False,
+                                  wakeups="precise")
     cases = [Case(id="explored", warp=str(options.warp), expect="xfail",
                   finding="app-error", match='Need to call "accept"', reason="race 1")]
     text = sidecar_text(ASGI, options, cases, comment="Found by: a test\nsecond line")
@@ -145,7 +148,7 @@ def test_the_written_sidecar_parses_back_to_the_same_replay() -> None:
 def test_a_sidecar_says_which_options_it_cannot_hold() -> None:
     text = sidecar_text(LIVE, EVERY_OPTION, [Case()])
     (note,) = [line for line in text.splitlines() if "not expressible" in line]
-    for name in ("concurrency", "allow_alg_change", "--ca", "--header"):
+    for name in ("concurrency", "allow_alg_change", "--ca", "--header", "--wakeups"):
         assert name in note
     assert parse_sidecar(text, path="s.toml").cases == (Case(),)
 

@@ -131,6 +131,24 @@ async def test_a_live_replay_runs_with_precise_wakeups_and_ends_without_them(nur
     assert active_timer() is None
 
 
+async def test_a_live_replay_asked_for_loop_wakeups_runs_without_the_timer(nursery) -> None:
+    # `--wakeups loop`: the user trades sub-millisecond timing for fewer loop passes; the
+    # replay still passes, on epoll's whole milliseconds.
+    url = await nursery.start(serve, "faithful")
+    seen = []
+    schedule = plan_recording(echo_recording(), warp=Warp.parse("scale=0.5"))
+    transcript = await replay(schedule, LiveTarget(url), timeout=5, wakeups="loop",
+                              on_event=lambda session, event: seen.append(active_timer()))
+    assert judge_transcript(schedule, transcript).kind is VerdictKind.PASS
+    assert seen and all(timer is None for timer in seen)
+
+
+async def test_wakeups_other_than_precise_or_loop_are_refused_before_anything_connects() -> None:
+    schedule = plan_recording(echo_recording())
+    with pytest.raises(ValueError, match="wakeups: expected 'precise' or 'loop', got 'fast'"):
+        await replay(schedule, LiveTarget("ws://127.0.0.1:9/never"), wakeups="fast")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("stack", ["websockets", "uvicorn"])
 async def test_sub_millisecond_gaps_replay_clean_against_third_party_servers(
         stack: str, tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ def test_the_fixture_and_a_sidecar_pin_the_epoch(wsreplay, tmp_path: Path) -> No
         parse_sidecar("epoch = true", path="s.toml")
 
 
-def test_epoch_and_real_random_are_refused_for_a_live_target_and_bad_text(tmp_path) -> None:
+def test_flags_for_the_other_kind_of_target_and_bad_epochs_are_refused(tmp_path) -> None:
     path = tmp_path / "log.wsr"
     write_recording(path, log_recording())
     live = wsreplay("run", str(path), "--target", "ws://127.0.0.1:9", "--epoch", "0")
@@ -199,6 +199,11 @@ def test_epoch_and_real_random_are_refused_for_a_live_target_and_bad_text(tmp_pa
     assert live.stderr.strip().splitlines() == [
         "wsreplay: error: --epoch: only for asgi: targets (a live server reads its own clock "
         "and randomness), not 'ws://127.0.0.1:9'"]
+    exact = wsreplay("run", str(path), "--target", f"asgi:{APPS}:log_app", "--wakeups", "loop")
+    assert exact.returncode == 2
+    assert exact.stderr.strip().splitlines() == [
+        "wsreplay: error: --wakeups: only for live targets (an asgi: target runs on a virtual "
+        f"clock, where every wake-up is exact), not 'asgi:{APPS}:log_app'"]
     bad = wsreplay("run", str(path), "--target", f"asgi:{APPS}:log_app", "--epoch", "soon")
     assert bad.returncode == 2
     assert "--epoch: expected Unix seconds (1735689600) or an ISO 8601 time" in bad.stderr
