@@ -76,15 +76,16 @@ class Proc:
 
 
 def spawn(argv: Sequence[str], port: int, log: Path, *, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> Proc:
-    """Start `argv` (which must listen on `port`), its output in `log`; wait until it does."""
+          cwd: Path | None = None, timeout: float = 30) -> Proc:
+    """Start `argv` (which must listen on `port`), its output in `log`; wait up to `timeout`
+    seconds until it does."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         popen = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                  env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     proc = Proc(popen, port, log)
     try:
-        wait_for_port(port, popen, log)
+        wait_for_port(port, popen, log, timeout)
     except BaseException:
         proc.stop(signal.SIGKILL)
         raise
@@ -93,15 +94,19 @@ def spawn(argv: Sequence[str], port: int, log: Path, *, env: dict[str, str] | No
 
 def start_mitmdump(workdir: Path, upstream_port: int | None, *, addon: bool = True,
                    options: Sequence[str] = (), name: str = "mitmdump",
-                   upstream_scheme: str = "http", script: Path | None = None) -> Proc:
+                   upstream_scheme: str = "http", script: Path | None = None,
+                   under: Sequence[str] = (), timeout: float = 30) -> Proc:
     """mitmdump in reverse mode in front of `upstream_port` (regular proxy mode when None;
     `upstream_scheme` https for a TLS server), recording into workdir/captures unless a
     ``wsreplay_dir=`` option says otherwise; `script`: another mitmproxy script to load
-    (after the addon, if both)."""
+    (after the addon, if both). `under`: a command mitmdump runs under (valgrind, say),
+    given `timeout` seconds to listen."""
     port = free_port()
     mode = "regular" if upstream_port is None else \
         f"reverse:{upstream_scheme}://127.0.0.1:{upstream_port}"
-    argv = [str(VENV_BIN / "mitmdump"), "--mode", mode,
+    # mitmdump's entry script through this Python: a wrapper such as valgrind then runs
+    # the interpreter itself, not a shell script's shebang.
+    argv = [*under, sys.executable, str(VENV_BIN / "mitmdump"), "--mode", mode,
             "--listen-host", "127.0.0.1", "--listen-port", str(port),
             "--set", f"confdir={workdir.parent / 'mitmproxy-conf'}",
             "--set", "termlog_verbosity=info", "--set", "flow_detail=0"]
@@ -113,4 +118,4 @@ def start_mitmdump(workdir: Path, upstream_port: int | None, *, addon: bool = Tr
         argv += ["-s", str(script)]
     for option in options:
         argv += ["--set", option]
-    return spawn(argv, port, workdir / f"{name}.out")
+    return spawn(argv, port, workdir / f"{name}.out", timeout=timeout)

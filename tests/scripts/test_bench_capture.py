@@ -3,6 +3,7 @@ verdict from their share (a binomial interval, never a bare point)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,19 +62,36 @@ def test_a_process_cpu_time_is_read_finer_than_a_clock_tick(bench: Any) -> None:
     assert 0.002 < spent < 0.009
 
 
-def test_each_part_of_the_decomposition_is_a_script_that_replaces_what_exists(
+def test_each_part_of_the_decomposition_is_one_script_that_replaces_what_exists(
         bench: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # `--decompose` loads these into real mitmdumps; here they run in-process (what they
     # patch restored after), so a renamed recorder method fails here, not as a wrong bench.
+    # A patch and the addon share one script: a second one would add its own dispatch.
     from capture import _recorder
 
     monkeypatch.setattr(_recorder.Recorder, "_write_noted", _recorder.Recorder._write_noted)
     monkeypatch.setattr(_recorder._Sink, "write_messages", _recorder._Sink.write_messages)
-    scripts = {name: part.script for name, part in bench.PARTS.items() if part.script}
+    scripts = {name: part.text() for name, part in bench.PARTS.items() if part.text()}
     assert list(scripts) == ["empty script", "no-op hook", "note only",
                              "records, not written"]
     for name, script in scripts.items():
         namespace: dict[str, Any] = {}
         exec(compile(script, name, "exec"), namespace)
         assert isinstance(namespace["addons"], list), name
+        if bench.PARTS[name].addon:
+            (addon,) = namespace["addons"]
+            assert type(addon).__name__ == "WsReplay", name
     assert _recorder.Recorder._write_noted.__name__ == "_drop"  # it did replace it
+
+
+def test_instruction_counts_are_read_from_a_callgrind_dump(bench: Any, tmp_path: Path) -> None:
+    dump = tmp_path / "callgrind.1"
+    dump.write_text("# callgrind format\nversion: 1\nevents: Ir\nfn=(1) main\n3 5\n"
+                    "totals: 123456789\n")
+    assert bench._callgrind_total(dump) == 123456789
+    dump.write_text("events: Ir\nsummary: 42\n")
+    assert bench._callgrind_total(dump) == 42
+    dump.write_text("not a dump\n")
+    with pytest.raises(RuntimeError, match="no summary line"):
+        bench._callgrind_total(dump)
+    assert set(bench.COUNTED_PARTS) <= set(bench.PARTS)
