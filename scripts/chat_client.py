@@ -43,7 +43,12 @@ from urllib.parse import urlsplit
 
 import jwt
 import trio
-from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    WebSocketConnection,
+    open_websocket_url,
+)
 
 from corpus import Close, Closer, CorpusWriter, Direction, Handshake, Message, new_header
 
@@ -119,14 +124,14 @@ class Rejected(Exception):
 
 
 class _LiveChannel:
-    def __init__(self, ws: object) -> None:
+    def __init__(self, ws: WebSocketConnection) -> None:
         self.ws = ws
 
     async def send(self, text: str) -> None:
-        await self.ws.send_message(text)  # type: ignore[attr-defined]
+        await self.ws.send_message(text)
 
     async def receive(self) -> str:
-        message = await self.ws.get_message()  # type: ignore[attr-defined]
+        message = await self.ws.get_message()
         return message if isinstance(message, str) else message.decode()
 
 

@@ -47,6 +47,7 @@ from replay._facade import replay_recording  # noqa: E402
 from replay._pictures.bisect import plot_bisect  # noqa: E402
 from replay._search.bisect import bisect, format_ns  # noqa: E402
 from replay._targets.asgi import AsgiTarget  # noqa: E402
+from replay._targets.asgi_app import ASGIApp  # noqa: E402
 from replay.cli import main as wsreplay  # noqa: E402
 
 # Wide enough for the table when piped (rich falls back to 80 columns there).
@@ -123,7 +124,7 @@ class Outcome:
         return f"[green]{self.kind}[/]" if self.kind == "pass" else f"[red]{self.kind}[/]"
 
 
-def outcome(sample: Path, warp: str, app: object) -> Outcome:
+def outcome(sample: Path, warp: str, app: ASGIApp) -> Outcome:
     result = replay_recording(read_recording(sample), AsgiTarget(app, loop="trio"),
                               ReplayOptions(warp=Warp.parse(warp) if warp else None,
                                             key=KEY, oracle=ORACLE, epoch=EPOCH))

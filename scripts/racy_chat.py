@@ -171,11 +171,12 @@ class Settings:
         if "RACY_CHAT_BROKEN" in env:
             names = {n.strip() for n in env["RACY_CHAT_BROKEN"].split(",") if n.strip()}
             settings = replace(settings, broken=frozenset(names))
+        timings: dict[str, Any] = {}  # Any: fields named at run time, beyond mypy's reach
         for name in TIMINGS:
             key = "RACY_CHAT_" + name.upper()
             if key in env:
-                settings = replace(settings, **{name: parse_duration(env[key], field=key)})
-        return settings
+                timings[name] = parse_duration(env[key], field=key)
+        return replace(settings, **timings)
 
 
 

@@ -145,7 +145,7 @@ def corpus_bytes(count: int, seed: int, workdir: str) -> Tally:
     for _ in range(count):
         data = mutate(rng, rng.choice(files), files)
         Path(path).write_bytes(data)
-        tally.attempt(lambda: read_every_way(path), lambda d=data: repr(d[:400]),
+        tally.attempt(lambda: read_every_way(path), functools.partial(repr, data[:400]),
                       (CorpusError,), _corpus_located)
     return tally
 
@@ -314,12 +314,14 @@ def har(count: int, seed: int, workdir: str) -> Tally:
     for i in range(count):
         if i % 2:
             document = mutate_json(rng, rng.choice(documents))
-            tally.attempt(lambda d=document: structured(d), lambda d=document: json.dumps(d),
+            tally.attempt(functools.partial(structured, document),
+                          functools.partial(json.dumps, document),
                           (CorpusError,))
         else:
             data = mutate(rng, rng.choice(texts), texts)
             Path(path).write_bytes(data)
-            tally.attempt(lambda: read_har(path), lambda d=data: repr(d[:400]), (CorpusError,))
+            tally.attempt(lambda: read_har(path), functools.partial(repr, data[:400]),
+                          (CorpusError,))
     return tally
 
 
@@ -348,7 +350,8 @@ def flows(count: int, seed: int, workdir: str) -> Tally:
     for _ in range(count):
         data = mutate(rng, dumps[0], dumps)
         Path(path).write_bytes(data)
-        tally.attempt(lambda: read_flows(path), lambda d=data: repr(d[:400]), (CorpusError,))
+        tally.attempt(lambda: read_flows(path), functools.partial(repr, data[:400]),
+                      (CorpusError,))
     return tally
 
 
@@ -430,7 +433,7 @@ def warp(count: int, seed: int, workdir: str) -> Tally:
     schedules = _schedules()[:2]
     for _ in range(count):
         text = warp_text(rng)
-        tally.attempt(lambda t=text: check_warp(t, schedules), lambda t=text: repr(t),
+        tally.attempt(functools.partial(check_warp, text, schedules), functools.partial(repr, text),
                       (WarpError,))
     return tally
 
@@ -453,7 +456,7 @@ def sidecar(count: int, seed: int, workdir: str) -> Tally:
     rng = random.Random(seed)
     for _ in range(count):
         text = sidecar_text(rng, samples)
-        tally.attempt(lambda t=text: check_sidecar(t), lambda t=text: repr(t),
+        tally.attempt(functools.partial(check_sidecar, text), functools.partial(repr, text),
                       (SidecarError, WarpError))
     return tally
 
