@@ -600,8 +600,12 @@ def render_report(report: LoadReport) -> str:
         lines.append(f"runner CPU per shard (of one core): {busy}")
     if report.lateness.count:
         s = report.lateness.summary()
+        # With the event loop's wake-ups every send is up to a millisecond late by design:
+        # say so beside the figures, so that nobody reads it as the server's doing.
+        steps = ("  (--wakeups loop: whole-millisecond wake-ups)"
+                 if report.settings.get("wakeups") == "loop" else "")
         lines.append(f"send lateness (ms): p50 {_ms(s['p50'])}  p90 {_ms(s['p90'])}  "
-                     f"p99 {_ms(s['p99'])}  max {_ms(s['max'])}")
+                     f"p99 {_ms(s['p99'])}  max {_ms(s['max'])}{steps}")
     if report.steady.count and report.steady.count != report.lateness.count:
         s = report.steady.summary()
         lines.append(f"  after the ramp:    p50 {_ms(s['p50'])}  p90 {_ms(s['p90'])}  "

@@ -214,7 +214,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     settings = {"sessions": args.sessions, "duration_s": args.duration / 1e9
                 if args.duration else None, "starts": str(starts),
                 "identity": str(identity) if identity else None, "warp": args.warp,
-                "pacing": args.pacing, "workers": args.workers, "cluster": args.cluster}
+                "pacing": args.pacing, "workers": args.workers, "cluster": args.cluster,
+                "wakeups": options.wakeups}
 
     return load, spec, settings
 

@@ -106,6 +106,50 @@ def test_200_sessions_across_2_workers_all_pass_on_a_faithful_server(
     assert "200 of 200 sessions passed" in result.stdout
 
 
+def test_a_load_on_the_event_loops_wake_ups_says_so_beside_its_lateness(
+        server, recording, tmp_path) -> None:
+    url = server("faithful").url
+    result, report = load(recording, url, tmp_path, "--sessions", "20", "--ramp", "0..N/200ms",
+                          "--identity", "sub=user-{n}", "--wakeups", "loop")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["counts"] == {"pass": 20}
+    assert report["settings"]["wakeups"] == "loop"
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("send lateness")]
+    assert line.endswith("(--wakeups loop: whole-millisecond wake-ups)")
+    _, precise = load(recording, url, tmp_path, "--sessions", "2", "--identity", "sub=u-{n}",
+                      name="precise")
+    assert precise["settings"]["wakeups"] == "precise"
+
+
+@pytest.mark.parametrize(("flag", "armed"), [((), 1), (("--wakeups", "loop"), 0)])
+def test_a_load_shard_replays_with_the_wake_ups_asked_for(
+        server, recording, monkeypatch, flag, armed) -> None:
+    # In-process (1 worker), so the runner's timer can be watched: each shard's replay
+    # arms it once, unless the load was asked for the event loop's wake-ups.
+    import contextlib
+
+    from replay import _runner
+    from replay._load.run import run_load
+    from replay.cli._app import build_parser
+    from replay.cli.load import prepare
+
+    entered = []
+
+    @contextlib.asynccontextmanager
+    async def watched():
+        entered.append(1)
+        yield None
+
+    monkeypatch.setattr(_runner, "precise_wakeups", watched)
+    url = server("faithful").url
+    args = build_parser().parse_args(["load", str(recording), "--target", url, "--jwt-secret",
+                                      SECRET, "--sessions", "3", *flag])
+    loaded, spec, settings = prepare(args)
+    report = run_load(loaded, spec, settings=settings)
+    assert report.counts == {"pass": 3}
+    assert len(entered) == armed
+
+
 def test_a_per_user_slot_race_fails_under_load_but_not_in_a_single_replay(
         server, recording, tmp_path) -> None:
     url = server("slots").url
