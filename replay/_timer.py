@@ -15,8 +15,9 @@ each sending 100 ms after its previous echo): p99 send lateness 1.23 -> 0.26 ms,
 -> 0.08 ms. The price is CPU: sends no longer fall due together at a millisecond boundary,
 so fewer share a pass of the event loop (~3.6 loop passes per send instead of ~2.0; client
 CPU per send ~160 -> ~235 us there; at one session, where nothing is shared, ~+5 us).
-On Python 3.12 libc's timerfd functions are called through ctypes; off Linux nothing
-changes.
+On Python 3.12 libc's timerfd functions are called through ctypes. Off Linux nothing
+changes: macOS needs nothing (kqueue takes the timeout as a timespec, nanoseconds), and on
+Windows Trio's completion-port wait keeps its whole milliseconds.
 """
 
 from __future__ import annotations
