@@ -39,15 +39,16 @@ def machine() -> dict[str, Any]:
             "cpus": os.cpu_count(), "load_average": load_average(), "libraries": versions}
 
 
-def figure(name: str, value: float | None, unit: str, goal: str, met: bool | None,
-           **extra: Any) -> dict[str, Any]:
+def figure(name: str, value: float | None, unit: str, goal: str, met: bool | None, *,
+           counted: bool = False, **extra: Any) -> dict[str, Any]:
     """One figure and its goal. A goal missed while the machine was busy is not a verdict
     (`met` None, "too busy to conclude"): other processes' load can only have made the
-    figure worse. A goal met under load stands."""
+    figure worse. A goal met under load stands, and so does any verdict on a `counted`
+    figure (instructions under valgrind), which load does not move."""
     crowded = busy()
     return {"name": name, "value": value, "unit": unit, "goal": goal,
-            "met": None if met is False and crowded else met, "busy": crowded,
-            "load_average": load_average(), **extra}
+            "met": None if met is False and crowded and not counted else met,
+            "busy": crowded, "load_average": load_average(), **extra}
 
 
 def verdict(figure: dict[str, Any]) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import benchmeta
@@ -37,3 +39,16 @@ def test_a_goal_is_met_missed_or_undecided_by_where_the_interval_lies() -> None:
     assert met is None and "spans the goal" in why
     assert benchmeta.decide(interval(0.96, 0.99), at_least=0.95) == (True, "")
     assert benchmeta.decide(interval(0.7, 0.9), at_least=0.95) == (False, "")
+
+
+def test_a_timed_goal_missed_on_a_busy_machine_is_no_verdict_but_a_counted_one_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Other processes' load can only have slowed a timed figure; an instruction count
+    # (valgrind) is the same whatever else runs, so its miss stands.
+    monkeypatch.setattr(benchmeta.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    timed = benchmeta.figure("capacity", 0.9, "ratio", ">= 0.95", False)
+    counted = benchmeta.figure("capacity by instructions", 0.9, "ratio", ">= 0.95", False,
+                               counted=True)
+    assert benchmeta.verdict(timed) == "too busy to conclude"
+    assert benchmeta.verdict(counted) == "NOT met"
+    assert counted["busy"] is True
