@@ -9,7 +9,7 @@ is a field here with its default, and one line where each front end fills it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from ._engine.correlation import CorrelationOptions
 from ._engine.oracle import OracleOptions
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 Wakeups = Literal["precise", "loop"]
 """How a live run wakes for its deadlines (see `replay._timer`)."""
+WAKEUPS: tuple[Wakeups, ...] = get_args(Wakeups)
+
+
+def check_wakeups(wakeups: object) -> None:
+    """`ValueError` with one line unless `wakeups` is one of `WAKEUPS`."""
+    if wakeups not in WAKEUPS:
+        raise ValueError(f"wakeups: expected {' or '.join(map(repr, WAKEUPS))}, "
+                         f"got {wakeups!r}")
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a session may go without progress (beyond what its schedule plans) before it
@@ -86,8 +94,7 @@ class ReplayOptions:
                              f"got {self.timeout!r}")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency: expected at least 1, got {self.concurrency!r}")
-        if self.wakeups not in ("precise", "loop"):
-            raise ValueError(f"wakeups: expected 'precise' or 'loop', got {self.wakeups!r}")
+        check_wakeups(self.wakeups)
         if self.max_message_size is not None and self.max_message_size < 1:
             raise ValueError(f"max_message_size: expected a positive number of bytes, "
                              f"got {self.max_message_size!r}")

@@ -64,7 +64,7 @@ from ._engine.transcript import (
 )
 from ._errors import AuthError, ConnectionClosed, HandshakeRejected, TargetUnreachable
 from ._gc import live_collector
-from ._options import DEFAULT_TIMEOUT, Wakeups
+from ._options import DEFAULT_TIMEOUT, Wakeups, check_wakeups
 from ._protocols.base import Control, Profile, rebind_url
 from ._targets.base import Connection, ConnectRequest, HttpRequest, Target
 from ._targets.virtual import new_alarm
@@ -126,8 +126,7 @@ async def replay(schedule: Schedule, target: Target, *, timeout: float = DEFAULT
         raise ValueError(f"timeout: expected a positive number of seconds, got {timeout!r}")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency: expected at least 1, got {concurrency!r}")
-    if wakeups not in ("precise", "loop"):
-        raise ValueError(f"wakeups: expected 'precise' or 'loop', got {wakeups!r}")
+    check_wakeups(wakeups)
     run = _Run(schedule, target, timeout=timeout, on_event=on_event, rewrite=rewrite,
                binder=binder, cap=trio.Semaphore(concurrency) if concurrency else None)
     warm_up = getattr(target, "warm_up", None)  # before t=0: live, imports are lateness

@@ -10,13 +10,22 @@ it changes between the first figure of a bench and its last.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
+from pathlib import Path
 from typing import Any
 
 LIBRARIES = ("trio", "trio-websocket", "wsproto", "trio-asyncio", "starlette", "hypercorn",
              "mitmproxy", "msgpack", "picows", "uvloop")
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    """A bench's JSON at `path` (its folder made if need be), and a line saying where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def load_average() -> list[float]:

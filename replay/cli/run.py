@@ -86,6 +86,8 @@ def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = Tr
     and a live server's ordering, clock and randomness are its own) no ``--loop``,
     ``--seed``, ``--epoch`` or ``--real-random``.
     """
+    from replay._options import WAKEUPS
+
     parser.add_argument("--target", "-t", required=True, metavar="TARGET",
                         help="where to replay: ws://…, wss://… (live, real clock) or "
                              "asgi:MODULE_OR_FILE:ATTR (in-process, virtual clock)")
@@ -109,7 +111,7 @@ def add_replay_options(parser: argparse.ArgumentParser, *, in_process: bool = Tr
                         help="per-session progress deadline (default 10; '500ms' works)")
     parser.add_argument("--concurrency", type=_positive_int, default=None, metavar="N",
                         help="at most N sessions connected at once (default: as recorded)")
-    parser.add_argument("--wakeups", choices=("precise", "loop"), default="precise",
+    parser.add_argument("--wakeups", choices=WAKEUPS, default="precise",
                         help="live targets: precise wakes each send at its deadline (Linux "
                              "timerfd, ~0.1 ms); loop leaves it to the event loop's whole "
                              "milliseconds (up to ~1 ms late, less CPU with many sessions)")
