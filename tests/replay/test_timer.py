@@ -26,6 +26,7 @@ from replay import _timer
 from replay._engine.verdict import VerdictKind
 from replay._engine.warp import Warp
 from replay._facade import judge_transcript, plan_recording
+from replay._options import Wakeups
 from replay._runner import replay
 from replay._targets.live import LiveTarget
 from replay._timer import AVAILABLE, active_timer, precise_wakeups
@@ -149,12 +150,11 @@ async def test_wakeups_other_than_precise_or_loop_are_refused_before_anything_co
         await replay(schedule, LiveTarget("ws://127.0.0.1:9/never"), wakeups="fast")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("stack", ["websockets", "uvicorn"])
-async def test_sub_millisecond_gaps_replay_clean_against_third_party_servers(
-        stack: str, tmp_path: Path) -> None:
-    # The `websockets` library and a raw ASGI app under uvicorn (wire_servers.py), each a
-    # process of its own: a conversation with every gap warped to a tenth of a millisecond
-    # passes, with the timer armed the whole run.
+async def _replay_against(stack: str, tmp_path: Path,
+                          wakeups: Wakeups) -> tuple[VerdictKind, list[object]]:
+    """A conversation with every gap warped to a tenth of a millisecond, replayed against
+    `stack` (tests/replay/wire_servers.py, a process of its own): its verdict, and the
+    run's timer at each event."""
     port = free_port()
     server = spawn([sys.executable, str(WIRE_SERVERS), stack, str(port)], port,
                    tmp_path / "server.out")
@@ -163,11 +163,30 @@ async def test_sub_millisecond_gaps_replay_clean_against_third_party_servers(
         rec = recording(session_records(1, steps, close=(21, Closer.CLIENT, 1000),
                                         url=f"ws://127.0.0.1:{port}/chat"))
         schedule = plan_recording(rec, warp=Warp.parse("scale=0.1"))
-        seen = []
+        seen: list[object] = []
         transcript = await replay(schedule, LiveTarget(f"ws://127.0.0.1:{port}/chat"),
-                                  timeout=5,
+                                  timeout=5, wakeups=wakeups,
                                   on_event=lambda session, event: seen.append(active_timer()))
     finally:
         server.stop()
-    assert judge_transcript(schedule, transcript).kind is VerdictKind.PASS
+    return judge_transcript(schedule, transcript).kind, seen
+
+
+@pytest.mark.parametrize("stack", ["websockets", "uvicorn"])
+async def test_sub_millisecond_gaps_replay_clean_against_third_party_servers(
+        stack: str, tmp_path: Path) -> None:
+    # The `websockets` library and a raw ASGI app under uvicorn: the conversation passes,
+    # with the timer armed the whole run.
+    kind, seen = await _replay_against(stack, tmp_path, "precise")
+    assert kind is VerdictKind.PASS
     assert seen and all(timer is not None for timer in seen)
+
+
+@pytest.mark.parametrize("stack", ["websockets", "uvicorn"])
+async def test_loop_wakeups_replay_clean_against_third_party_servers(
+        stack: str, tmp_path: Path) -> None:
+    # `--wakeups loop` against the same stacks: the gaps last whole milliseconds, and the
+    # conversation passes all the same, with no timer at any event.
+    kind, seen = await _replay_against(stack, tmp_path, "loop")
+    assert kind is VerdictKind.PASS
+    assert seen and all(timer is None for timer in seen)
